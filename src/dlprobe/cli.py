@@ -1,0 +1,262 @@
+"""The `dlprobe` command.
+
+    dlprobe list                                   experiments, one line each
+    dlprobe run fit-function --profile smoke       one experiment (skips if done, resumes if interrupted)
+    dlprobe run all --profile quick                every experiment, then the report
+    dlprobe run fit-function --help                the experiment's own options (every config field)
+    dlprobe report [RUN_DIR ...] --out report/     the HTML + Markdown report from run directories
+    dlprobe data list | dlprobe data fetch NAME    datasets: where they are, how to get them
+
+User mistakes print one line `dlprobe: error: ...` and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__, paths
+from .config import PROFILES, build_config, field_help, load_config_file
+from .errors import ConfigError, DlprobeError
+
+# common options -> the config field they set (first one the experiment has)
+COMMON_FIELDS = {
+    "dataset": ("datasets", "dataset"),
+    "function": ("functions", "function"),
+    "train_size": ("train_size",),
+    "seed": ("seed",),
+    "seeds": ("seeds",),
+    "device": ("device",),
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line and exit code 2."""
+
+    def error(self, message):
+        print(f"dlprobe: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", choices=PROFILES, default="quick", help="smoke: seconds (tests); quick: minutes on a 2-core CPU (demo); full: the assignment's scale (default: quick)")
+    parser.add_argument("--dataset", action="append", metavar="NAME", help="image dataset (repeatable where the experiment takes several): mnist, fashion-mnist, cifar10, mnist-5k, digits")
+    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="where dataset files are looked for first (then $DLPROBE_DATA, then standard places)")
+    parser.add_argument("--train-size", metavar="N", help="use a deterministic subset of N training images")
+    parser.add_argument("--function", action="append", metavar="NAME|EXPR", help="target function: a registered name (see `dlprobe data list`) or an expression in x, e.g. 'exp(-x**2)*sin(8*x)' (repeatable)")
+    parser.add_argument("--seed", metavar="S", help="base random seed")
+    parser.add_argument("--seeds", metavar="N|LIST", help="number of seeds (S, S+1, ...) or an explicit list like 0,1,2")
+    parser.add_argument("--out", type=Path, default=paths.DEFAULT_RUNS_ROOT, metavar="DIR", help="root of the run directories (default: runs/)")
+    parser.add_argument("--device", metavar="auto|cpu|cuda", help="auto uses CUDA when present (default: auto)")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML or JSON file of config values (tables named after experiments apply to that experiment only)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="resume an unfinished run, skip a finished one (the default)")
+    group.add_argument("--fresh", action="store_true", help="delete the run directory and start over")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field (repeatable), e.g. --set epochs=100")
+    parser.add_argument("--report-dir", type=Path, default=paths.DEFAULT_REPORT_DIR, metavar="DIR", help="where `run all` writes the report (default: report/)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
+
+
+def _add_field_options(parser: argparse.ArgumentParser, config_class) -> None:
+    group = parser.add_argument_group("experiment options (every config field; defaults shown are before the profile)")
+    taken = {name for names in COMMON_FIELDS.values() for name in names}
+    for name, type_text, help_text, default in field_help(config_class):
+        if name in taken:
+            continue
+        group.add_argument(f"--{name.replace('_', '-')}", dest=f"field__{name}", metavar=type_text.upper().replace(" ", ""), help=f"{help_text} (default: {default})")
+
+
+def build_parser(experiment=None) -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="dlprobe", description="The deep-learning-theory experiment suite: run experiments, draw figures, write the report.")
+    parser.add_argument("--version", action="version", version=f"dlprobe {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    commands.add_parser("list", help="list the experiments")
+    run = commands.add_parser("run", help="run one experiment or all of them", description="Run an experiment (or `all`). Re-running the same command skips a finished run and resumes an unfinished one.")
+    run.add_argument("experiment", metavar="NAME|all", help="experiment name (see `dlprobe list`) or all")
+    _add_run_options(run)
+    if experiment is not None:
+        _add_field_options(run, experiment.config_class)
+    report = commands.add_parser("report", help="build the report from run directories")
+    report.add_argument("run_dirs", nargs="*", type=Path, help="run directories (default: every finished run under --runs)")
+    report.add_argument("--runs", type=Path, default=paths.DEFAULT_RUNS_ROOT, help="root of the run directories (default: runs/)")
+    report.add_argument("--out", type=Path, default=paths.DEFAULT_REPORT_DIR, help="output directory (default: report/)")
+    data = commands.add_parser("data", help="datasets: list what is available, fetch what is missing")
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=OneLineParser)
+    data_list = data_commands.add_parser("list", help="datasets and target functions, and where each dataset was found")
+    data_list.add_argument("--data-dir", type=Path)
+    fetch = data_commands.add_parser("fetch", help="download a dataset from its usual mirrors and verify checksums")
+    fetch.add_argument("name")
+    fetch.add_argument("--data-dir", type=Path, help="destination (default: $DLPROBE_DATA or ~/.cache/dlprobe)")
+    return parser
+
+
+def _cli_values(args, config_class) -> dict:
+    """Common options and --field/--set values that apply to this config class, as strings."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(config_class)}
+    values: dict = {}
+    for option, candidates in COMMON_FIELDS.items():
+        given = getattr(args, option)
+        if given is None:
+            continue
+        target = next((c for c in candidates if c in names), None)
+        if target is None:
+            continue
+        if isinstance(given, list):  # repeatable options
+            if target in ("dataset", "function") and len(given) > 1:
+                raise ConfigError(f"--{option} was given {len(given)} times but this experiment takes one")
+            given = ",".join(given) if target.endswith("s") else given[0]
+        values[target] = given
+    if "seeds" in values and "seeds" in names:
+        values["seeds"] = _parse_seeds(values["seeds"], int(values.get("seed", getattr(config_class(), "seed", 0))))
+    for key, value in vars(args).items():
+        if key.startswith("field__") and value is not None:
+            values[key[len("field__") :]] = value
+    for item in args.set:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        if key.strip().replace("-", "_") in names:
+            values[key.strip().replace("-", "_")] = value
+    return values
+
+
+def _parse_seeds(text: str, base: int) -> str:
+    text = str(text).strip()
+    if "," in text:
+        return text
+    try:
+        count = int(text)
+    except ValueError:
+        raise ConfigError(f"--seeds expects a count N or a list like 0,1,2, got {text!r}") from None
+    if count < 1:
+        raise ConfigError(f"--seeds count must be >= 1, got {count}")
+    return ",".join(str(base + i) for i in range(count))
+
+
+def _file_values(file_data: dict, experiment_name: str, all_names: set[str]) -> dict:
+    values = {k: v for k, v in file_data.items() if k not in all_names and not isinstance(v, dict)}
+    tables = [k for k, v in file_data.items() if isinstance(v, dict)]
+    for table in tables:
+        if table not in all_names:
+            raise ConfigError(f"config file table [{table}] is not an experiment; experiments: {', '.join(sorted(all_names))}")
+    values.update(file_data.get(experiment_name, {}))
+    return values
+
+
+def command_run(args) -> int:
+    from .experiments import all_experiments, get_experiment
+    from .experiments.runner import run_experiment
+
+    experiments = all_experiments() if args.experiment == "all" else [get_experiment(args.experiment)]
+    all_names = {e.name for e in all_experiments()}
+    file_data = load_config_file(args.config) if args.config else {}
+    _check_set_keys(args, experiments)
+    configs = []
+    for experiment in experiments:
+        file_values = _file_values(file_data, experiment.name, all_names)
+        if args.experiment == "all":  # shared file keys apply where the experiment has them
+            from dataclasses import fields
+
+            known = {f.name for f in fields(experiment.config_class)}
+            file_values = {k: v for k, v in file_values.items() if k in known or k in file_data.get(experiment.name, {})}
+        config = build_config(
+            experiment.config_class,
+            experiment.profiles.get(args.profile, {}),
+            file_values,
+            _cli_values(args, experiment.config_class),
+            context=f"{experiment.name} ({args.profile} profile)",
+        )
+        configs.append((experiment, config))
+    run_dirs = []
+    for experiment, config in configs:  # every config is valid before anything runs
+        run_dirs.append(run_experiment(experiment, config, args.profile, args.out, fresh=args.fresh, data_dir=args.data_dir, quiet=args.quiet))
+    if args.experiment == "all":
+        report_path = _build_report(run_dirs, args.report_dir)
+        if report_path is not None:
+            print(f"report: {report_path.resolve()}")
+    else:
+        print(f"run directory: {run_dirs[0].resolve()}")
+    return 0
+
+
+def _check_set_keys(args, experiments) -> None:
+    from dataclasses import fields
+
+    for item in args.set:
+        key = item.split("=", 1)[0].strip().replace("-", "_")
+        if not any(key in {f.name for f in fields(e.config_class)} for e in experiments):
+            raise ConfigError(f"--set {key}: no such config field in {', '.join(e.name for e in experiments)}")
+
+
+def _build_report(run_dirs, out: Path):
+    try:
+        from .report import build_report
+    except ImportError:
+        print("report: not available in this version", file=sys.stderr)
+        return None
+    return build_report(run_dirs, out)
+
+
+def command_report(args) -> int:
+    from .report import build_report, find_run_dirs
+
+    run_dirs = list(args.run_dirs) or find_run_dirs(args.runs)
+    path = build_report(run_dirs, args.out)
+    print(f"report: {path.resolve()}")
+    return 0
+
+
+def command_list(args) -> int:
+    from .experiments import all_experiments
+
+    for experiment in all_experiments():
+        print(f"{experiment.name:16s} [{experiment.section}] {experiment.description}")
+    return 0
+
+
+def command_data(args) -> int:
+    from .data.functions import available_functions
+    from .data.images import list_datasets
+
+    if args.data_command == "list":
+        print("image datasets:")
+        for row in list_datasets(args.data_dir):
+            state = "available" if row["available"] else "missing  "
+            print(f"  {row['name']:14s} {state} {row['location']}{('  (' + row['note'] + ')') if row.get('note') else ''}")
+        print("target functions (or any expression in x):")
+        for target in available_functions():
+            print(f"  {target.name:14s} {target.formula} on [{target.domain[0]:g}, {target.domain[1]:g}]")
+        return 0
+    from .data.fetch import default_fetch_dir, fetch_dataset
+
+    destination = args.data_dir or default_fetch_dir()
+    written = fetch_dataset(args.name, destination)
+    for path in written:
+        print(path)
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    experiment = None
+    try:
+        if len(argv) >= 2 and argv[0] == "run" and not argv[1].startswith("-") and argv[1] != "all":
+            from .experiments import get_experiment
+
+            experiment = get_experiment(argv[1])
+        args = build_parser(experiment).parse_args(argv)
+        handler = {"run": command_run, "report": command_report, "list": command_list, "data": command_data}[args.command]
+        return handler(args)
+    except DlprobeError as error:
+        print(f"dlprobe: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ndlprobe: interrupted; run the same command again to resume where it stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

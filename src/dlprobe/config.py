@@ -1,0 +1,222 @@
+"""Experiment configurations: frozen dataclasses whose fields carry their help text.
+
+    @dataclass(frozen=True)
+    class Config(ExperimentConfig):
+        epochs: int = param(2000, "training epochs", minimum=1)
+
+Profiles are presets (smoke/quick/full) applied over the dataclass defaults; then a config file, then
+command-line overrides. Every value is type-checked with a one-line ConfigError. A run's identity is a
+hash of the fields that differ from the defaults (ignoring fields marked identity=False such as the
+device), so adding a field with a default never renames old runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+PROFILES = ("smoke", "quick", "full")
+
+
+def param(default, help: str, *, minimum=None, maximum=None, choices=None, identity: bool = True):
+    """A config field with help text and simple bounds (checked on every assignment path)."""
+    metadata = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices, "identity": identity}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    seed: int = param(0, "base random seed (initial weights, data order, subsets)", minimum=0)
+    device: str = param("auto", "auto (CUDA when present, else CPU), cpu or cuda", identity=False)
+
+    def __post_init__(self):
+        hints = _hints(type(self))
+        for f in fields(self):
+            value = _coerce(f, getattr(self, f.name), source="", hint=hints[f.name])
+            object.__setattr__(self, f.name, value)
+            _check_bounds(f, value)
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field checks; subclasses raise ConfigError."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+
+    def identity_hash(self) -> str:
+        """8 hex digits from the identity fields that differ from the class defaults."""
+        defaults = type(self)()
+        changed = {
+            f.name: _jsonable(getattr(self, f.name))
+            for f in fields(self)
+            if f.metadata.get("identity", True) and getattr(self, f.name) != getattr(defaults, f.name)
+        }
+        text = json.dumps(changed, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def field_help(config_class) -> list[tuple[str, str, str, Any]]:
+    """(name, type text, help, default) of every field, for --help and the docs."""
+    hints = _hints(config_class)
+    return [(f.name, _type_text(hints[f.name]), f.metadata.get("help", ""), f.default) for f in fields(config_class)]
+
+
+def build_config(config_class, profile_overrides: dict, file_values: dict, cli_values: dict, context: str):
+    """Defaults <- profile <- config file <- command line; raises ConfigError naming the bad key."""
+    names = {f.name for f in fields(config_class)}
+    values: dict[str, Any] = {}
+    for source, given in (("profile", profile_overrides), ("config file", file_values), ("command line", cli_values)):
+        for key, value in given.items():
+            key_name = key.replace("-", "_")
+            if key_name not in names:
+                raise ConfigError(f"unknown {source} key {key!r} for {context}; known keys: {', '.join(sorted(names))}")
+            values[key_name] = value
+    hints = _hints(config_class)
+    coerced = {}
+    for f in fields(config_class):
+        if f.name in values:
+            coerced[f.name] = _coerce(f, values[f.name], source=f" for {context}", hint=hints[f.name])
+    try:
+        return config_class(**coerced)
+    except TypeError as error:
+        raise ConfigError(f"invalid configuration for {context}: {error}") from None
+
+
+def load_config_file(path: str | Path) -> dict:
+    """A TOML or JSON file of key = value pairs (optionally tables named after experiments)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import tomllib
+
+            data = tomllib.loads(text)
+    except (ValueError, json.JSONDecodeError) as error:
+        raise ConfigError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold key = value pairs at the top level")
+    return data
+
+
+def parse_cli_value(text: str):
+    """A command-line value as written: kept as a string; coercion to the field's type happens later."""
+    return text
+
+
+# --- coercion -------------------------------------------------------------------------------------
+
+
+def _type_text(hint) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(config_class) -> dict:
+    return typing.get_type_hints(config_class)
+
+
+def _coerce(f, value, source: str, hint):
+    try:
+        return _coerce_to(hint, value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"invalid value {value!r} for {f.name}{source}: expected {_type_text(hint)} ({error})") from None
+
+
+def _coerce_to(hint, value):
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce_to(arg, value)
+            except (TypeError, ValueError) as error:
+                errors.append(str(error))
+        raise ValueError("; ".join(errors))
+    if origin is tuple:
+        item_type = args[0] if args else str
+        if isinstance(value, str):
+            items = [v.strip() for v in value.split(",") if v.strip()] if value.strip() else []
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            items = [value]
+        return tuple(_coerce_to(item_type, item) for item in items)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
+            return False
+        raise ValueError("not a boolean (use true/false)")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ValueError("not an integer")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError("not an integer")
+            return int(value)
+        if isinstance(value, str):
+            text = value.strip().replace("_", "")
+            try:
+                return int(text)
+            except ValueError:
+                number = float(text)  # accept 1e3
+                if not number.is_integer():
+                    raise ValueError("not an integer") from None
+                return int(number)
+        if isinstance(value, int):
+            return value
+        raise ValueError("not an integer")
+    if hint is float:
+        if isinstance(value, bool):
+            raise ValueError("not a number")
+        number = float(value)
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError("not a finite number")
+        return number
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError("not a string")
+        return value
+    return value
+
+
+def _check_bounds(f, value) -> None:
+    meta = f.metadata
+    items = value if isinstance(value, tuple) else (value,)
+    for item in items:
+        if item is None or isinstance(item, bool):
+            continue
+        if meta.get("choices") is not None and item not in meta["choices"]:
+            raise ConfigError(f"invalid value {item!r} for {f.name}: choose one of {', '.join(map(str, meta['choices']))}")
+        if meta.get("minimum") is not None and isinstance(item, (int, float)) and item < meta["minimum"]:
+            raise ConfigError(f"{f.name} must be >= {meta['minimum']}, got {item}")
+        if meta.get("maximum") is not None and isinstance(item, (int, float)) and item > meta["maximum"]:
+            raise ConfigError(f"{f.name} must be <= {meta['maximum']}, got {item}")
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,55 @@
+"""What every experiment module provides, and what the runner hands it.
+
+An experiment module defines a frozen `Config` (see config.py), `PROFILES` (smoke/quick/full overrides),
+and `run(config, ctx) -> summary dict`. It records metrics in `ctx.log`, saves figures with
+`ctx.run_dir.save_figure`, wraps independent pieces of work in `ctx.trial(key, compute)` so an interrupted
+run resumes where it stopped, and returns the headline numbers that become summary.json.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..store import RunDir
+from ..training.metrics import MetricLog
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str  # CLI name, e.g. "fit-function"
+    section: str  # assignment part, e.g. "1-1"
+    title: str
+    description: str  # one line for `dlprobe list`
+    config_class: type
+    profiles: dict[str, dict[str, Any]]
+    run: Callable[[Any, "RunContext"], dict]
+
+
+@dataclass
+class RunContext:
+    run_dir: RunDir
+    device: torch.device
+    profile: str
+    data_dir: Path | None = None
+    log: MetricLog = field(default_factory=MetricLog)
+    quiet: bool = False
+
+    def trial(self, key: str, compute: Callable[[], Any]) -> Any:
+        return self.run_dir.trial(key, compute)
+
+    def checkpoint_path(self, key: str) -> Path:
+        return self.run_dir.checkpoint_path(key)
+
+    def progress(self, total: int, description: str):
+        """A progress bar with ETA on stderr (hidden when stderr is not a terminal or when quiet)."""
+        return tqdm(total=total, desc=description, leave=False, file=sys.stderr, disable=True if self.quiet else None, dynamic_ncols=True)
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,98 @@
+"""Run one experiment into its run directory: skip when done, resume when interrupted, write atomically.
+
+The order of writes is what makes runs trustworthy: config.json first (and checked against the config
+of any earlier, unfinished attempt), trials as they finish, then metrics.csv, summary.json, run_info.json
+and finally DONE. Only a directory with DONE counts as finished for `run all` and the report.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .. import __version__, paths
+from ..errors import RunDirError
+from ..store import RunDir
+from ..training.common import resolve_device
+from .base import Experiment, RunContext
+
+
+def run_directory_for(experiment: Experiment, config, profile: str, out_root: Path) -> Path:
+    return paths.run_directory(out_root, experiment.name, profile, config.identity_hash())
+
+
+def config_record(experiment: Experiment, config, profile: str, device: torch.device) -> dict:
+    """What config.json holds: the resolved config plus the versions and device it ran with."""
+    seeds = getattr(config, "seeds", None)
+    return {
+        "experiment": experiment.name,
+        "profile": profile,
+        "config_hash": config.identity_hash(),
+        "config": config.to_dict(),
+        "seeds": list(seeds) if seeds is not None else [config.seed],
+        "dlprobe_version": __version__,
+        "torch_version": torch.__version__,
+        "device": str(device),
+    }
+
+
+def run_experiment(
+    experiment: Experiment,
+    config,
+    profile: str,
+    out_root: Path,
+    fresh: bool = False,
+    data_dir: Path | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Run (or resume, or skip) one experiment; returns its run directory."""
+    device = resolve_device(config.device)
+    root = run_directory_for(experiment, config, profile, out_root)
+    run_dir = RunDir(root)
+    if fresh and root.exists():
+        shutil.rmtree(root)
+    if run_dir.is_done():
+        if not quiet:
+            print(f"{experiment.name}: already done in {root} (use --fresh to rerun)", file=sys.stderr)
+        return root
+    record = config_record(experiment, config, profile, device)
+    config_path = root / paths.CONFIG
+    if config_path.exists():
+        previous = run_dir.read_json(paths.CONFIG)
+        if not isinstance(previous, dict) or previous.get("config") != record["config"]:
+            raise RunDirError(
+                f"{config_path} belongs to another configuration; rerun with --fresh or choose another --out"
+            )
+        if not quiet:
+            print(f"{experiment.name}: resuming the unfinished run in {root}", file=sys.stderr)
+    root.mkdir(parents=True, exist_ok=True)
+    run_dir.write_json(paths.CONFIG, record)
+    context = RunContext(run_dir=run_dir, device=device, profile=profile, data_dir=data_dir, quiet=quiet)
+    context.say(f"{experiment.name} ({profile}) -> {root}")
+    started = time.time()
+    summary = experiment.run(config, context)
+    wall_time = time.time() - started
+    run_dir.write_text(paths.METRICS, context.log.to_csv())
+    run_dir.write_json(paths.SUMMARY, summary)
+    run_dir.write_json(
+        paths.RUN_INFO,
+        {
+            "wall_time_s": round(wall_time, 3),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "host": socket.gethostname(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "torch_threads": torch.get_num_threads(),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        },
+    )
+    run_dir.mark_done()
+    context.say(f"{experiment.name}: done in {wall_time:.1f} s")
+    return root

@@ -1,0 +1,150 @@
+"""Run directories on disk: atomic writes, the DONE marker, checkpoints, resumption.
+
+Every file is written to a temporary name in the same directory and renamed into place, so a run killed
+at any moment leaves either the old file or the new one, never half of one. `DONE` is written last; a
+directory without it is an unfinished run that the next invocation resumes (finished trials are kept in
+`trials/` and reused). Checkpoints are plain state dicts, loaded with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import paths
+from .errors import RunDirError
+
+
+def _atomic_write(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(path, lambda handle: handle.write(data))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def dumps_json(obj: Any) -> str:
+    """Deterministic JSON: sorted keys, NaN/inf written as null so the file stays standard JSON."""
+    return json.dumps(_clean(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if obj == obj and abs(obj) != float("inf") else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        return _clean(obj.item())
+    return obj
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, dumps_json(obj))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunDirError(f"cannot read {path}: {error}; delete the run directory or rerun with --fresh") from None
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    _atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def load_checkpoint(path: Path) -> Any:
+    """torch.load with weights_only=True (no code from the file runs); damage is a RunDirError."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged or hostile file
+        raise RunDirError(
+            f"cannot load checkpoint {path}: {str(error).splitlines()[0]}; rerun with --fresh to start over"
+        ) from None
+
+
+class RunDir:
+    """One experiment run's directory; the file names come from `paths`."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    @property
+    def figures(self) -> Path:
+        return self.root / paths.FIGURES
+
+    def is_done(self) -> bool:
+        return (self.root / paths.DONE).exists()
+
+    def mark_done(self) -> None:
+        atomic_write_text(self.root / paths.DONE, "done\n")
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write_json(self.root / name, obj)
+
+    def read_json(self, name: str) -> Any:
+        return read_json(self.root / name)
+
+    def write_text(self, name: str, text: str) -> None:
+        atomic_write_text(self.root / name, text)
+
+    def trial_path(self, key: str) -> Path:
+        return self.root / paths.TRIALS / f"{key}.pt"
+
+    def checkpoint_path(self, key: str) -> Path:
+        return self.root / paths.CHECKPOINTS / f"{key}.pt"
+
+    def trial(self, key: str, compute):
+        """The result of trial `key`: loaded if a previous invocation finished it, else computed and saved.
+
+        Results must be checkpoint-safe (tensors, numbers, strings, lists, dicts), since they are loaded
+        with weights_only=True. The trial's own mid-training checkpoint is removed once it is done.
+        """
+        path = self.trial_path(key)
+        if path.exists():
+            return load_checkpoint(path)
+        result = compute()
+        atomic_torch_save(result, path)
+        checkpoint = self.checkpoint_path(key)
+        if checkpoint.exists():
+            checkpoint.unlink()
+        return result
+
+    def save_figure(self, figure, name: str) -> list[Path]:
+        """Write figures/<name>.png and .svg atomically; returns both paths."""
+        import io
+
+        written = []
+        for extension in ("png", "svg"):
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format=extension, dpi=120, bbox_inches="tight")
+            target = self.figures / f"{name}.{extension}"
+            atomic_write_bytes(target, buffer.getvalue())
+            written.append(target)
+        return written

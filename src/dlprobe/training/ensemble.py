@@ -1,0 +1,252 @@
+"""Train M MLPs of one architecture at once: the fast path for seeds and repeated runs.
+
+    result = train_ensemble(spec, seeds=range(100), data=data, train_spec=TrainSpec(epochs=300), lrs=None)
+    result.final["train_loss"]   # (M,) tensor
+
+The M models are stacked into batched weights, W_l: (M, fan_in, fan_out) and b_l: (M, 1, fan_out), and the
+forward pass is one `baddbmm` per layer over (M, B, fan_in) inputs, so a step of 100 small models is a
+handful of large kernels instead of 100 x layers small ones. Model m starts from exactly the weights
+`build_mlp(spec, Generator().manual_seed(seeds[m]))` has, sees its own data order
+(`epoch_permutation(N, seeds[m], epoch)`), and its loss is its own mean loss; the summed loss gives each
+model its own gradient, and Adam/SGD are elementwise, so every model follows the trajectory it would
+follow alone (tests check this against the plain loop). Each model may have its own learning rate.
+A model whose loss becomes NaN/inf is marked diverged and frozen; the others continue.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..models.mlp import MLP, MLPSpec, activation_module, init_mlp_params
+from .common import batch_slices, epoch_permutation, per_example_loss
+from .loop import TensorData, TrainSpec
+from .metrics import MetricLog
+
+
+class EnsembleMLP(nn.Module):
+    """M MLPs with one spec; parameters weight_<l> (M, fan_in, fan_out) and bias_<l> (M, 1, fan_out)."""
+
+    def __init__(self, spec: MLPSpec, seeds):
+        super().__init__()
+        self.spec = spec
+        self.num_models = len(seeds)
+        per_model = [init_mlp_params(spec, torch.Generator().manual_seed(int(seed))) for seed in seeds]
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.stack([layers[l][0].T for layers in per_model])) for l in range(len(spec.layer_sizes))
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.stack([layers[l][1].unsqueeze(0) for layers in per_model])) for l in range(len(spec.layer_sizes))
+        )
+        self.activation = activation_module(spec.activation)
+
+    def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
+        """x: (M, B, ...) one batch per model, or with shared=True (B, ...) seen by every model
+        -> (M, B, out_features)."""
+        if shared:
+            h = x.reshape(1, x.shape[0], -1).expand(self.num_models, -1, -1)
+        else:
+            h = x.reshape(self.num_models, x.shape[1], -1)
+        last = len(self.weights) - 1
+        for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(bias, h, weight)
+            if index < last:
+                h = self.activation(h)
+        return h
+
+    def flat_params(self) -> torch.Tensor:
+        """(M, P), each row ordered like `nn.utils.parameters_to_vector(build_mlp(spec, ...))`."""
+        pieces = []
+        for weight, bias in zip(self.weights, self.biases):
+            pieces += [weight.detach().transpose(1, 2).reshape(self.num_models, -1), bias.detach().reshape(self.num_models, -1)]
+        return torch.cat(pieces, dim=1)
+
+    def member(self, index: int) -> MLP:
+        """Model `index` as an ordinary MLP module (a copy)."""
+        model = MLP(self.spec)
+        with torch.no_grad():
+            for layer, weight, bias in zip(model.linear_layers(), self.weights, self.biases):
+                layer.weight.copy_(weight[index].T)
+                layer.bias.copy_(bias[index, 0])
+        return model.to(self.weights[0].device)
+
+
+class EnsembleOptimizer:
+    """Adam or SGD(momentum) over stacked parameters with a learning rate per model: lrs (M,).
+
+    Same update rules as torch.optim.Adam / SGD (L2 weight decay added to the gradient)."""
+
+    def __init__(self, params, settings, lrs: torch.Tensor):
+        self.params = list(params)
+        self.settings = settings
+        self.lrs = lrs
+        self.step_count = 0
+        self.state = [dict() for _ in self.params]
+
+    def _lr(self, param):  # (M, 1, 1) broadcastable to the parameter
+        return self.lrs.view(-1, *([1] * (param.dim() - 1))).to(param)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.step_count += 1
+        s = self.settings
+        for param, state in zip(self.params, self.state):
+            grad = param.grad
+            if s.weight_decay:
+                grad = grad.add(param, alpha=s.weight_decay)
+            if s.name == "adam":
+                beta1, beta2, eps = 0.9, 0.999, 1e-8
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(param)
+                    state["exp_avg_sq"] = torch.zeros_like(param)
+                state["exp_avg"].lerp_(grad, 1 - beta1)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                bias1 = 1 - beta1**self.step_count
+                bias2_sqrt = math.sqrt(1 - beta2**self.step_count)
+                denom = (state["exp_avg_sq"].sqrt() / bias2_sqrt).add_(eps)
+                param.addcdiv_(state["exp_avg"] * (self._lr(param) / bias1), denom, value=-1)
+            else:
+                if s.momentum:
+                    if "momentum" not in state:
+                        state["momentum"] = grad.clone()
+                    else:
+                        state["momentum"].mul_(s.momentum).add_(grad)
+                    grad = state["momentum"]
+                param.sub_(grad * self._lr(param))
+
+    def state_dict(self) -> dict:
+        return {"step_count": self.step_count, "state": [dict(s) for s in self.state], "lrs": self.lrs}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_count = state["step_count"]
+        self.state = [dict(s) for s in state["state"]]
+        self.lrs = state["lrs"]
+
+
+@dataclass
+class EnsembleResult:
+    model: EnsembleMLP
+    status: list[str]  # per model: "ok" or "diverged at step N"
+    log: MetricLog  # run = str(model index)
+    final: dict[str, torch.Tensor]  # metric name -> (M,) values after training (NaN for diverged models)
+    snapshots: list[torch.Tensor]  # each (M, P) flat weights
+    snapshot_epochs: list[int]
+    snapshot_metrics: list[dict[str, torch.Tensor]]  # per snapshot: name -> (M,)
+
+
+@torch.no_grad()
+def evaluate_ensemble(model: EnsembleMLP, x, y, loss: str, batch_size: int = 4096) -> dict[str, torch.Tensor]:
+    """Per-model mean loss (and accuracy) over a dataset shared by all models: name -> (M,)."""
+    total = torch.zeros(model.num_models, dtype=torch.float64, device=x.device)
+    correct = torch.zeros(model.num_models, dtype=torch.float64, device=x.device)
+    for start in range(0, len(x), batch_size):
+        output = model(x[start : start + batch_size], shared=True)  # (M, B, K)
+        target = y[start : start + batch_size].unsqueeze(0).expand(model.num_models, *y[start : start + batch_size].shape)
+        total += per_example_loss(output, target, loss).double().sum(dim=1)
+        if loss == "cross_entropy":
+            correct += (output.argmax(dim=-1) == target).double().sum(dim=1)
+    metrics = {"loss": (total / len(x)).cpu()}
+    if loss == "cross_entropy":
+        metrics["accuracy"] = (correct / len(x)).cpu()
+    return metrics
+
+
+def train_ensemble(
+    spec: MLPSpec,
+    seeds,
+    data: TensorData,
+    train_spec: TrainSpec,
+    lrs=None,
+    device="cpu",
+    progress=None,
+    record_runs: bool = True,
+) -> EnsembleResult:
+    """Train len(seeds) MLPs together; `lrs` (M,) overrides train_spec.optimizer.lr per model."""
+    seeds = [int(s) for s in seeds]
+    num_models = len(seeds)
+    data = data.to(device)
+    model = EnsembleMLP(spec, seeds).to(device)
+    if lrs is None:
+        lrs = [train_spec.optimizer.lr] * num_models
+    optimizer = EnsembleOptimizer(model.parameters(), train_spec.optimizer, torch.as_tensor(lrs, dtype=torch.float64, device=device))
+    alive = torch.ones(num_models, dtype=torch.bool, device=device)
+    status = ["ok"] * num_models
+    log = MetricLog()
+    snapshots, snapshot_epochs, snapshot_metrics = [], [], []
+    num_train = len(data.x_train)
+    flat_x = data.x_train.reshape(num_train, -1)
+    step = 0
+    spec_t = train_spec
+
+    def epoch_boundary(epoch: int) -> dict[str, torch.Tensor]:
+        metrics: dict[str, torch.Tensor] = {}
+        last = epoch == spec_t.epochs
+        if epoch % spec_t.eval_every == 0 or last or (spec_t.snapshot_every and epoch % spec_t.snapshot_every == 0):
+            for split, (x, y) in {"train": (data.x_train, data.y_train), "test": (data.x_test, data.y_test)}.items():
+                for name, values in evaluate_ensemble(model, x, y, spec_t.loss, spec_t.eval_batch_size).items():
+                    metrics[f"{split}_{name}"] = torch.where(alive.cpu(), values, torch.nan)
+            if record_runs and (epoch % spec_t.eval_every == 0 or last):
+                for index in range(num_models):
+                    log.add(str(index), step, "epoch", epoch)
+                    for name, values in metrics.items():
+                        log.add(str(index), step, name, values[index].item())
+        if spec_t.snapshot_every and (epoch % spec_t.snapshot_every == 0 or last):
+            snapshots.append(model.flat_params().cpu().clone())
+            snapshot_epochs.append(epoch)
+            snapshot_metrics.append(metrics)
+        return metrics
+
+    for epoch in range(spec_t.epochs):
+        epoch_boundary(epoch)
+        if spec_t.batch_size and spec_t.batch_size < num_train:
+            orders = torch.stack([epoch_permutation(num_train, seed, epoch) for seed in seeds]).to(device)  # (M, N)
+        else:
+            orders = None  # full batch: every model sees all examples; order does not change the mean
+        for batch in batch_slices(num_train, spec_t.batch_size):
+            if orders is None:
+                x = flat_x
+                target = data.y_train.unsqueeze(0).expand(num_models, *data.y_train.shape)
+            else:
+                index = orders[:, batch]  # (M, B)
+                x = flat_x[index]  # (M, B, D)
+                target = data.y_train[index]
+            output = model(x, shared=orders is None)
+            losses = per_example_loss(output, target, spec_t.loss).mean(dim=1)  # (M,)
+            finite = torch.isfinite(losses.detach())
+            newly_failed = alive & ~finite
+            if newly_failed.any():
+                for index in newly_failed.nonzero().flatten().tolist():
+                    status[index] = f"diverged at step {step}"
+                alive &= finite
+            for p in model.parameters():
+                p.grad = None
+            torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
+            for p in model.parameters():  # freeze diverged models: no gradient, no optimizer motion
+                p.grad[~alive] = 0
+            if spec_t.record_iterations and record_runs:
+                norms = ensemble_grad_norm(model, spec_t.grad_norm_p)
+                for index in range(num_models):
+                    log.add(str(index), step, "iteration_loss", losses[index].item())
+                    log.add(str(index), step, "grad_norm", norms[index].item())
+            frozen = [p.detach()[~alive].clone() for p in model.parameters()] if not alive.all() else None
+            optimizer.step()
+            if frozen is not None:
+                with torch.no_grad():
+                    for p, saved in zip(model.parameters(), frozen):
+                        p[~alive] = saved
+            step += 1
+        if progress is not None:
+            progress.update(1)
+        if not alive.any():
+            break
+    final = epoch_boundary(spec_t.epochs) if alive.any() else {}
+    return EnsembleResult(model, status, log, final, snapshots, snapshot_epochs, snapshot_metrics)
+
+
+def ensemble_grad_norm(model: EnsembleMLP, p: float = 2.0) -> torch.Tensor:
+    """(M,) p-norm of each model's gradient over all its parameters."""
+    grads = torch.cat([q.grad.reshape(model.num_models, -1) for q in model.parameters()], dim=1)
+    return torch.linalg.vector_norm(grads, ord=p, dim=1)
