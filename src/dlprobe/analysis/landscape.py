@@ -1,0 +1,299 @@
+"""Loss landscapes: linear interpolation between two models, filter-normalized 2-D surfaces.
+
+    from dlprobe.analysis.landscape import evaluate_interpolation
+    state1, state2 = dict(model1.state_dict()), dict(model2.state_dict())
+    result = evaluate_interpolation(model1, state1, state2, torch.linspace(-1, 2, 61), x, y)
+
+A *state* is a dict from the names in `model.named_parameters()` / `model.named_buffers()` to
+tensors (`dict(model.state_dict())` is one); names it leaves out keep the model's own tensor. A
+*stacked* state holds the same names with a leading axis of A points: (A, *shape). Every point is
+evaluated at once with `torch.func.vmap` over `functional_call`, chunked over points and over
+data so that memory stays bounded; `evaluate_interpolation_sequential` is the plain one model at a
+time reference. Models with BatchNorm get their running statistics recomputed at every point
+(interpolated running statistics belong to neither model, the classic trap), see
+`recompute_batchnorm_statistics`.
+"""
+
+import copy
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+from torch.nn.functional import cross_entropy
+
+from dlprobe.errors import ConfigError
+
+LOSSES = ("cross_entropy", "mse")
+
+
+def per_example_loss(outputs, targets, loss):
+    """Loss of each example: outputs (..., N, C), targets (N,) labels or (N, C) values -> (..., N).
+
+    "cross_entropy" takes integer labels; "mse" is the mean squared error over the output entries of
+    one example, so the mean over examples equals `F.mse_loss` over the whole batch.
+    """
+    if loss == "cross_entropy":
+        flat = outputs.reshape(-1, outputs.shape[-1])
+        labels = targets.expand(*outputs.shape[:-1]).reshape(-1)
+        return cross_entropy(flat, labels, reduction="none").view(outputs.shape[:-1])
+    if loss == "mse":
+        num_examples, num_outputs = outputs.shape[-2:]
+        if targets.numel() != num_examples * num_outputs:
+            raise ConfigError(
+                f"mse targets of shape {tuple(targets.shape)} do not match outputs (N, C) = "
+                f"{(num_examples, num_outputs)}"
+            )
+        return (outputs - targets.reshape(num_examples, num_outputs)).square().mean(-1)
+    raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+
+
+@contextmanager
+def evaluation_mode(model):
+    """Put the model in eval mode for the block, then restore every submodule's own flag."""
+    flags = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
+def batchnorm_modules(model):
+    """The BatchNorm submodules that track running statistics."""
+    batchnorm_type = nn.modules.batchnorm._BatchNorm  # BatchNorm1d/2d/3d and SyncBatchNorm
+    return [m for m in model.modules() if isinstance(m, batchnorm_type) and m.track_running_stats]
+
+
+def interpolate_params(params1, params2, alphas):
+    """theta(alpha) = (1 - alpha) * theta1 + alpha * theta2 for every alpha: -> stacked (A, ...).
+
+    alphas: (A,). Floating tensors (weights and float buffers) are interpolated, in this form so that
+    alpha = 0 and alpha = 1 give the endpoints bit for bit; integer buffers (num_batches_tracked)
+    are copied from params1.
+    """
+    alphas = torch.as_tensor(alphas)
+    if params1.keys() != params2.keys():
+        raise ConfigError(f"the two states have different names: {sorted(params1.keys() ^ params2.keys())}")
+    stacked = {}
+    for name, first in params1.items():
+        second = params2[name]
+        if first.shape != second.shape:
+            shapes = f"{tuple(first.shape)} in one state, {tuple(second.shape)} in the other"
+            raise ConfigError(f"{name} has shape {shapes}")
+        if first.is_floating_point():
+            weight = alphas.to(first).view(-1, *([1] * first.dim()))  # (A, 1, ..., 1)
+            stacked[name] = (1 - weight) * first + weight * second
+        else:
+            stacked[name] = first.expand(len(alphas), *first.shape).clone()
+    return stacked
+
+
+def recompute_batchnorm_statistics(model, stacked_state, batches):
+    """Running statistics of every BatchNorm layer at each of A points, recomputed on input batches.
+
+    For each point: reset the statistics, forward every batch with the BatchNorm layers in train mode
+    (other layers, dropout included, in eval mode) and momentum=None, i.e. the running mean and
+    variance become the plain average of the per-batch mean and unbiased variance, as
+    `torch.optim.swa_utils.update_bn`. Returns a new stacked state; the model is left unchanged.
+    """
+    layers = batchnorm_modules(model)
+    if not layers:
+        return stacked_state
+    num_points = len(next(iter(stacked_state.values())))
+    state = dict(stacked_state)
+    for name, module in model.named_modules():
+        if module in layers:
+            prefix = f"{name}." if name else ""
+            # Fresh (A, C) buffers, as reset_running_stats() would make them for each point.
+            for buffer_name, fresh in (("running_mean", torch.zeros_like), ("running_var", torch.ones_like)):
+                buffer = fresh(getattr(module, buffer_name))
+                state[prefix + buffer_name] = buffer.expand(num_points, *buffer.shape).clone()
+            counter = torch.zeros_like(module.num_batches_tracked)
+            state[prefix + "num_batches_tracked"] = counter.expand(num_points).clone()
+    flags = [(module, module.training) for module in model.modules()]
+    momenta = [module.momentum for module in layers]
+    forward = vmap(lambda point, inputs: functional_call(model, point, (inputs,)), in_dims=(0, None))
+    try:
+        model.eval()
+        for module in layers:
+            module.train()
+        with torch.no_grad():
+            for count, inputs in enumerate(batches, start=1):
+                # momentum = 1/count is PyTorch's momentum=None rule; under vmap the running buffers
+                # are updated in place on the stacked tensors, one slice per point.
+                for module in layers:
+                    module.momentum = 1.0 / count
+                forward(state, inputs)
+    finally:
+        for module, training in flags:
+            module.training = training
+        for module, momentum in zip(layers, momenta):
+            module.momentum = momentum
+    return state
+
+
+def _input_batches(bn_loader, x, batch_size):
+    """List of input tensors: the loader's items (tensors or (inputs, targets) pairs), else x in batches."""
+    if bn_loader is None:
+        return list(torch.split(x, batch_size))
+    return [item[0] if isinstance(item, (tuple, list)) else item for item in bn_loader]
+
+
+def _evaluate_stacked(model, stacked_state, x, y, loss, batch_size):
+    """Mean loss (A,) and accuracy (A,) or None over (x, y) for every point of a stacked state."""
+    forward = vmap(lambda point, inputs: functional_call(model, point, (inputs,)), in_dims=(0, None))
+    num_points = len(next(iter(stacked_state.values())))
+    total_loss = torch.zeros(num_points, dtype=torch.float64)
+    total_correct = torch.zeros(num_points, dtype=torch.float64)
+    with torch.no_grad(), evaluation_mode(model):
+        for start in range(0, len(x), batch_size):
+            outputs = forward(stacked_state, x[start : start + batch_size])  # (A, b, C)
+            targets = y[start : start + batch_size]
+            total_loss += per_example_loss(outputs, targets, loss).sum(-1).double().cpu()
+            if loss == "cross_entropy":
+                total_correct += (outputs.argmax(-1) == targets).sum(-1).double().cpu()
+    accuracy = total_correct / len(x) if loss == "cross_entropy" else None
+    return total_loss / len(x), accuracy
+
+
+def _evaluate_points(model, make_chunk, num_points, x, y, loss, batch_size, bn_loader, chunk_size):
+    """Evaluate num_points stacked states built chunk by chunk by make_chunk(start, stop)."""
+    if loss not in LOSSES:
+        raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    bn_batches = _input_batches(bn_loader, x, batch_size) if batchnorm_modules(model) else []
+    if batchnorm_modules(model) and not bn_batches:
+        raise ConfigError("the model has BatchNorm layers but bn_loader gave no batches to recompute them on")
+    losses, accuracies = [], []
+    for start in range(0, num_points, chunk_size):
+        chunk = make_chunk(start, min(start + chunk_size, num_points))
+        chunk = recompute_batchnorm_statistics(model, chunk, bn_batches)
+        chunk_loss, chunk_accuracy = _evaluate_stacked(model, chunk, x, y, loss, batch_size)
+        losses.append(chunk_loss)
+        accuracies.append(chunk_accuracy)
+    accuracy = torch.cat(accuracies) if loss == "cross_entropy" else None
+    return {"loss": torch.cat(losses), "accuracy": accuracy}
+
+
+def evaluate_interpolation(
+    model, params1, params2, alphas, x, y, loss="cross_entropy", batch_size=1024, bn_loader=None,
+    chunk_size=16,
+):
+    """Loss and accuracy of theta(alpha) = (1 - alpha) theta1 + alpha theta2 for every alpha.
+
+    model: the architecture (its own weights are not used where the states give names); alphas
+    (A,); x (N, ...) inputs, y (N,) labels or (N, ...) regression targets. bn_loader: input batches
+    (or (inputs, targets) pairs) on which BatchNorm statistics are recomputed at each alpha; default:
+    x in batches of batch_size. Pass the training inputs when x is test data.
+    chunk_size: alphas evaluated together (memory ~ chunk_size copies of the weights and activations).
+    Returns {"loss": (A,) float64 mean over the N examples, "accuracy": (A,) or None for "mse"}.
+    """
+    alphas = torch.as_tensor(alphas)
+
+    def make_chunk(start, stop):
+        return interpolate_params(params1, params2, alphas[start:stop])
+
+    return _evaluate_points(model, make_chunk, len(alphas), x, y, loss, batch_size, bn_loader, chunk_size)
+
+
+def evaluate_interpolation_sequential(
+    model, params1, params2, alphas, x, y, loss="cross_entropy", batch_size=1024, bn_loader=None
+):
+    """Same result as `evaluate_interpolation`, one plain model copy per alpha (reference, benchmark)."""
+    if loss not in LOSSES:
+        raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    bn_batches = _input_batches(bn_loader, x, batch_size) if batchnorm_modules(model) else []
+    losses, accuracies = [], []
+    for alpha in torch.as_tensor(alphas):
+        point = copy.deepcopy(model)
+        stacked = interpolate_params(params1, params2, alpha.view(1))
+        state = {name: tensor[0] for name, tensor in stacked.items()}
+        unexpected = point.load_state_dict(state, strict=False).unexpected_keys
+        if unexpected:
+            raise ConfigError(f"the state has names the model does not have: {unexpected}")
+        point.eval()
+        for module in batchnorm_modules(point):
+            module.reset_running_stats()
+            module.momentum = None
+            module.train()
+        with torch.no_grad():
+            for inputs in bn_batches:
+                point(inputs)
+            point.eval()
+            total_loss, total_correct = 0.0, 0.0
+            for start in range(0, len(x), batch_size):
+                outputs = point(x[start : start + batch_size])
+                targets = y[start : start + batch_size]
+                total_loss += per_example_loss(outputs, targets, loss).double().sum().item()
+                if loss == "cross_entropy":
+                    total_correct += (outputs.argmax(-1) == targets).sum().item()
+        losses.append(total_loss / len(x))
+        accuracies.append(total_correct / len(x))
+    accuracy = torch.tensor(accuracies, dtype=torch.float64) if loss == "cross_entropy" else None
+    return {"loss": torch.tensor(losses, dtype=torch.float64), "accuracy": accuracy}
+
+
+def loss_along_line(
+    model, params_start, params_end, alphas, x, y, loss="cross_entropy", batch_size=1024, bn_loader=None
+):
+    """1-D landscape from the initial weights (alpha = 0) to the final weights (alpha = 1)."""
+    return evaluate_interpolation(model, params_start, params_end, alphas, x, y, loss, batch_size, bn_loader)
+
+
+def filter_normalized_direction(params, generator):
+    """Random direction of Li et al. 2018, "Visualizing the Loss Landscape of Neural Nets".
+
+    Each tensor with 2+ dims gets a standard Gaussian draw, and each of its filters (index along
+    dim 0: an output channel (in, kh, kw) of a conv weight, a row of a linear weight) is rescaled to
+    the Frobenius norm of the same filter of the weights. Tensors with 0 or 1 dims (biases,
+    BatchNorm weights and buffers, num_batches_tracked) get zeros: the paper's default "ignore
+    biasbn". generator: a torch.Generator on the tensors' device. Returns a dict with params' names.
+    """
+    direction = {}
+    for name, weight in params.items():
+        if weight.dim() <= 1 or not weight.is_floating_point():
+            direction[name] = torch.zeros_like(weight)
+            continue
+        draw = torch.randn(weight.shape, generator=generator, dtype=weight.dtype, device=weight.device)
+        filter_norms = weight.flatten(1).norm(dim=1) / draw.flatten(1).norm(dim=1)  # (out,)
+        direction[name] = draw * filter_norms.view(-1, *([1] * (weight.dim() - 1)))
+    return direction
+
+
+def loss_surface_2d(
+    model, params, direction1, direction2, coords1, coords2, x, y, loss="cross_entropy", batch_size=1024,
+    bn_loader=None, chunk_size=16,
+):
+    """Loss at theta + a * direction1 + b * direction2 for a in coords1 (A,), b in coords2 (B,) -> (A, B).
+
+    Names missing from a direction count as zero; integer buffers are copied from params. BatchNorm
+    statistics are recomputed at every grid point, as in `evaluate_interpolation`.
+    """
+    grid1, grid2 = torch.meshgrid(coords1, coords2, indexing="ij")
+    flat1, flat2 = grid1.reshape(-1), grid2.reshape(-1)  # (A * B,), row-major over (a, b)
+
+    def make_chunk(start, stop):
+        chunk = {}
+        for name, center in params.items():
+            if not center.is_floating_point():
+                chunk[name] = center.expand(stop - start, *center.shape).clone()
+                continue
+            shape = (-1,) + (1,) * center.dim()
+            chunk[name] = center.expand(stop - start, *center.shape).clone()
+            for direction, coords in ((direction1, flat1), (direction2, flat2)):
+                if name in direction:
+                    chunk[name] = chunk[name] + coords[start:stop].to(center).view(shape) * direction[name]
+        return chunk
+
+    result = _evaluate_points(model, make_chunk, len(flat1), x, y, loss, batch_size, bn_loader, chunk_size)
+    return result["loss"].view(len(coords1), len(coords2))
+
+
+def project_onto_directions(points, center, direction1, direction2):
+    """Least-squares coordinates (T, 2) of points (T, P) - center (P,) in the span of two directions (P,)."""
+    basis = torch.stack([torch.as_tensor(direction1), torch.as_tensor(direction2)], dim=1)  # (P, 2)
+    offsets = (torch.as_tensor(points) - torch.as_tensor(center)).to(basis.dtype)  # (T, P)
+    if torch.linalg.matrix_rank(basis) < 2:
+        raise ConfigError("the two directions must be linearly independent to project onto them")
+    return torch.linalg.lstsq(basis, offsets.T).solution.T

@@ -1,0 +1,226 @@
+"""Interpolation, BatchNorm recomputation, filter-normalized directions and 2-D surfaces."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.functional import cross_entropy, mse_loss
+
+from dlprobe.analysis.landscape import (
+    evaluate_interpolation,
+    evaluate_interpolation_sequential,
+    filter_normalized_direction,
+    interpolate_params,
+    loss_along_line,
+    loss_surface_2d,
+    project_onto_directions,
+    recompute_batchnorm_statistics,
+)
+from dlprobe.errors import ConfigError
+
+
+def mlp(seed, dtype=torch.float32, outputs=3):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, outputs)).to(dtype)
+
+
+def bn_model(seed):
+    """BatchNorm first (its statistics have a hand-computable reference), then a hidden BN layer."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 5), nn.BatchNorm1d(5), nn.Tanh(), nn.Linear(5, 3))
+
+
+def bn_cnn(seed):
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.Tanh(), nn.Flatten(), nn.Linear(3 * 4 * 4, 3)
+    ).double()
+
+
+def trained_statistics(model, shift, seed):
+    """Give the BatchNorm layers nontrivial running statistics (as after training)."""
+    generator = torch.Generator().manual_seed(seed)
+    dtype = next(model.parameters()).dtype
+    model.train()
+    with torch.no_grad():
+        for _ in range(5):
+            model(torch.randn(16, *_input_shape(model), generator=generator, dtype=dtype) * 2 + shift)
+    model.eval()
+    return model
+
+
+def _input_shape(model):
+    return (1, 6, 6) if isinstance(model[0], nn.Conv2d) else (4,)
+
+
+def data(num=23, shape=(4,), dtype=torch.float32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(num, *shape, generator=generator, dtype=dtype)
+    return inputs, torch.randint(0, 3, (num,), generator=generator)
+
+
+def state(model):
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def test_interpolate_params_endpoints_are_bitwise_and_int_buffers_copied():
+    first = state(trained_statistics(bn_model(0), 1.0, 0))
+    second = state(trained_statistics(bn_model(1), -1.0, 1))
+    stacked = interpolate_params(first, second, torch.tensor([0.0, 1.0, 0.25]))
+    for name in first:
+        assert stacked[name].shape == (3, *first[name].shape)
+        if first[name].is_floating_point():
+            assert torch.equal(stacked[name][0], first[name]) and torch.equal(stacked[name][1], second[name])
+            assert torch.allclose(stacked[name][2], 0.75 * first[name] + 0.25 * second[name])
+        else:
+            assert stacked[name].dtype == first[name].dtype and torch.equal(stacked[name][2], first[name])
+
+
+def test_alpha_zero_and_one_reproduce_endpoint_losses():
+    model1, model2 = mlp(0), mlp(1)
+    x, y = data()
+    result = evaluate_interpolation(model1, state(model1), state(model2), torch.tensor([0.0, 1.0]), x, y)
+    with torch.no_grad():
+        for index, model in enumerate((model1, model2)):
+            outputs = model(x)
+            assert result["loss"][index].item() == pytest.approx(cross_entropy(outputs, y).item(), abs=1e-6)
+            accuracy = (outputs.argmax(1) == y).double().mean().item()
+            assert result["accuracy"][index].item() == pytest.approx(accuracy, abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["mlp-mse", "mlp-ce", "bn-mlp", "bn-cnn"])
+def test_vmapped_equals_sequential_for_all_alphas(kind):
+    alphas = torch.linspace(-1, 2, 7)  # alphas[2] = 0
+    if kind == "bn-cnn":
+        model1, model2 = trained_statistics(bn_cnn(0), 0.5, 0), trained_statistics(bn_cnn(1), -0.5, 1)
+        (x, y), loss = data(shape=(1, 6, 6), dtype=torch.float64), "cross_entropy"
+    elif kind == "bn-mlp":
+        model1, model2 = trained_statistics(bn_model(0), 1.0, 0), trained_statistics(bn_model(1), -1.0, 1)
+        (x, y), loss = data(), "cross_entropy"
+    else:
+        outputs, loss = (2, "mse") if kind == "mlp-mse" else (3, "cross_entropy")
+        model1, model2 = mlp(0, torch.float64, outputs), mlp(1, torch.float64, outputs)
+        x, labels = data(dtype=torch.float64)
+        y = torch.randn(len(x), outputs, dtype=torch.float64) if loss == "mse" else labels
+    arguments = (model1, state(model1), state(model2), alphas, x, y, loss)
+    batched = evaluate_interpolation(*arguments, batch_size=10, chunk_size=3)  # chunks that do not divide
+    sequential = evaluate_interpolation_sequential(*arguments, batch_size=10)
+    tolerance = 1e-5 if kind == "bn-mlp" else 1e-10  # bn-mlp runs in float32
+    assert torch.allclose(batched["loss"], sequential["loss"], rtol=tolerance, atol=tolerance)
+    if loss == "mse":
+        assert batched["accuracy"] is None and sequential["accuracy"] is None
+        with torch.no_grad():
+            assert batched["loss"][2].item() == pytest.approx(mse_loss(model1(x), y).item(), abs=1e-12)
+    else:
+        assert torch.equal(batched["accuracy"], sequential["accuracy"])
+
+
+def test_batchnorm_statistics_are_recomputed_not_interpolated():
+    model1, model2 = trained_statistics(bn_model(0), 1.0, 0), trained_statistics(bn_model(1), -1.0, 1)
+    before = state(model1)
+    x, _ = data(num=30)
+    batches = list(torch.split(x, 8))
+    first, second = state(model1), state(model2)
+    naive = interpolate_params(first, second, torch.tensor([0.0, 0.5]))
+    recomputed = recompute_batchnorm_statistics(model1, naive, batches)
+    # Hand reference for the input layer: plain average of per-batch means and unbiased variances.
+    expected_mean = torch.stack([batch.mean(0) for batch in batches]).mean(0)
+    expected_var = torch.stack([batch.var(0) for batch in batches]).mean(0)
+    assert torch.allclose(recomputed["0.running_mean"][0], expected_mean, atol=1e-6)
+    assert torch.allclose(recomputed["0.running_var"][0], expected_var, atol=1e-6)
+    # PyTorch's own cumulative statistics (momentum=None) for model 1 from scratch, every layer.
+    scratch = copy.deepcopy(model1)
+    for module in (scratch[0], scratch[2]):
+        module.reset_running_stats()
+        module.momentum = None
+    scratch.train()
+    with torch.no_grad():
+        for batch in batches:
+            scratch(batch)
+    for name, tensor in scratch.state_dict().items():
+        if "running" in name or "num_batches" in name:
+            assert torch.allclose(recomputed[name][0].to(tensor.dtype), tensor, atol=1e-6), name
+            # ... and at alpha = 0.5 they are not the naively interpolated running statistics.
+            if "running" in name:
+                assert not torch.allclose(recomputed[name][1], naive[name][1], atol=1e-2), name
+    # evaluate_interpolation uses these statistics: a loader of (inputs, targets) pairs gives the same
+    # numbers as the default split of x, and alpha = 0 is model 1 with recomputed, not its own, statistics.
+    labels = torch.zeros(len(x), dtype=torch.long)
+    pairs = [(batch, torch.zeros(len(batch), dtype=torch.long)) for batch in batches]
+    alphas = torch.tensor([0.0, 0.5])
+    from_pairs = evaluate_interpolation(model1, first, second, alphas, x, labels, batch_size=8, bn_loader=pairs)
+    from_x = evaluate_interpolation(model1, first, second, alphas, x, labels, batch_size=8)
+    assert torch.equal(from_pairs["loss"], from_x["loss"])
+    with torch.no_grad():
+        assert from_x["loss"][0].item() == pytest.approx(cross_entropy(scratch.eval()(x), labels).item(), abs=1e-6)
+        assert abs(from_x["loss"][0].item() - cross_entropy(model1(x), labels).item()) > 1e-3
+    # The model itself is untouched: same buffers, momentum and mode.
+    assert all(torch.equal(before[name], tensor) for name, tensor in model1.state_dict().items())
+    assert model1[0].momentum == 0.1 and not model1.training
+
+
+def test_filter_normalized_direction_matches_filter_norms():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 9, 3))
+    params = state(trained_statistics_cnn(model))
+    direction = filter_normalized_direction(params, torch.Generator().manual_seed(1))
+    assert direction.keys() == params.keys()
+    for name in ("0.weight", "3.weight"):
+        weight_norms = params[name].flatten(1).norm(dim=1)
+        assert torch.allclose(direction[name].flatten(1).norm(dim=1), weight_norms, rtol=1e-5)
+        assert not torch.allclose(direction[name], params[name])
+    for name in ("0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "3.bias"):
+        assert torch.count_nonzero(direction[name]) == 0
+    again = filter_normalized_direction(params, torch.Generator().manual_seed(1))
+    assert all(torch.equal(direction[name], again[name]) for name in params)
+
+
+def trained_statistics_cnn(model):
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(8, 2, 5, 5) + 1)
+    return model.eval()
+
+
+def test_loss_surface_2d_origin_and_grid_points():
+    model = mlp(0, torch.float64)
+    x, y = data(dtype=torch.float64)
+    params = state(model)
+    direction1 = filter_normalized_direction(params, torch.Generator().manual_seed(1))
+    direction2 = filter_normalized_direction(params, torch.Generator().manual_seed(2))
+    coords1 = torch.tensor([-0.5, 0.0, 0.3], dtype=torch.float64)
+    coords2 = torch.tensor([0.0, 0.7], dtype=torch.float64)
+    surface = loss_surface_2d(model, params, direction1, direction2, coords1, coords2, x, y, chunk_size=4)
+    assert surface.shape == (3, 2)
+    with torch.no_grad():
+        assert surface[1, 0].item() == pytest.approx(cross_entropy(model(x), y).item(), abs=1e-12)
+        moved = copy.deepcopy(model)
+        shifted = {name: value - 0.5 * direction1[name] + 0.7 * direction2[name] for name, value in params.items()}
+        moved.load_state_dict(shifted)
+        assert surface[0, 1].item() == pytest.approx(cross_entropy(moved(x), y).item(), abs=1e-12)
+
+
+def test_loss_along_line_is_interpolation_from_start_to_end():
+    start, end = mlp(0), mlp(1)
+    x, y = data()
+    alphas = torch.linspace(0, 1, 5)
+    line = loss_along_line(start, state(start), state(end), alphas, x, y)
+    assert torch.equal(line["loss"], evaluate_interpolation(start, state(start), state(end), alphas, x, y)["loss"])
+
+
+def test_project_onto_directions_recovers_coordinates():
+    generator = torch.Generator().manual_seed(0)
+    center, direction1, direction2 = torch.randn(3, 50, generator=generator, dtype=torch.float64)
+    coordinates = torch.randn(7, 2, generator=generator, dtype=torch.float64)
+    points = center + coordinates[:, :1] * direction1 + coordinates[:, 1:] * direction2
+    assert torch.allclose(project_onto_directions(points, center, direction1, direction2), coordinates, atol=1e-10)
+    with pytest.raises(ConfigError):
+        project_onto_directions(points, center, direction1, 2 * direction1)
+
+
+def test_unknown_loss_is_a_config_error():
+    model = mlp(0)
+    x, y = data()
+    with pytest.raises(ConfigError, match="unknown loss"):
+        evaluate_interpolation(model, state(model), state(model), torch.zeros(1), x, y, loss="hinge")
