@@ -56,6 +56,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field (repeatable), e.g. --set epochs=100")
     parser.add_argument("--report-dir", type=Path, default=paths.DEFAULT_REPORT_DIR, metavar="DIR", help="where `run all` writes the report (default: report/)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice; 1 is often fastest for the many small models of these experiments, and on a busy machine)")
 
 
 def _add_field_options(parser: argparse.ArgumentParser, config_class) -> None:
@@ -64,7 +65,7 @@ def _add_field_options(parser: argparse.ArgumentParser, config_class) -> None:
     for name, type_text, help_text, default in field_help(config_class):
         if name in taken:
             continue
-        group.add_argument(f"--{name.replace('_', '-')}", dest=f"field__{name}", metavar=type_text.upper().replace(" ", ""), help=f"{help_text} (default: {default})")
+        group.add_argument(f"--{name.replace('_', '-')}", dest=f"field__{name}", metavar=type_text.upper().replace(" ", ""), help=f"{help_text} (default: {default})".replace("%", "%%"))
 
 
 def build_parser(experiment=None) -> argparse.ArgumentParser:
@@ -107,7 +108,7 @@ def _cli_values(args, config_class) -> dict:
         if isinstance(given, list):  # repeatable options
             if target in ("dataset", "function") and len(given) > 1:
                 raise ConfigError(f"--{option} was given {len(given)} times but this experiment takes one")
-            given = ",".join(given) if target.endswith("s") else given[0]
+            given = list(given) if target.endswith("s") else given[0]  # a list: expressions may hold commas
         values[target] = given
     if "seeds" in values and "seeds" in names:
         values["seeds"] = _parse_seeds(values["seeds"], int(values.get("seed", getattr(config_class(), "seed", 0))))
@@ -154,6 +155,12 @@ def command_run(args) -> int:
     all_names = {e.name for e in all_experiments()}
     file_data = load_config_file(args.config) if args.config else {}
     _check_set_keys(args, experiments)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     configs = []
     for experiment in experiments:
         file_values = _file_values(file_data, experiment.name, all_names)
@@ -186,6 +193,8 @@ def _check_set_keys(args, experiments) -> None:
     from dataclasses import fields
 
     for item in args.set:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         key = item.split("=", 1)[0].strip().replace("-", "_")
         if not any(key in {f.name for f in fields(e.config_class)} for e in experiments):
             raise ConfigError(f"--set {key}: no such config field in {', '.join(e.name for e in experiments)}")

@@ -121,6 +121,12 @@ def parse_cli_value(text: str):
 
 
 def _type_text(hint) -> str:
+    """'int', 'float | None', 'int,...' (a comma-separated list) for help texts and errors."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        return f"{_type_text(args[0]) if args else 'str'},..."
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join("None" if a is type(None) else _type_text(a) for a in args)
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 

@@ -54,6 +54,12 @@ def run_experiment(
 ) -> Path:
     """Run (or resume, or skip) one experiment; returns its run directory."""
     device = resolve_device(config.device)
+    if experiment.check is not None:
+        experiment.check(config, data_dir)
+    # Saturated tanh units and tiny late-training gradients produce subnormal floats, which run 10-60x
+    # slower on x86 CPUs (measured: 30 s vs 3.5 s for a 300-epoch ensemble); flushing them to zero changes
+    # nothing measurable and keeps runs fast.
+    torch.set_flush_denormal(True)
     root = run_directory_for(experiment, config, profile, out_root)
     run_dir = RunDir(root)
     if fresh and root.exists():

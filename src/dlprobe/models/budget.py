@@ -3,9 +3,9 @@
     specs = [mlp_for_budget(1000, depth, in_features=1, out_features=1) for depth in (1, 3, 6)]
     [s.num_params for s in specs]   # e.g. [1000, 1001, 998]: within 1% of each other, counted exactly
 
-The family keeps every hidden layer at one base width w, then fine-tunes the first and the last hidden
-layer's widths (each within ±max(2, w/4) of w) so the exact count lands as close to the budget as the
-integers allow. A budget that no width can meet within the tolerance is a BudgetError, never a silently
+The family keeps every hidden layer at one base width w, then fine-tunes the first, middle and last
+hidden layer's widths (each within a few units of w) so the exact count lands as close to the budget as
+the integers allow. A budget that no width can meet within the tolerance is a BudgetError, never a silently
 mismatched model.
 """
 
@@ -71,16 +71,16 @@ def mlp_for_budget(
             low = mid
         else:
             high = mid - 1
+    # Free positions: the first, the middle and the last hidden layer (each within ±spread of the base).
+    free = sorted({0, depth // 2, depth - 1})
     best, best_key = None, None
     for base in {max(1, low - 1), low, low + 1}:
-        spread = max(2, base // 4)
-        firsts = range(max(1, base - spread), base + spread + 1)
-        lasts = firsts if depth > 1 else [None]
-        for first, last in itertools.product(firsts, lasts):
+        spread = min(max(2, base // 4), 6)
+        choices = range(max(1, base - spread), base + spread + 1)
+        for values in itertools.product(choices, repeat=len(free)):
             widths = [base] * depth
-            widths[0] = first
-            if last is not None:
-                widths[-1] = last
+            for position, value in zip(free, values):
+                widths[position] = value
             spec = make(widths)
             key = (abs(spec.num_params - num_params), max(widths) - min(widths), -base)
             if best_key is None or key < best_key:

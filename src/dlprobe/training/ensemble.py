@@ -135,6 +135,8 @@ class EnsembleResult:
     snapshots: list[torch.Tensor]  # each (M, P) flat weights
     snapshot_epochs: list[int]
     snapshot_metrics: list[dict[str, torch.Tensor]]  # per snapshot: name -> (M,)
+    epochs_done: int = 0
+    converged_epoch: list[int | None] | None = None  # per model: epoch the stopping rule fired (None: never)
 
 
 @torch.no_grad()
@@ -180,14 +182,27 @@ def train_ensemble(
     flat_x = data.x_train.reshape(num_train, -1)
     step = 0
     spec_t = train_spec
+    best_loss = torch.full((num_models,), float("inf"), dtype=torch.float64)
+    last_improved = [0] * num_models
+    converged: list[int | None] = [None] * num_models
 
-    def epoch_boundary(epoch: int) -> dict[str, torch.Tensor]:
+    def update_convergence(epoch: int, train_loss: torch.Tensor) -> None:
+        for index in range(num_models):
+            value = train_loss[index].item()
+            if value < best_loss[index] * (1 - spec_t.stop_rel_improvement):
+                best_loss[index] = value
+                last_improved[index] = epoch
+            elif converged[index] is None and epoch - last_improved[index] >= spec_t.stop_patience:
+                converged[index] = epoch
+
+    def epoch_boundary(epoch: int, last: bool = False) -> dict[str, torch.Tensor]:
         metrics: dict[str, torch.Tensor] = {}
-        last = epoch == spec_t.epochs
         if epoch % spec_t.eval_every == 0 or last or (spec_t.snapshot_every and epoch % spec_t.snapshot_every == 0):
             for split, (x, y) in {"train": (data.x_train, data.y_train), "test": (data.x_test, data.y_test)}.items():
                 for name, values in evaluate_ensemble(model, x, y, spec_t.loss, spec_t.eval_batch_size).items():
                     metrics[f"{split}_{name}"] = torch.where(alive.cpu(), values, torch.nan)
+            if spec_t.stop_patience:
+                update_convergence(epoch, metrics["train_loss"])
             if record_runs and (epoch % spec_t.eval_every == 0 or last):
                 for index in range(num_models):
                     log.add(str(index), step, "epoch", epoch)
@@ -199,8 +214,12 @@ def train_ensemble(
             snapshot_metrics.append(metrics)
         return metrics
 
+    epochs_done, final = 0, None
     for epoch in range(spec_t.epochs):
-        epoch_boundary(epoch)
+        metrics = epoch_boundary(epoch)
+        if spec_t.stop_patience and all(c is not None or not a for c, a in zip(converged, alive.tolist())):
+            final = metrics  # every model has converged: this boundary is the end of training
+            break
         if spec_t.batch_size and spec_t.batch_size < num_train:
             orders = torch.stack([epoch_permutation(num_train, seed, epoch) for seed in seeds]).to(device)  # (M, N)
         else:
@@ -238,12 +257,14 @@ def train_ensemble(
                     for p, saved in zip(model.parameters(), frozen):
                         p[~alive] = saved
             step += 1
+        epochs_done = epoch + 1
         if progress is not None:
             progress.update(1)
         if not alive.any():
             break
-    final = epoch_boundary(spec_t.epochs) if alive.any() else {}
-    return EnsembleResult(model, status, log, final, snapshots, snapshot_epochs, snapshot_metrics)
+    if final is None:
+        final = epoch_boundary(epochs_done, last=True)
+    return EnsembleResult(model, status, log, final, snapshots, snapshot_epochs, snapshot_metrics, epochs_done, converged)
 
 
 def ensemble_grad_norm(model: EnsembleMLP, p: float = 2.0) -> torch.Tensor:

@@ -56,6 +56,11 @@ class TrainSpec:
     grad_norm_p: float = 2.0
     snapshot_every: int = 0  # epochs between weight snapshots; 0: none
     eval_batch_size: int = 4096
+    # Stopping rule (ensemble trainer): a model has converged when its train loss has not improved by more
+    # than stop_rel_improvement (relative) over the last stop_patience epochs; training stops when all
+    # models have. 0 disables it. Checked at evaluation epochs.
+    stop_patience: int = 0
+    stop_rel_improvement: float = 1e-3
 
     def __post_init__(self):
         check_loss(self.loss)

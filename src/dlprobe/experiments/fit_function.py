@@ -1,0 +1,215 @@
+"""1-1 Deep vs Shallow, simulate a function: at one parameter budget, does a deeper net fit better?
+
+    dlprobe run fit-function --profile quick          # about 1-2 minutes on a 2-core CPU
+    dlprobe run fit-function --function "exp(-x**2)*sin(8*x)" --depths 1,2,4,8
+
+For each target function and each depth, the budget solver picks widths whose exact parameter count is
+within 1% of the budget. Each model gets a fair learning-rate search (every rate x every seed for
+`search_epochs`, best geometric-mean training MSE kept), then all seeds train with that rate until the
+stopping rule fires or `max_epochs` is reached. All seeds (and all rates of the search) of one depth
+train at once with the ensemble trainer. Full batch Adam on a dense grid; test MSE on a separate grid.
+
+Activation default: ReLU. A ReLU net computes a piecewise-linear function whose number of pieces can grow
+exponentially with depth but only linearly with width (Montufar et al. 2014): the textbook argument for
+depth, so it is the activation under which this experiment asks its question. `--activation tanh` works.
+
+summary.json: functions.<name> = {formula, domain, models: {"<depth>": {depth, widths, num_params,
+learning_rate, lr_search {rate: geometric-mean train MSE}, final_train_mse / final_test_mse (seed stats:
+mean, std, min, max, values, n), epochs_trained (per seed), epochs_to_mse {"1e-2": seed stats or None}}}}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..config import ExperimentConfig, param
+from ..data.functions import function_dataset, get_function
+from ..errors import ConfigError
+from ..models.budget import check_same_budget, mlp_for_budget
+from ..models.mlp import ACTIVATIONS
+from ..plotting.fit import plot_function_fits, plot_loss_curves
+from ..plotting.style import close
+from ..training.common import OptimizerSettings
+from ..training.ensemble import train_ensemble
+from ..training.loop import TensorData, TrainSpec
+from .base import Experiment
+from .common import first_step_below, geometric_mean, seed_stats, slug
+from .observe import compare_lower_is_better, fmt, mean_std
+
+THRESHOLDS = (1e-2, 1e-3, 1e-4)
+EXTRAPOLATION = 0.15  # the prediction plot extends this fraction of the domain width beyond each end
+
+
+@dataclass(frozen=True)
+class Config(ExperimentConfig):
+    functions: tuple[str, ...] = param(("sinc", "sign-sin"), "target functions: registered names or expressions in x")
+    depths: tuple[int, ...] = param((1, 3, 6), "number of hidden layers of each model", minimum=1, maximum=64)
+    budget: int = param(1000, "parameter budget shared by all models (exact counts within 1%)", minimum=8)
+    activation: str = param("relu", "hidden activation", choices=tuple(ACTIVATIONS))
+    learning_rates: tuple[float, ...] = param((1e-3, 3e-3, 1e-2), "Adam learning rates tried per model", minimum=1e-8, maximum=10.0)
+    search_epochs: int = param(2000, "epochs of each learning-rate trial", minimum=1)
+    max_epochs: int = param(20000, "epoch limit of the final training (the assignment used 20000)", minimum=1)
+    patience: int = param(2000, "stop when train MSE improved by < 0.1% over this many epochs (0: never)", minimum=0)
+    seeds: tuple[int, ...] = param((0, 1, 2, 3, 4), "seeds of the final training (mean and spread are reported)", minimum=0)
+    num_train: int = param(1000, "training grid points over the domain", minimum=2)
+    num_test: int = param(300, "test grid points (a separate grid)", minimum=1)
+    eval_every: int = param(20, "epochs between recorded train/test MSE", minimum=1)
+
+    def validate(self):
+        if not self.functions or not self.depths or not self.seeds or not self.learning_rates:
+            raise ConfigError("functions, depths, seeds and learning_rates must each list at least one value")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must be distinct, got {self.seeds}")
+        for name in self.functions:  # a bad expression fails here, before any run directory exists
+            get_function(name)
+
+
+PROFILES = {
+    "smoke": dict(functions=("sinc",), depths=(1, 3), budget=300, learning_rates=(3e-3, 1e-2), search_epochs=100,
+                  max_epochs=600, patience=0, seeds=(0, 1), num_train=200, num_test=50, eval_every=20),
+    "quick": dict(search_epochs=300, max_epochs=3000, patience=600, seeds=(0, 1, 2), eval_every=20),
+    "full": dict(),
+}
+
+
+def _train_depth(config: Config, data: TensorData, depth: int, device, progress) -> dict:
+    """Learning-rate search then final training for one depth; a checkpoint-safe dict of results."""
+    spec = mlp_for_budget(config.budget, depth, 1, 1, config.activation)
+    rates, seeds = list(config.learning_rates), list(config.seeds)
+    search_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam"), epochs=config.search_epochs, eval_every=config.search_epochs)
+    search = train_ensemble(spec, seeds * len(rates), data, search_spec, lrs=[r for r in rates for _ in seeds], device=device, record_runs=False)
+    scores = search.final["train_loss"].view(len(rates), len(seeds))
+    lr_search = {repr(rate): geometric_mean(scores[i].tolist()) for i, rate in enumerate(rates)}
+    best_rate = min(rates, key=lambda r: lr_search[repr(r)])
+    final_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=best_rate), epochs=config.max_epochs,
+                           eval_every=config.eval_every, stop_patience=config.patience)
+    result = train_ensemble(spec, seeds, data, final_spec, device=device, progress=progress)
+    low, high = data.x_train.min().item(), data.x_train.max().item()
+    margin = EXTRAPOLATION * (high - low)
+    grid = torch.linspace(low - margin, high + margin, 600, device=device).unsqueeze(1)
+    with torch.no_grad():
+        predictions = result.model(grid, shared=True)[..., 0].cpu()  # (seeds, 600)
+    curves = {}
+    for index in range(len(seeds)):
+        epochs, _ = result.log.series("epoch", str(index))
+        curves[index] = {name: result.log.series(name, str(index))[1] for name in ("train_loss", "test_loss")}
+        curves[index]["epoch"] = epochs
+    return {
+        "widths": list(spec.widths), "num_params": spec.num_params, "learning_rate": best_rate, "lr_search": lr_search,
+        "status": result.status, "epochs_trained": result.epochs_done,
+        "final_train": result.final["train_loss"].tolist(), "final_test": result.final["test_loss"].tolist(),
+        "curves": [curves[i] for i in range(len(seeds))], "grid": grid[:, 0].cpu(), "predictions": predictions,
+    }
+
+
+def run(config: Config, ctx) -> dict:
+    summary = {"functions": {}, "budget": config.budget, "activation": config.activation, "seeds": list(config.seeds),
+               "optimizer": "adam (full batch)", "learning_rates_tried": list(config.learning_rates)}
+    targets = [get_function(name) for name in config.functions]
+    check_same_budget([mlp_for_budget(config.budget, d, 1, 1, config.activation) for d in config.depths])
+    total = len(targets) * len(config.depths) * config.max_epochs
+    with ctx.progress(total, "fit-function") as progress:
+        for target in targets:
+            data = TensorData(*function_dataset(target, config.num_train, config.num_test))
+            key = slug(target.name)
+            results = {}
+            for depth in config.depths:
+                results[depth] = ctx.trial(f"{key}_depth{depth}", lambda: _train_depth(config, data, depth, ctx.device, progress))
+                progress.n = min(total, progress.n)  # skipped (converged or resumed) epochs leave the bar short
+            summary["functions"][target.name] = _summarize(target, results, config)
+            _record_metrics(ctx.log, key, results, config)
+            _draw(ctx, target, key, data, results)
+    return summary
+
+
+def _summarize(target, results, config) -> dict:
+    models = {}
+    for depth, r in results.items():
+        epochs_to = {}
+        for threshold in THRESHOLDS:
+            reached = [first_step_below(c["epoch"], c["train_loss"], threshold) for c in r["curves"]]
+            hits = [e for e in reached if e is not None]
+            epochs_to[f"{threshold:g}"] = {**seed_stats(hits), "reached": len(hits), "of": len(reached)} if hits else None
+        models[str(depth)] = {
+            "depth": depth, "widths": r["widths"], "num_params": r["num_params"], "learning_rate": r["learning_rate"],
+            "lr_search": r["lr_search"], "status": r["status"], "epochs_trained": r["epochs_trained"],
+            "final_train_mse": seed_stats(r["final_train"]), "final_test_mse": seed_stats(r["final_test"]),
+            "epochs_to_mse": epochs_to,
+        }
+    return {"formula": target.formula, "domain": list(target.domain), "models": models}
+
+
+def _record_metrics(log, key, results, config) -> None:
+    for depth, r in results.items():
+        for seed, curves in zip(config.seeds, r["curves"]):
+            run_name = f"{key}/depth{depth}/seed{seed}"
+            for index, epoch in enumerate(curves["epoch"]):
+                log.add(run_name, int(epoch), "train_mse", curves["train_loss"][index])
+                log.add(run_name, int(epoch), "test_mse", curves["test_loss"][index])
+
+
+def _label(depth, r) -> str:
+    layers = "layer" if depth == 1 else "layers"
+    return f"{depth} hidden {layers} ({r['num_params']} params, lr {r['learning_rate']:g})"
+
+
+def _draw(ctx, target, key, data, results) -> None:
+    labels = {depth: _label(depth, r) for depth, r in results.items()}
+    ax = plot_loss_curves(
+        {labels[d]: (np.asarray(r["curves"][0]["epoch"]), np.asarray([c["train_loss"] for c in _same_length(r["curves"])])) for d, r in results.items()},
+        title=f"Training loss on {target.formula} (mean, band = min-max over seeds)", ylabel="training MSE",
+    )
+    ctx.run_dir.save_figure(ax.figure, f"loss_{key}")
+    close(ax.figure)
+    ax = plot_function_fits(
+        grid=next(iter(results.values()))["grid"].numpy(), truth=target(next(iter(results.values()))["grid"].numpy().astype(float)),
+        predictions={labels[d]: r["predictions"].numpy() for d, r in results.items()},
+        domain=target.domain, x_train=data.x_train[:, 0].numpy(), title=f"Predictions vs ground truth: {target.formula}",
+    )
+    ctx.run_dir.save_figure(ax.figure, f"predictions_{key}")
+    close(ax.figure)
+
+
+def _same_length(curves):
+    """Seeds stop together in the ensemble, so curves share epochs; trim defensively to the shortest."""
+    length = min(len(c["train_loss"]) for c in curves)
+    return [{**c, "train_loss": c["train_loss"][:length]} for c in curves]
+
+
+def observe(summary: dict, config: dict) -> list[str]:
+    sentences = []
+    for name, function in summary["functions"].items():
+        models = sorted(function["models"].values(), key=lambda m: m["depth"])
+        shallow, deep = models[0], models[-1]
+        lead = f"{function['formula']}: "
+        sentences.append(lead + compare_lower_is_better(
+            f"{deep['depth']}-layer model", deep["final_test_mse"], f"{shallow['depth']}-layer model", shallow["final_test_mse"], "final test MSE"))
+        ranked = sorted((m for m in models if m["final_test_mse"]["mean"] is not None), key=lambda m: m["final_test_mse"]["mean"])
+        if len(ranked) > 2:
+            order = " < ".join(f"{m['depth']} layers ({fmt(m['final_test_mse']['mean'])})" for m in ranked)
+            sentences.append(lead + f"ranking by mean final test MSE: {order}.")
+        for threshold in ("0.01", "0.001"):
+            reached = [(m["depth"], m["epochs_to_mse"].get(threshold)) for m in models]
+            parts = [f"{d} layers: {fmt(r['mean'])} epochs ({r['reached']}/{r['of']} seeds)" if r else f"{d} layers: not reached" for d, r in reached]
+            sentences.append(lead + f"epochs to reach training MSE {threshold}: " + "; ".join(parts) + ".")
+    return sentences
+
+
+def table(summary: dict):
+    columns = ["function", "hidden layers", "widths", "parameters", "learning rate", "train MSE", "test MSE", "epochs"]
+    rows = []
+    for function in summary["functions"].values():
+        for m in sorted(function["models"].values(), key=lambda m: m["depth"]):
+            rows.append([function["formula"], m["depth"], "-".join(map(str, m["widths"])), m["num_params"], fmt(m["learning_rate"]),
+                         mean_std(m["final_train_mse"]), mean_std(m["final_test_mse"]), m["epochs_trained"]])
+    return columns, rows
+
+
+EXPERIMENT = Experiment(
+    name="fit-function", section="1-1", title="Simulate a function: deep vs shallow at one parameter budget",
+    description="shallow/middle/deep MLPs at one exact parameter budget fit 1-D functions (loss curves, predictions)",
+    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+)

@@ -1,0 +1,100 @@
+"""The command line: listing, one-line errors with exit code 2, run/skip/fresh, config files, --set."""
+
+import json
+
+import pytest
+
+from dlprobe.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_list_shows_experiments(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0 and "fit-function" in out and "[1-1]" in out
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["run", "nope"], "unknown experiment 'nope'"),
+        (["run", "fit-function", "--profile", "huge"], "invalid choice"),
+        (["run", "fit-function", "--budget", "-5"], "budget must be >= 8"),
+        (["run", "fit-function", "--budget", "many"], "expected int"),
+        (["run", "fit-function", "--function", "__import__('os')"], "expression"),
+        (["run", "fit-function", "--function", "sincc"], "registered"),
+        (["run", "fit-function", "--seeds", "0"], "--seeds count must be >= 1"),
+        (["run", "fit-function", "--seeds", "x"], "--seeds expects"),
+        (["run", "fit-function", "--set", "nokey=1"], "no such config field"),
+        (["run", "fit-function", "--set", "epochs"], "KEY=VALUE"),
+        (["run", "fit-function", "--device", "tpu"], "unknown device"),
+        (["run", "fit-function", "--depths", "1,100"], "depths must be <= 64"),
+        (["run", "fit-function", "--config", "/nonexistent.toml"], "cannot read config file"),
+        (["run", "fit-function", "--bogus-flag"], "unrecognized arguments"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_user_mistakes_are_one_line_errors(capsys, tmp_path, argv, fragment):
+    try:
+        code = main(argv + ["--out", str(tmp_path)] if argv[0] == "run" else argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert fragment in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert not any(tmp_path.rglob("summary.json"))
+
+
+def test_config_file_unknown_key_and_table(capsys, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[fit-function]\nbudgett = 3\n")
+    code, _, err = run_cli(capsys, "run", "fit-function", "--profile", "smoke", "--config", str(config), "--out", str(tmp_path))
+    assert code == 2 and "unknown config file key 'budgett'" in err
+    config.write_text("[not-an-experiment]\nx = 1\n")
+    code, _, err = run_cli(capsys, "run", "fit-function", "--profile", "smoke", "--config", str(config), "--out", str(tmp_path))
+    assert code == 2 and "is not an experiment" in err
+
+
+def test_run_skip_and_fresh(capsys, tmp_path):
+    argv = ["run", "fit-function", "--profile", "smoke", "--out", str(tmp_path), "--quiet", "--set", "max_epochs=50", "--seeds", "2"]
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0
+    (run_dir,) = [p.parent for p in tmp_path.rglob("DONE")]
+    summary = (run_dir / "summary.json").read_text()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["max_epochs"] == 50 and config["seeds"] == [0, 1]
+    assert config["torch_version"] and config["dlprobe_version"]
+    mtime = (run_dir / "summary.json").stat().st_mtime_ns
+    assert run_cli(capsys, *argv)[0] == 0
+    assert (run_dir / "summary.json").stat().st_mtime_ns == mtime  # skipped: nothing rewritten
+    assert run_cli(capsys, *argv, "--fresh")[0] == 0
+    assert (run_dir / "summary.json").read_text() == summary  # same config and seed: same bytes
+
+
+def test_run_dir_of_another_config_is_refused(capsys, tmp_path):
+    argv = ["run", "fit-function", "--profile", "smoke", "--out", str(tmp_path), "--quiet", "--set", "max_epochs=20"]
+    assert run_cli(capsys, *argv)[0] == 0
+    (run_dir,) = [p.parent for p in tmp_path.rglob("DONE")]
+    (run_dir / "DONE").unlink()
+    record = json.loads((run_dir / "config.json").read_text())
+    record["config"]["max_epochs"] = 999
+    (run_dir / "config.json").write_text(json.dumps(record))
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and "belongs to another configuration" in err
+    (run_dir / "config.json").write_text("{broken")
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and "cannot read" in err
+
+
+def test_help_lists_experiment_fields(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "fit-function", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "--budget" in out and "--learning-rates" in out and "--profile" in out

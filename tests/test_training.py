@@ -1,0 +1,149 @@
+"""Trainers: the plain loop learns, the ensemble equals one-by-one training, resume equals a straight run,
+divergence is contained."""
+
+import math
+
+import pytest
+import torch
+
+from dlprobe.data.functions import function_dataset, get_function
+from dlprobe.models.mlp import MLPSpec, build_mlp
+from dlprobe.training.common import OptimizerSettings, batch_slices, epoch_permutation
+from dlprobe.training.ensemble import ensemble_grad_norm, train_ensemble
+from dlprobe.training.loop import TensorData, TrainSpec, grad_norm, train
+
+
+def sinc_data(num_train=200, num_test=50):
+    return TensorData(*function_dataset(get_function("sinc"), num_train, num_test))
+
+
+def flat(model):
+    return torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+
+
+def test_plain_loop_learns_a_simple_function():
+    data = sinc_data()
+    model = build_mlp(MLPSpec(1, (32, 32), 1, "tanh"), torch.Generator().manual_seed(0))
+    result = train(model, data, TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=1e-2), epochs=400, eval_every=50), seed=0)
+    _, losses = result.log.series("train_loss")
+    assert result.status == "ok" and result.epochs_done == 400
+    assert losses[-1] < 0.05 * losses[0]  # 20x below the constant predictor's loss
+    assert result.log.last("test_loss") < 0.01
+
+
+def test_records_come_before_each_update_with_exact_counts():
+    data = sinc_data(num_train=100)
+    model = build_mlp(MLPSpec(1, (8,), 1, "tanh"), torch.Generator().manual_seed(1))
+    result = train(model, data, TrainSpec(epochs=3, batch_size=32, record_iterations=True), seed=0)
+    steps, _ = result.log.series("grad_norm")
+    assert steps == list(range(3 * 4))  # 100 examples, batches of 32 -> 4 per epoch
+    epochs, _ = result.log.series("epoch")
+    assert len(epochs) == 4  # before epochs 0, 1, 2 and after the last
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_ensemble_equals_one_by_one(optimizer, batch_size):
+    data = sinc_data()
+    spec = MLPSpec(1, (16, 16), 1, "tanh")
+    train_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings(optimizer, lr=1e-2, weight_decay=1e-4), batch_size=batch_size, epochs=50 if batch_size is None else 8)
+    seeds = [3, 4, 5]
+    ensemble = train_ensemble(spec, seeds, data, train_spec)
+    for index, seed in enumerate(seeds):
+        model = build_mlp(spec, torch.Generator().manual_seed(seed))
+        single = train(model, data, train_spec, seed=seed)
+        single_loss = single.log.last("train_loss")
+        assert abs(ensemble.final["train_loss"][index].item() - single_loss) <= 1e-4 * single_loss
+        assert torch.allclose(ensemble.model.flat_params()[index], flat(model), atol=1e-5)
+        member = ensemble.model.member(index)
+        assert torch.allclose(flat(member), flat(model), atol=1e-5)
+
+
+def test_ensemble_per_model_learning_rates_match_single_runs():
+    data = sinc_data()
+    spec = MLPSpec(1, (8,), 1, "tanh")
+    rates = [1e-3, 1e-2]
+    ensemble = train_ensemble(spec, [0, 0], data, TrainSpec(epochs=30), lrs=rates)
+    for index, rate in enumerate(rates):
+        model = build_mlp(spec, torch.Generator().manual_seed(0))
+        train(model, data, TrainSpec(epochs=30, optimizer=OptimizerSettings("adam", lr=rate)), seed=0)
+        assert torch.allclose(ensemble.model.flat_params()[index], flat(model), atol=1e-5)
+
+
+def test_ensemble_grad_norm_matches_single_model():
+    data = sinc_data()
+    spec = MLPSpec(1, (8, 8), 1, "tanh")
+    result = train_ensemble(spec, [0, 1], data, TrainSpec(epochs=1, record_iterations=True, grad_norm_p=2.0))
+    _, ensemble_norms = result.log.series("grad_norm", "1")
+    model = build_mlp(spec, torch.Generator().manual_seed(1))
+    single = train(model, data, TrainSpec(epochs=1, record_iterations=True), seed=1)
+    assert abs(ensemble_norms[0] - single.log.series("grad_norm")[1][0]) <= 1e-5 * ensemble_norms[0]
+
+
+def test_divergence_marks_one_model_and_spares_the_others():
+    data = sinc_data()
+    spec = MLPSpec(1, (16,), 1, "relu")
+    train_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("sgd", lr=1e-2, momentum=0.0), epochs=40)
+    result = train_ensemble(spec, [0, 1], data, train_spec, lrs=[1e-2, 1e6])
+    assert result.status[0] == "ok" and result.status[1].startswith("diverged")
+    alone = train_ensemble(spec, [0], data, train_spec, lrs=[1e-2])
+    assert math.isnan(result.final["train_loss"][1].item())
+    assert result.final["train_loss"][0].item() == pytest.approx(alone.final["train_loss"][0].item(), rel=1e-6)
+
+
+def test_plain_loop_reports_divergence():
+    data = sinc_data()
+    model = build_mlp(MLPSpec(1, (16,), 1, "relu"), torch.Generator().manual_seed(0))
+    result = train(model, data, TrainSpec(optimizer=OptimizerSettings("sgd", lr=1e8, momentum=0.0), epochs=20), seed=0)
+    assert result.status.startswith("diverged at step")
+
+
+def test_resume_equals_straight_run(tmp_path):
+    data = sinc_data()
+    spec = MLPSpec(1, (16,), 1, "tanh")
+    train_spec = TrainSpec(epochs=6, batch_size=64, snapshot_every=2, record_iterations=True)
+    straight = build_mlp(spec, torch.Generator().manual_seed(0))
+    straight_result = train(straight, data, train_spec, seed=7)
+
+    checkpoint = tmp_path / "ckpt.pt"
+    interrupted = build_mlp(spec, torch.Generator().manual_seed(0))
+    with pytest.raises(_Interrupt):  # stopped after 3 of 6 epochs, as by Ctrl-C
+        train(interrupted, data, train_spec, seed=7, checkpoint_path=checkpoint, checkpoint_every=1, progress=_StopAfter(3))
+    assert checkpoint.exists()
+    resumed = build_mlp(spec, torch.Generator().manual_seed(0))
+    resumed_result = train(resumed, data, train_spec, seed=7, checkpoint_path=checkpoint)
+    assert torch.equal(flat(resumed), flat(straight))
+    assert resumed_result.log.rows() == straight_result.log.rows()
+    assert resumed_result.snapshot_epochs == straight_result.snapshot_epochs
+
+
+class _StopAfter:
+    """A progress object that interrupts training after n epochs (like Ctrl-C), after the checkpoint."""
+
+    def __init__(self, epochs):
+        self.remaining = epochs
+
+    def update(self, n):
+        self.remaining -= n
+        if self.remaining == 0:
+            raise _Interrupt
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_data_order_depends_only_on_seed_and_epoch():
+    assert torch.equal(epoch_permutation(50, 3, 2), epoch_permutation(50, 3, 2))
+    assert not torch.equal(epoch_permutation(50, 3, 2), epoch_permutation(50, 3, 3))
+    assert [s.stop - s.start for s in batch_slices(10, 4)] == [4, 4, 2]
+    assert batch_slices(10, None) == [slice(0, 10)]
+
+
+def test_grad_norm_p_norms():
+    layer = torch.nn.Linear(3, 1)
+    layer.weight.grad = torch.tensor([[3.0, -4.0, 0.0]])
+    layer.bias.grad = torch.tensor([0.0])
+    assert grad_norm(layer.parameters(), 2) == pytest.approx(5.0)
+    assert grad_norm(layer.parameters(), 1) == pytest.approx(7.0)
+    assert grad_norm(layer.parameters(), float("inf")) == pytest.approx(4.0)
