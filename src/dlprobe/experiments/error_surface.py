@@ -1,0 +1,264 @@
+"""1-2 Optimization, bonus: what does the loss landscape around the path of training look like?
+
+    dlprobe run error-surface --profile quick           # well under a minute of compute on a 2-core CPU
+    dlprobe run error-surface --dataset mnist-5k
+
+One MLP is trained (snapshots every `snapshot_every` epochs), then three views of the training loss:
+1. the line theta(alpha) = (1 - alpha) theta_initial + alpha theta_final for alpha in [-0.5, 1.5]
+   (Goodfellow et al. 2015): alpha = 0 is the initial model, alpha = 1 the final one;
+2. a 2-D surface theta_final + a d1 + b d2 on two random filter-normalized directions (Li et al. 2018;
+   each row of a weight matrix of d is rescaled to the norm of that row of theta_final, biases 0), so
+   a = 1 is a step as large as the weights themselves;
+3. the plane of the training path (Li et al. 2018 section 7): d1, d2 = the top two principal
+   components of the snapshots minus theta_final (unit vectors, so coordinates are Euclidean distances
+   in weight space), the loss on that plane around theta_final, and the snapshots projected on it.
+Landscapes are evaluated in float64 on the training set (vmap over points, analysis/landscape.py).
+
+summary.json: task {kind, name, description, loss}, dataset_note (images only), architecture,
+activation, num_params, epochs, snapshot_epochs, status, initial_train_loss / final_train_loss /
+final_test_loss (from the training loop's evaluation), line {alpha_min, alpha_max, num_points,
+loss_at_0, loss_at_1, max_loss_01 (max over alpha in [0, 1]), barrier_height (max_loss_01 minus the
+larger endpoint loss: 0 when nothing rises above both ends), min_loss, alpha_of_min (over the whole
+line), non_increasing_01 (the loss never rises between consecutive alphas in [0, 1]), test_loss_at_1},
+surface {num_points (per axis), range, center_loss, mean_loss_radius1 (mean over RADIUS_ANGLES
+directions cos(t) d1 + sin(t) d2 at distance 1), max_loss, min_loss}, pca_plane {explained_variance_ratio
+(PC1, PC2 of the path), center_loss, coordinate_range [[min, max] per axis], path_coordinates (T, 2)}.
+metrics.csv: run "train" (step = epoch: train_loss, test_loss), run "line" (step = point index:
+alpha, train_loss, test_loss), runs "surface_random" / "surface_pca" (step = grid index: a, b, loss),
+run "path" (step = epoch: x, y, train_loss).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..analysis.landscape import evaluate_interpolation, filter_normalized_direction, loss_along_line, loss_surface_2d
+from ..analysis.params import unflatten_params
+from ..analysis.trajectory import fit_pca
+from ..config import ExperimentConfig, param
+from ..errors import ConfigError
+from ..models.mlp import ACTIVATIONS, MLP, MLPSpec, build_mlp
+from ..plotting.optimization import plot_loss_contour, plot_loss_line
+from ..plotting.style import close
+from ..training.common import OPTIMIZERS, OptimizerSettings
+from ..training.loop import TrainSpec, train
+from ..training.metrics import MetricLog
+from .base import Experiment
+from .observe import fmt
+from .trajectory import load_task, one_thread
+
+RADIUS_ANGLES = 32  # directions sampled on the unit circle of the random plane
+
+
+@dataclass(frozen=True)
+class Config(ExperimentConfig):
+    function: str = param("sinc", "target function (registered name or expression in x), used when dataset is unset")
+    dataset: str | None = param(None, "image dataset (e.g. mnist-5k): classify images instead of fitting the function")
+    train_size: int | None = param(None, "training images used (a deterministic stratified subset); default all", minimum=1)
+    widths: tuple[int, ...] = param((32, 32), "hidden layer widths of the MLP", minimum=1)
+    activation: str = param("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
+    epochs: int = param(60, "training epochs", minimum=1)
+    snapshot_every: int = param(3, "epochs between snapshots of the training path", minimum=1)
+    batch_size: int = param(64, "mini-batch size", minimum=1)
+    optimizer: str = param("adam", "optimizer", choices=OPTIMIZERS)
+    learning_rate: float = param(3e-3, "learning rate", minimum=1e-8, maximum=10.0)
+    line_points: int = param(81, "points on the line alpha in [alpha_min, alpha_max] (alpha 0 and 1 are always added)", minimum=50)
+    alpha_min: float = param(-0.5, "start of the line (0: initial weights)")
+    alpha_max: float = param(1.5, "end of the line (1: final weights)")
+    surface_points: int = param(31, "grid points per axis of each 2-D surface (odd, so the centre is a grid point)", minimum=3)
+    surface_range: float = param(1.0, "the random-direction surface spans [-range, range] in filter-normalized units", minimum=1e-3)
+    path_margin: float = param(0.3, "the path-plane surface extends this fraction of the path's extent beyond it", minimum=0.0)
+    num_train: int = param(1000, "function task: training grid points", minimum=2)
+    num_test: int = param(200, "function task: test grid points", minimum=1)
+
+    def validate(self):
+        if self.surface_points % 2 == 0:
+            raise ConfigError(f"surface_points must be odd so that the final weights sit on the grid, got {self.surface_points}")
+        if not self.alpha_min < 0 < 1 < self.alpha_max:
+            raise ConfigError(f"the line must extend past both models: need alpha_min < 0 and alpha_max > 1, got {self.alpha_min}, {self.alpha_max}")
+        if self.epochs // self.snapshot_every < 2:
+            raise ConfigError(f"the path needs at least 3 snapshots: epochs ({self.epochs}) >= 2 * snapshot_every ({self.snapshot_every})")
+
+
+PROFILES = {
+    "smoke": dict(widths=(8, 8), epochs=6, snapshot_every=2, line_points=50, surface_points=9, num_train=200, num_test=50),
+    "quick": dict(),
+    "full": dict(epochs=150, line_points=201, surface_points=51),
+}
+
+
+def _train(config, data, spec, loss, checkpoint_path) -> dict:
+    model = build_mlp(spec, torch.Generator().manual_seed(config.seed))
+    train_spec = TrainSpec(loss=loss, optimizer=OptimizerSettings(config.optimizer, lr=config.learning_rate), batch_size=config.batch_size,
+                           epochs=config.epochs, eval_every=config.snapshot_every, snapshot_every=config.snapshot_every)
+    result = train(model, data, train_spec, seed=config.seed, run="train", checkpoint_path=checkpoint_path)
+    flat = torch.stack([torch.cat([s[name].reshape(-1) for name, _ in model.named_parameters()]) for s in result.snapshots])
+    return {"snapshots": flat, "epochs": result.snapshot_epochs, "status": result.status, "log": result.log.state(),
+            "snapshot_loss": [m["train_loss"] for m in result.snapshot_metrics]}
+
+
+def _grid(half_points: int, low: float, high: float) -> torch.Tensor:
+    """2 * half_points + 1 float64 coordinates from low to high where the middle one is exactly 0 (low < 0 < high)."""
+    steps = torch.arange(-half_points, half_points + 1, dtype=torch.float64) / half_points
+    return torch.where(steps < 0, -steps * low, steps * high)
+
+
+def _landscapes(config, data, spec, loss, flat) -> dict:
+    """Line, random-direction surface and path-plane surface from the (T, P) snapshots, float64."""
+    model = MLP(spec).double()
+    x, y = data.x_train.double(), data.y_train.double() if loss == "mse" else data.y_train
+    x_test, y_test = data.x_test.double(), data.y_test.double() if loss == "mse" else data.y_test
+    flat = flat.double()
+    initial, final = unflatten_params(flat[0], model), unflatten_params(flat[-1], model)
+    alphas = torch.cat([torch.linspace(config.alpha_min, config.alpha_max, config.line_points, dtype=torch.float64),
+                        torch.tensor([0.0, 1.0], dtype=torch.float64)]).unique()  # sorted, with 0 and 1 exactly
+    line = loss_along_line(model, initial, final, alphas, x, y, loss)
+    line_test = loss_along_line(model, initial, final, alphas, x_test, y_test, loss)
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    direction1, direction2 = filter_normalized_direction(final, generator), filter_normalized_direction(final, generator)
+    half = config.surface_points // 2
+    coords = _grid(half, -config.surface_range, config.surface_range)
+    random_surface = loss_surface_2d(model, final, direction1, direction2, coords, coords, x, y, loss, chunk_size=32)
+    ring = []
+    for angle in torch.arange(RADIUS_ANGLES, dtype=torch.float64) * (2 * math.pi / RADIUS_ANGLES):
+        end = {name: final[name] + torch.cos(angle) * direction1[name] + torch.sin(angle) * direction2[name] for name in final}
+        ring.append(evaluate_interpolation(model, final, end, torch.ones(1, dtype=torch.float64), x, y, loss)["loss"][0])
+    pca = fit_pca((flat - flat[-1]).numpy(), num_components=2)
+    components = torch.from_numpy(pca.components)  # (2, P) orthonormal
+    path = (flat - flat[-1]) @ components.T  # (T, 2): coordinates along unit directions = distances in weight space
+    axes = []
+    for column in range(2):
+        low, high = min(path[:, column].min().item(), 0.0), max(path[:, column].max().item(), 0.0)
+        margin = config.path_margin * max(high - low, 1e-12)
+        axes.append(_grid(half, low - margin, high + margin))
+    pca_surface = loss_surface_2d(model, final, unflatten_params(components[0], model), unflatten_params(components[1], model),
+                                  axes[0], axes[1], x, y, loss, chunk_size=32)
+    return {"alphas": alphas, "line": line["loss"], "line_accuracy": line["accuracy"], "line_test": line_test["loss"],
+            "line_test_accuracy": line_test["accuracy"], "coords": coords, "random_surface": random_surface, "ring": torch.stack(ring),
+            "explained_variance_ratio": torch.from_numpy(pca.explained_variance_ratio), "path": path, "pca_axes": axes, "pca_surface": pca_surface}
+
+
+def run(config: Config, ctx) -> dict:
+    with one_thread():  # tiny kernels: see trajectory.one_thread
+        return _run(config, ctx)
+
+
+def _run(config: Config, ctx) -> dict:
+    task, data, in_features, out_features, loss = load_task(config, ctx.data_dir)
+    spec = MLPSpec(in_features, config.widths, out_features, config.activation)
+    trained = ctx.trial("train", lambda: _train(config, data, spec, loss, ctx.checkpoint_path("train")))
+    land = ctx.trial("landscapes", lambda: _landscapes(config, data, spec, loss, trained["snapshots"]))
+    summary = _summarize(config, task, spec, trained, land)
+    _record(ctx.log, trained, land)
+    _draw(ctx, config, task, spec, trained, land, summary)
+    return summary
+
+
+def _summarize(config, task, spec, trained, land) -> dict:
+    log = MetricLog.from_state(trained["log"])
+    alphas, line = land["alphas"], land["line"]
+    inside = (alphas >= 0) & (alphas <= 1)
+    at0, at1 = line[alphas == 0].item(), line[alphas == 1].item()
+    max01 = line[inside].max().item()
+    coords, surface, ring = land["coords"], land["random_surface"], land["ring"]
+    half = len(coords) // 2
+    summary = {
+        "task": {k: v for k, v in task.items() if k != "note"}, "architecture": spec.describe(), "activation": config.activation,
+        "num_params": spec.num_params, "epochs": config.epochs, "snapshot_epochs": trained["epochs"], "status": trained["status"],
+        "initial_train_loss": log.series("train_loss", "train")[1][0], "final_train_loss": log.last("train_loss", "train"),
+        "final_test_loss": log.last("test_loss", "train"),
+        "line": {"alpha_min": config.alpha_min, "alpha_max": config.alpha_max, "num_points": len(alphas), "loss_at_0": at0, "loss_at_1": at1,
+                 "max_loss_01": max01, "barrier_height": max(0.0, max01 - max(at0, at1)), "min_loss": line.min().item(),
+                 "alpha_of_min": alphas[line.argmin()].item(), "non_increasing_01": bool((line[inside].diff() <= 0).all()),
+                 "test_loss_at_1": land["line_test"][alphas == 1].item()},
+        "surface": {"num_points": len(coords), "range": config.surface_range, "center_loss": surface[half, half].item(),
+                    "mean_loss_radius1": ring.mean().item(), "max_loss": surface.max().item(), "min_loss": surface.min().item()},
+        "pca_plane": {"explained_variance_ratio": land["explained_variance_ratio"].tolist(), "center_loss": land["pca_surface"][half, half].item(),
+                      "coordinate_range": [[a.min().item(), a.max().item()] for a in land["pca_axes"]], "path_coordinates": land["path"].tolist()},
+    }
+    if task["note"]:
+        summary["dataset_note"] = task["note"]
+    return summary
+
+
+def _record(log, trained, land) -> None:
+    for run, step, name, value in MetricLog.from_state(trained["log"]).rows():
+        if name in ("train_loss", "test_loss", "train_accuracy", "test_accuracy"):
+            log.add("train", step, name, value)
+    for index, alpha in enumerate(land["alphas"].tolist()):
+        log.add("line", index, "alpha", alpha)
+        log.add("line", index, "train_loss", land["line"][index].item())
+        log.add("line", index, "test_loss", land["line_test"][index].item())
+    for run, (first, second), surface in (("surface_random", (land["coords"], land["coords"]), land["random_surface"]),
+                                          ("surface_pca", land["pca_axes"], land["pca_surface"])):
+        for i, a in enumerate(first.tolist()):
+            for j, b in enumerate(second.tolist()):
+                step = i * len(second) + j
+                log.add(run, step, "a", a)
+                log.add(run, step, "b", b)
+                log.add(run, step, "loss", surface[i, j].item())
+    for index, epoch in enumerate(trained["epochs"]):
+        log.add("path", epoch, "x", land["path"][index, 0].item())
+        log.add("path", epoch, "y", land["path"][index, 1].item())
+        log.add("path", epoch, "train_loss", trained["snapshot_loss"][index])
+
+
+def _draw(ctx, config, task, spec, trained, land, summary) -> None:
+    model_text = f"{spec.describe()} {config.activation} MLP ({spec.num_params} params) on {task['description']}"
+    classify = task["loss"] == "cross_entropy"
+    accuracy = {"train accuracy": land["line_accuracy"].numpy(), "test accuracy": land["line_test_accuracy"].numpy()} if classify else None
+    ax = plot_loss_line(land["alphas"].numpy(), {"train loss": land["line"].numpy(), "test loss": land["line_test"].numpy()},
+                        title=f"Loss on the straight line from initial to final weights\n{model_text}", accuracy=accuracy)
+    ctx.run_dir.save_figure(ax.figure, "loss_line")
+    close(ax.figure)
+    ax = plot_loss_contour(land["coords"].numpy(), land["coords"].numpy(), land["random_surface"].numpy(),
+                           title=f"Training loss around the final weights on two random filter-normalized directions\n(Li et al. 2018); {model_text}",
+                           axis_labels=["direction 1 (filter-normalized units)", "direction 2 (filter-normalized units)"])
+    ctx.run_dir.save_figure(ax.figure, "loss_surface_random")
+    close(ax.figure)
+    ratio = summary["pca_plane"]["explained_variance_ratio"]
+    ax = plot_loss_contour(land["pca_axes"][0].numpy(), land["pca_axes"][1].numpy(), land["pca_surface"].numpy(),
+                           title=(f"Training path (every {config.snapshot_every} epochs) projected on its PCA plane, loss on that plane\n"
+                                  f"{model_text}"),
+                           axis_labels=[f"PC{i + 1} of the path ({100 * r:.1f}% var), distance in weight space" for i, r in enumerate(ratio)],
+                           path=land["path"].numpy(), path_label=f"snapshots (projected; epochs 0-{trained['epochs'][-1]})")
+    ctx.run_dir.save_figure(ax.figure, "loss_surface_path")
+    close(ax.figure)
+
+
+def observe(summary: dict, config: dict) -> list[str]:
+    line, surface, plane = summary["line"], summary["surface"], summary["pca_plane"]
+    shape = ("the loss never rises on the way from the initial to the final weights" if line["non_increasing_01"] else
+             f"the loss is not monotone on [0, 1]; barrier height above the higher endpoint: {fmt(line['barrier_height'])}")
+    sentences = [
+        f"Line from initial (α=0, loss {fmt(line['loss_at_0'])}) to final weights (α=1, loss {fmt(line['loss_at_1'])}): {shape}; "
+        f"the lowest loss on α ∈ [{fmt(line['alpha_min'])}, {fmt(line['alpha_max'])}] is {fmt(line['min_loss'])} at α = {fmt(line['alpha_of_min'])}.",
+        f"Random filter-normalized plane: loss {fmt(surface['center_loss'])} at the final weights, {fmt(surface['mean_loss_radius1'])} on average at "
+        f"distance 1 ({fmt(surface['mean_loss_radius1'] / surface['center_loss'], 2)}× higher), up to {fmt(surface['max_loss'])} in the "
+        f"[-{fmt(surface['range'])}, {fmt(surface['range'])}]² window.",
+        f"The training path's top two principal directions explain {100 * plane['explained_variance_ratio'][0]:.1f}% and "
+        f"{100 * plane['explained_variance_ratio'][1]:.1f}% of its variance ({100 * sum(plane['explained_variance_ratio']):.1f}% together), "
+        f"so the 2-D picture shows {'most' if sum(plane['explained_variance_ratio']) > 0.5 else 'only part'} of the motion.",
+    ]
+    return sentences
+
+
+def table(summary: dict):
+    line, surface = summary["line"], summary["surface"]
+    columns = ["quantity", "value"]
+    rows = [["train loss at α=0 (initial)", fmt(line["loss_at_0"])], ["train loss at α=1 (final)", fmt(line["loss_at_1"])],
+            ["max train loss on [0, 1]", fmt(line["max_loss_01"])], ["barrier height", fmt(line["barrier_height"])],
+            ["min train loss on the line (α)", f"{fmt(line['min_loss'])} ({fmt(line['alpha_of_min'])})"],
+            ["surface: loss at centre", fmt(surface["center_loss"])], ["surface: mean loss at radius 1", fmt(surface["mean_loss_radius1"])],
+            ["path PCA explained variance", ", ".join(f"{100 * r:.1f}%" for r in summary["pca_plane"]["explained_variance_ratio"])]]
+    return columns, rows
+
+
+EXPERIMENT = Experiment(
+    name="error-surface", section="1-2", title="Visualize the error surface (bonus)",
+    description="loss on the line initial-to-final weights, on random filter-normalized directions, and on the training path's PCA plane",
+    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+)

@@ -1,0 +1,244 @@
+"""1-2 Optimization, observe the gradient norm during training: does it fall with the loss, or spike?
+
+    dlprobe run grad-norm --profile quick                 # a few seconds of compute on a 2-core CPU
+    dlprobe run grad-norm --set p=inf --dataset none      # max-norm, function task only
+
+At every iteration, before the optimizer step, the mini-batch loss and the p-norm of the gradient of
+that loss over all parameters are recorded (the ensemble trainer's per-iteration records: each seed's
+own gradient). Two tasks by default so both regimes appear: a 1-D function (regression, MSE) and an
+image dataset (classification with an MLP on flattened images, cross-entropy); either can be switched
+off with `--function none` / `--dataset none`.
+
+summary.json: p ("2", "inf", ...), optimizer, learning_rate, batch_size, seeds, tasks.<key> (key: the
+function's or dataset's name) = {kind ("function"|"images"), name, description, loss, architecture,
+num_params, epochs, iterations (per run), iterations_per_epoch, status (per seed), dataset_note (images
+only), and seed stats (mean, std, min, max, values, n) of: initial_loss (first iteration),
+first_epoch_loss / last_epoch_loss (geometric mean of the mini-batch losses of the first / last epoch),
+final_train_loss (whole training set after training), grad_norm_start / grad_norm_end (first / last
+iteration), grad_norm_first_epoch / grad_norm_last_epoch (geometric means over the first / last epoch),
+grad_norm_min, grad_norm_max, grad_norm_median, argmax_iteration (iteration of the largest grad norm),
+spikes (iterations whose grad norm exceeds SPIKE_FACTOR times the geometric mean of the previous
+epoch's worth of iterations), log_correlation (Pearson correlation of log loss and log grad norm over
+all iterations)}.
+metrics.csv: run "<key>/seed<s>", step = iteration: iteration_loss, grad_norm (one record per
+iteration each); step = iteration at each epoch start: train_loss, test_loss (whole sets).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from ..config import ExperimentConfig, param
+from ..errors import ConfigError
+from ..models.mlp import ACTIVATIONS, MLPSpec
+from ..plotting.optimization import plot_grad_norm
+from ..plotting.style import close
+from ..training.common import OPTIMIZERS, OptimizerSettings
+from ..training.ensemble import train_ensemble
+from ..training.loop import TrainSpec
+from .base import Experiment
+from .common import seed_stats, slug
+from .observe import fmt, mean_std
+from .trajectory import load_task, one_thread
+
+SPIKE_FACTOR = 3.0  # a grad norm this many times its recent geometric mean counts as a spike
+
+
+@dataclass(frozen=True)
+class Config(ExperimentConfig):
+    function: str | None = param("sinc", "function task: registered name or expression in x (none: skip)")
+    dataset: str | None = param("mnist-5k", "image task: dataset name (none: skip)")
+    train_size: int | None = param(None, "training images used (a deterministic stratified subset); default all", minimum=1)
+    seeds: tuple[int, ...] = param((0, 1, 2), "seeds (initial weights and data order), trained together", minimum=0)
+    p: str = param("2", "order of the gradient norm: a number >= 1 or inf")
+    widths: tuple[int, ...] = param((32, 32), "hidden layer widths of the MLP of both tasks", minimum=1)
+    activation: str = param("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
+    function_epochs: int = param(100, "epochs on the function task", minimum=1)
+    image_epochs: int = param(5, "epochs on the image task", minimum=1)
+    batch_size: int = param(64, "mini-batch size (an iteration is one mini-batch)", minimum=1)
+    optimizer: str = param("adam", "optimizer", choices=OPTIMIZERS)
+    learning_rate: float = param(3e-3, "learning rate", minimum=1e-8, maximum=10.0)
+    num_train: int = param(1000, "function task: training grid points", minimum=2)
+    num_test: int = param(200, "function task: test grid points", minimum=1)
+
+    def validate(self):
+        if not self.function and not self.dataset:
+            raise ConfigError("grad-norm needs a task: give a function, a dataset or both")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must be at least one distinct value, got {self.seeds}")
+        norm_order(self.p)
+
+
+def norm_order(text: str) -> float:
+    """'2' -> 2.0, 'inf' -> inf; a ConfigError for anything that is not a norm order (p >= 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"p must be a number >= 1 or inf, got {text!r}") from None
+    if not value >= 1:  # p < 1 is not a norm (no triangle inequality); NaN fails too
+        raise ConfigError(f"p must be a number >= 1 or inf, got {text!r}")
+    return value
+
+
+PROFILES = {
+    "smoke": dict(seeds=(0, 1), widths=(16,), function_epochs=8, image_epochs=1, train_size=500, num_train=200, num_test=50),
+    "quick": dict(),
+    "full": dict(function_epochs=300, image_epochs=20),
+}
+
+
+def _train(config, data, spec, loss, epochs, device, progress) -> dict:
+    train_spec = TrainSpec(loss=loss, optimizer=OptimizerSettings(config.optimizer, lr=config.learning_rate), batch_size=config.batch_size,
+                           epochs=epochs, eval_every=1, record_iterations=True, grad_norm_p=norm_order(config.p))
+    result = train_ensemble(spec, config.seeds, data, train_spec, device=device, progress=progress)
+    runs = [str(i) for i in range(len(config.seeds))]
+    return {
+        "iteration_loss": torch.tensor([result.log.series("iteration_loss", r)[1] for r in runs], dtype=torch.float64),  # (M, T)
+        "grad_norm": torch.tensor([result.log.series("grad_norm", r)[1] for r in runs], dtype=torch.float64),  # (M, T)
+        "epoch_steps": result.log.series("train_loss", "0")[0],
+        "train_loss": torch.tensor([result.log.series("train_loss", r)[1] for r in runs], dtype=torch.float64),  # (M, epochs + 1)
+        "test_loss": torch.tensor([result.log.series("test_loss", r)[1] for r in runs], dtype=torch.float64),
+        "status": list(result.status), "epochs": result.epochs_done,
+    }
+
+
+def run(config: Config, ctx) -> dict:
+    with one_thread():  # tiny kernels: see trajectory.one_thread
+        return _run(config, ctx)
+
+
+def _run(config: Config, ctx) -> dict:
+    summary = {"p": config.p, "optimizer": config.optimizer, "learning_rate": config.learning_rate, "batch_size": config.batch_size,
+               "seeds": list(config.seeds), "tasks": {}}
+    tasks = []
+    if config.function:
+        tasks.append((_variant(config, dataset=None), config.function_epochs))
+    if config.dataset:
+        tasks.append((_variant(config, dataset=config.dataset), config.image_epochs))
+    with ctx.progress(sum(epochs for _, epochs in tasks), "grad-norm") as progress:
+        for task_config, epochs in tasks:
+            task, data, in_features, out_features, loss = load_task(task_config, ctx.data_dir)
+            spec = MLPSpec(in_features, config.widths, out_features, config.activation)
+            key = slug(task["name"])
+            result = ctx.trial(f"train_{key}", lambda: _train(config, data, spec, loss, epochs, ctx.device, progress))
+            iterations_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
+            summary["tasks"][key] = _summarize(task, spec, result, epochs, iterations_per_epoch)
+            _record(ctx.log, key, config.seeds, result)
+            _draw(ctx, config, key, task, spec, result, iterations_per_epoch)
+    return summary
+
+
+def _variant(config, dataset):
+    """A view of the config with one task selected, for load_task (which reads .dataset and .function)."""
+    return replace(config, dataset=dataset, function=config.function or "sinc")
+
+
+def _summarize(task, spec, result, epochs, per_epoch) -> dict:
+    losses, norms = result["iteration_loss"].numpy(), result["grad_norm"].numpy()  # (M, T)
+    log_losses, log_norms = np.log(np.clip(losses, 1e-300, None)), np.log(np.clip(norms, 1e-300, None))
+    window = min(per_epoch, losses.shape[1])
+
+    def per_seed(function):
+        return seed_stats([function(i) for i in range(losses.shape[0])])
+
+    def spikes(i):
+        sums = np.concatenate([[0.0], np.cumsum(log_norms[i])])
+        count = 0
+        for t in range(1, len(log_norms[i])):
+            start = max(0, t - per_epoch)
+            count += log_norms[i, t] > math.log(SPIKE_FACTOR) + (sums[t] - sums[start]) / (t - start)
+        return count
+
+    summary = {
+        "kind": task["kind"], "name": task["name"], "description": task["description"], "loss": task["loss"],
+        "architecture": spec.describe(), "num_params": spec.num_params, "epochs": epochs, "iterations": int(losses.shape[1]),
+        "iterations_per_epoch": per_epoch, "status": result["status"],
+        "initial_loss": per_seed(lambda i: losses[i, 0]),
+        "first_epoch_loss": per_seed(lambda i: np.exp(log_losses[i, :window].mean())),
+        "last_epoch_loss": per_seed(lambda i: np.exp(log_losses[i, -window:].mean())),
+        "final_train_loss": seed_stats(result["train_loss"][:, -1].tolist()),
+        "grad_norm_start": per_seed(lambda i: norms[i, 0]), "grad_norm_end": per_seed(lambda i: norms[i, -1]),
+        "grad_norm_first_epoch": per_seed(lambda i: np.exp(log_norms[i, :window].mean())),
+        "grad_norm_last_epoch": per_seed(lambda i: np.exp(log_norms[i, -window:].mean())),
+        "grad_norm_min": per_seed(lambda i: norms[i].min()), "grad_norm_max": per_seed(lambda i: norms[i].max()),
+        "grad_norm_median": per_seed(lambda i: np.median(norms[i])),
+        "argmax_iteration": per_seed(lambda i: int(np.argmax(norms[i]))),
+        "spikes": per_seed(spikes),
+        "log_correlation": per_seed(lambda i: np.corrcoef(log_losses[i], log_norms[i])[0, 1] if losses.shape[1] > 1 else math.nan),
+    }
+    if task["note"]:
+        summary["dataset_note"] = task["note"]
+    return summary
+
+
+def _record(log, key, seeds, result) -> None:
+    for index, seed in enumerate(seeds):
+        run_name = f"{key}/seed{seed}"
+        for step, (loss, norm) in enumerate(zip(result["iteration_loss"][index].tolist(), result["grad_norm"][index].tolist())):
+            log.add(run_name, step, "iteration_loss", loss)
+            log.add(run_name, step, "grad_norm", norm)
+        for position, step in enumerate(result["epoch_steps"]):
+            log.add(run_name, step, "train_loss", result["train_loss"][index, position].item())
+            log.add(run_name, step, "test_loss", result["test_loss"][index, position].item())
+
+
+def _draw(ctx, config, key, task, spec, result, per_epoch) -> None:
+    losses, norms = result["iteration_loss"].numpy(), result["grad_norm"].numpy()
+    iterations = np.arange(losses.shape[1])
+    series = {f"seed {seed}": (iterations, losses[i], norms[i]) for i, seed in enumerate(config.seeds)}
+    p_text = "∞" if math.isinf(norm_order(config.p)) else config.p
+    p_math = r"\infty" if math.isinf(norm_order(config.p)) else config.p
+    # Smooth over about 1/40 of the run, at most an epoch: visible trends without hiding the noise's scale.
+    window = int(min(per_epoch, max(5, len(iterations) // 40)))
+    loss_name = "MSE" if task["loss"] == "mse" else "cross-entropy"
+    axes = plot_grad_norm(series, title=(f"Loss and gradient {p_text}-norm per iteration: {task['description']} ({loss_name}), "
+                                         f"{spec.describe()} {config.activation} MLP ({spec.num_params} params), "
+                                         f"{config.optimizer} lr {config.learning_rate:g}, batch {config.batch_size}"),
+                          norm_label=rf"$\|\nabla L\|_{{{p_math}}}$ over all parameters", window=window)
+    ctx.run_dir.save_figure(axes[0].figure, f"grad_norm_{key}")
+    close(axes[0].figure)
+
+
+def observe(summary: dict, config: dict) -> list[str]:
+    sentences = []
+    for task in summary["tasks"].values():
+        lead = f"{task['description']} ({task['iterations']} iterations, {task['grad_norm_max']['n']} seeds): "
+        loss_factor = task["first_epoch_loss"]["mean"] / task["last_epoch_loss"]["mean"]
+        norm_factor = task["grad_norm_first_epoch"]["mean"] / task["grad_norm_last_epoch"]["mean"]
+        direction = "fell" if norm_factor > 1 else "rose"
+        sentences.append(lead + f"the mini-batch loss fell {fmt(loss_factor, 2)}× from the first epoch to the last "
+                         f"({fmt(task['first_epoch_loss']['mean'])} to {fmt(task['last_epoch_loss']['mean'])}, geometric means), while the gradient "
+                         f"norm {direction} {fmt(max(norm_factor, 1 / norm_factor), 2)}× ({fmt(task['grad_norm_first_epoch']['mean'])} to "
+                         f"{fmt(task['grad_norm_last_epoch']['mean'])}).")
+        r = task["log_correlation"]
+        if r["mean"] is not None:
+            relation = ("the gradient norm moves with the loss" if r["min"] > 0.5 else
+                        "the gradient norm moves against the loss" if r["max"] < -0.5 else
+                        "the gradient norm is not tightly tied to the loss")
+            sentences.append(lead + f"correlation of log loss and log gradient norm over iterations: {mean_std(r)} "
+                             f"(range {fmt(r['min'])} to {fmt(r['max'])}): {relation}.")
+        peak, median = task["grad_norm_max"], task["grad_norm_median"]
+        position = task["argmax_iteration"]["mean"] / max(1, task["iterations"] - 1)
+        sentences.append(lead + f"the largest gradient norm ({fmt(peak['mean'])} mean over seeds) is {fmt(peak['mean'] / median['mean'], 2)}× "
+                         f"the median ({fmt(median['mean'])}), at iteration {fmt(task['argmax_iteration']['mean'])} on average "
+                         f"({100 * position:.0f}% through training); {fmt(task['spikes']['mean'])} iterations per run exceed "
+                         f"{SPIKE_FACTOR:g}× the geometric mean of the preceding epoch.")
+    return sentences
+
+
+def table(summary: dict):
+    columns = ["task", "iterations", "final train loss", "grad norm start", "grad norm end", "grad norm max", "max at iteration", "corr(log loss, log grad norm)"]
+    rows = [[t["description"], t["iterations"], mean_std(t["final_train_loss"]), mean_std(t["grad_norm_start"]), mean_std(t["grad_norm_end"]),
+             mean_std(t["grad_norm_max"]), mean_std(t["argmax_iteration"]), mean_std(t["log_correlation"])] for t in summary["tasks"].values()]
+    return columns, rows
+
+
+EXPERIMENT = Experiment(
+    name="grad-norm", section="1-2", title="Observe the gradient norm during training",
+    description="loss and gradient p-norm at every iteration, on a function and on an image dataset",
+    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+)

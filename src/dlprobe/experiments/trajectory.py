@@ -1,0 +1,281 @@
+"""1-2 Optimization, visualize the optimization process: where do 8 trainings of one net go in weight space?
+
+    dlprobe run trajectory --profile quick            # a few seconds of compute on a 2-core CPU
+    dlprobe run trajectory --dataset mnist-5k --set layer=1 --set method=tsne
+
+The same MLP is trained once per seed (8 seeds by default, all at once with the ensemble trainer: each
+seed has its own initial weights and data order). Every `snapshot_every` epochs (and after the last
+epoch) the weights of every run are saved. The snapshots of all runs are reduced to 2-D together, by
+one PCA fitted on all of them (so every run is drawn in the same coordinates), or by t-SNE with
+`method = "tsne"`; once for the whole model and once for one Linear layer (`layer`: 0 is the first
+hidden layer, its weight and bias). Points are annotated with the training loss (regression on a
+function, the default) or the training accuracy (classification, with `dataset`, e.g. mnist-5k).
+
+summary.json: task {kind: "function"|"images", name, description, loss}, dataset_note (images only),
+architecture ("1-32-32-1"), activation, num_params, layer {index, shape [out, in], num_params}, method,
+seeds, epochs, snapshot_every, snapshot_epochs (epochs of the snapshots), num_snapshots (per run),
+num_runs, runs [{seed, status, final_train_loss, final_test_loss, final_train_accuracy,
+final_test_accuracy (accuracies for images only)}], final_train_loss / final_test_loss (seed stats:
+mean, std, min, max, values, n; also final_*_accuracy for images), explained_variance_ratio {whole,
+layer}: PCA ratio of PC1 and PC2 (computed for method "tsne" too, as a description of the spread),
+distances {whole, layer}: {init_to_final (seed stats of the straight distance each run moved),
+path_length (seed stats of the summed distance between consecutive snapshots), between_initial and
+between_final (mean Euclidean distance over pairs of runs)}.
+metrics.csv: run "seed<s>", step = epoch: train_loss, test_loss (and accuracies), and the 2-D
+coordinates whole_x, whole_y, layer_x, layer_y of each snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..analysis.trajectory import embed_tsne, fit_pca, transform
+from ..config import ExperimentConfig, param
+from ..data.functions import function_dataset, get_function
+from ..data.images import load_dataset
+from ..errors import ConfigError
+from ..models.mlp import ACTIVATIONS, MLPSpec
+from ..plotting.optimization import plot_trajectories
+from ..plotting.style import close
+from ..training.common import OPTIMIZERS, OptimizerSettings
+from ..training.ensemble import train_ensemble
+from ..training.loop import TensorData, TrainSpec
+from .base import Experiment
+from .common import seed_stats
+from .observe import fmt, mean_std
+
+
+@dataclass(frozen=True)
+class Config(ExperimentConfig):
+    function: str = param("sinc", "target function (registered name or expression in x), used when dataset is unset")
+    dataset: str | None = param(None, "image dataset (e.g. mnist-5k): classify images with the MLP instead of fitting the function")
+    train_size: int | None = param(None, "training images used (a deterministic stratified subset); default all", minimum=1)
+    seeds: tuple[int, ...] = param(tuple(range(8)), "one training per seed (initial weights and data order)", minimum=0)
+    widths: tuple[int, ...] = param((32, 32), "hidden layer widths of the MLP", minimum=1)
+    activation: str = param("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
+    layer: int = param(0, "Linear layer shown in the layer figure (0: first hidden layer)", minimum=0)
+    epochs: int = param(60, "training epochs", minimum=1)
+    snapshot_every: int = param(3, "epochs between weight snapshots (the assignment's n)", minimum=1)
+    batch_size: int = param(64, "mini-batch size", minimum=1)
+    optimizer: str = param("adam", "optimizer", choices=OPTIMIZERS)
+    learning_rate: float = param(3e-3, "learning rate", minimum=1e-8, maximum=10.0)
+    method: str = param("pca", "2-D reduction: pca (fitted jointly on all runs) or tsne", choices=("pca", "tsne"))
+    perplexity: float = param(30.0, "t-SNE perplexity (method tsne)", minimum=1.0)
+    num_train: int = param(1000, "function task: training grid points", minimum=2)
+    num_test: int = param(200, "function task: test grid points", minimum=1)
+
+    def validate(self):
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must be at least one distinct value, got {self.seeds}")
+        if not self.widths:
+            raise ConfigError("widths must list at least one hidden layer width")
+        if self.layer > len(self.widths):
+            raise ConfigError(f"layer {self.layer} does not exist: the MLP has Linear layers 0..{len(self.widths)} (widths {self.widths})")
+
+
+PROFILES = {
+    "smoke": dict(epochs=6, widths=(16, 16), num_train=200, num_test=50),
+    "quick": dict(),
+    "full": dict(epochs=120),
+}
+
+
+def load_task(config, data_dir=None) -> tuple[dict, TensorData, int, int, str]:
+    """(task description, data, in_features, out_features, loss) for the function or the image dataset."""
+    if config.dataset:
+        images = load_dataset(config.dataset, data_dir=data_dir, train_size=config.train_size, seed=config.seed)
+        data = TensorData(images.x_train, images.y_train, images.x_test, images.y_test)
+        task = {"kind": "images", "name": images.name, "description": images.name, "loss": "cross_entropy", "note": images.note}
+        return task, data, int(np.prod(images.x_train.shape[1:])), images.num_classes, "cross_entropy"
+    target = get_function(config.function)
+    data = TensorData(*function_dataset(target, config.num_train, config.num_test))
+    task = {"kind": "function", "name": target.name, "description": target.formula, "loss": "mse", "note": ""}
+    return task, data, 1, 1, "mse"
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the block with one torch thread, then restore the previous count.
+
+    These experiments are made of tiny kernels (8 small MLPs, batch 64), where a second intra-op thread
+    only adds synchronisation; on a busy 2-core machine it costs far more (measured: grad-norm quick
+    137 s wall with 2 threads vs 8 s with 1)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def layer_slice(spec: MLPSpec, layer: int) -> slice:
+    """Where Linear layer `layer`'s weight (out, in) row-major and bias (out,) sit in a flat parameter vector."""
+    start = sum(fan_in * fan_out + fan_out for fan_in, fan_out in spec.layer_sizes[:layer])
+    fan_in, fan_out = spec.layer_sizes[layer]
+    return slice(start, start + fan_in * fan_out + fan_out)
+
+
+def _train(config, data, spec, loss, device, progress) -> dict:
+    train_spec = TrainSpec(loss=loss, optimizer=OptimizerSettings(config.optimizer, lr=config.learning_rate), batch_size=config.batch_size,
+                           epochs=config.epochs, eval_every=config.snapshot_every, snapshot_every=config.snapshot_every)
+    result = train_ensemble(spec, config.seeds, data, train_spec, device=device, progress=progress)
+    names = sorted(result.snapshot_metrics[-1])
+    return {
+        "snapshots": torch.stack(result.snapshots),  # (T, M, P)
+        "epochs": list(result.snapshot_epochs),
+        "metrics": {name: torch.stack([m[name] for m in result.snapshot_metrics]) for name in names},  # name -> (T, M)
+        "status": list(result.status),
+    }
+
+
+def _distances(snapshots: np.ndarray) -> dict:
+    """snapshots (T, M, P) -> straight and path distances per run, mean pairwise distances between runs."""
+    moved = np.linalg.norm(snapshots[-1] - snapshots[0], axis=1)  # (M,)
+    path = np.linalg.norm(np.diff(snapshots, axis=0), axis=2).sum(axis=0)  # (M,)
+    pairs = list(itertools.combinations(range(snapshots.shape[1]), 2))
+
+    def between(points):
+        return float(np.mean([np.linalg.norm(points[i] - points[j]) for i, j in pairs])) if pairs else None
+
+    return {"init_to_final": seed_stats(moved), "path_length": seed_stats(path),
+            "between_initial": between(snapshots[0]), "between_final": between(snapshots[-1])}
+
+
+def _reduce(config, snapshots: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """snapshots (T, M, P) -> 2-D coordinates (T, M, 2) and the PCA explained variance ratios (2,)."""
+    num_snapshots, num_runs, _ = snapshots.shape
+    flat = snapshots.reshape(num_snapshots * num_runs, -1)
+    pca = fit_pca(flat, num_components=min(2, *flat.shape))
+    ratio = [float(r) for r in pca.explained_variance_ratio]
+    if config.method == "tsne":
+        coordinates = embed_tsne(flat, perplexity=config.perplexity, seed=config.seed)
+    else:
+        coordinates = transform(pca, flat)
+    if coordinates.shape[1] < 2:  # a single-parameter "layer" cannot have a second component
+        coordinates = np.concatenate([coordinates, np.zeros_like(coordinates)], axis=1)
+    return coordinates.reshape(num_snapshots, num_runs, 2), ratio
+
+
+def run(config: Config, ctx) -> dict:
+    with one_thread():
+        return _run(config, ctx)
+
+
+def _run(config: Config, ctx) -> dict:
+    task, data, in_features, out_features, loss = load_task(config, ctx.data_dir)
+    spec = MLPSpec(in_features, config.widths, out_features, config.activation)
+    with ctx.progress(config.epochs, "trajectory") as progress:
+        trained = ctx.trial("train", lambda: _train(config, data, spec, loss, ctx.device, progress))
+    snapshots = trained["snapshots"].double().numpy()  # (T, M, P)
+    views = {"whole": snapshots, "layer": snapshots[:, :, layer_slice(spec, config.layer)]}
+    coordinates, ratios = {}, {}
+    for name, view in views.items():
+        coordinates[name], ratios[name] = _reduce(config, view)
+    metrics = {name: values.numpy() for name, values in trained["metrics"].items()}  # name -> (T, M)
+    classify = loss == "cross_entropy"
+    summary = _summarize(config, task, spec, trained, metrics, ratios, views)
+    _record(ctx.log, config, trained["epochs"], metrics, coordinates)
+    _draw(ctx, config, task, spec, coordinates, ratios, metrics["train_accuracy" if classify else "train_loss"], classify)
+    return summary
+
+
+def _summarize(config, task, spec, trained, metrics, ratios, views) -> dict:
+    fan_in, fan_out = spec.layer_sizes[config.layer]
+    summary = {
+        "task": {k: v for k, v in task.items() if k != "note"}, "architecture": spec.describe(), "activation": config.activation,
+        "num_params": spec.num_params, "layer": {"index": config.layer, "shape": [fan_out, fan_in], "num_params": fan_in * fan_out + fan_out},
+        "method": config.method, "seeds": list(config.seeds), "epochs": config.epochs, "snapshot_every": config.snapshot_every,
+        "snapshot_epochs": trained["epochs"], "num_snapshots": len(trained["epochs"]), "num_runs": len(config.seeds),
+        "explained_variance_ratio": ratios, "distances": {name: _distances(view) for name, view in views.items()},
+    }
+    if task["note"]:
+        summary["dataset_note"] = task["note"]
+    final_names = [n for n in ("train_loss", "test_loss", "train_accuracy", "test_accuracy") if n in metrics]
+    summary["runs"] = [{"seed": seed, "status": trained["status"][index], **{f"final_{n}": float(metrics[n][-1, index]) for n in final_names}}
+                       for index, seed in enumerate(config.seeds)]
+    for name in final_names:
+        summary[f"final_{name}"] = seed_stats(metrics[name][-1])
+    return summary
+
+
+def _record(log, config, epochs, metrics, coordinates) -> None:
+    for index, seed in enumerate(config.seeds):
+        for t, epoch in enumerate(epochs):
+            for name, values in metrics.items():
+                log.add(f"seed{seed}", epoch, name, float(values[t, index]))
+            for view, points in coordinates.items():
+                log.add(f"seed{seed}", epoch, f"{view}_x", float(points[t, index, 0]))
+                log.add(f"seed{seed}", epoch, f"{view}_y", float(points[t, index, 1]))
+
+
+def _draw(ctx, config, task, spec, coordinates, ratios, values, classify) -> None:
+    fan_in, fan_out = spec.layer_sizes[config.layer]
+    what = f"{task['description']} ({'accuracy' if classify else 'MSE'})"
+    value_format = "{:.1%}" if classify else "{:.2g}"
+    quantity = "training accuracy" if classify else "training MSE"
+    for view, heading in (("layer", f"layer {config.layer} ({fan_out}x{fan_in} weights + bias)"), ("whole", f"whole model ({spec.num_params} params)")):
+        points = coordinates[view]  # (T, M, 2)
+        if config.method == "pca":
+            axis_labels = [f"PC{i + 1} ({100 * r:.1f}% var)" for i, r in enumerate(ratios[view])] + ["PC2 (0% var)"]
+        else:
+            axis_labels = ["t-SNE 1", "t-SNE 2"]
+        labels = [f"seed {seed} (final {value_format.format(values[-1, i])})" for i, seed in enumerate(config.seeds)]
+        ax = plot_trajectories(
+            [points[:, i] for i in range(points.shape[1])], [values[:, i] for i in range(points.shape[1])], labels, axis_labels[:2],
+            title=(f"Weights of the {heading} of {spec.describe()} {config.activation} MLP, {len(config.seeds)} runs, "
+                   f"every {config.snapshot_every} epochs\n{'PCA' if config.method == 'pca' else 't-SNE'} fitted jointly on all runs; task {what}; "
+                   f"numbers: {quantity}"),
+            value_format=value_format,
+        )
+        name = f"trajectory_layer{config.layer}" if view == "layer" else "trajectory_whole"
+        ctx.run_dir.save_figure(ax.figure, name)
+        close(ax.figure)
+
+
+def observe(summary: dict, config: dict) -> list[str]:
+    classify = summary["task"]["kind"] == "images"
+    metric = "final_train_accuracy" if classify else "final_train_loss"
+    sentences = [f"{summary['num_runs']} runs of the {summary['architecture']} MLP on {summary['task']['description']}: "
+                 f"{metric.replace('_', ' ')} {mean_std(summary[metric])} (range {fmt(summary[metric]['min'])} to {fmt(summary[metric]['max'])}); "
+                 f"{summary['num_snapshots']} snapshots per run (epochs {summary['snapshot_epochs'][0]} to {summary['snapshot_epochs'][-1]})."]
+    for view in ("whole", "layer"):
+        ratio = summary["explained_variance_ratio"][view]
+        name = "the whole model" if view == "whole" else f"layer {summary['layer']['index']}"
+        sentences.append(f"PC1 and PC2 explain {100 * ratio[0]:.1f}% and {100 * ratio[1]:.1f}% of the variance of {name}'s "
+                         f"snapshots ({100 * sum(ratio):.1f}% together; the rest of the motion is not shown by the 2-D view).")
+        d = summary["distances"][view]
+        if d["between_initial"]:
+            relation = f"{d['between_final'] / d['between_initial']:.2f}× their distance at initialization"
+            # "Apart" relative to how far a run travels: final points closer than half a run's own displacement
+            # would mean the runs meet; farther means each seed found its own solution.
+            apart = d["between_final"] > 0.5 * d["init_to_final"]["mean"]
+            verdict = ("the seeds end at different points of weight space" if apart else
+                       "the runs end close together compared with how far each one moved")
+            sentences.append(f"{name[0].upper() + name[1:]}: each run moved {mean_std(d['init_to_final'])} from its initial weights "
+                             f"(path length {mean_std(d['path_length'])}); the final weights of two runs are {fmt(d['between_final'])} apart on "
+                             f"average, {relation}: {verdict}.")
+    return sentences
+
+
+def table(summary: dict):
+    classify = summary["task"]["kind"] == "images"
+    columns = ["seed", "final train loss", "final test loss"] + (["train accuracy", "test accuracy"] if classify else []) + ["moved (whole)", "path length (whole)"]
+    moved = summary["distances"]["whole"]["init_to_final"]["values"]
+    path = summary["distances"]["whole"]["path_length"]["values"]
+    rows = []
+    for index, r in enumerate(summary["runs"]):
+        accuracies = [fmt(r["final_train_accuracy"]), fmt(r["final_test_accuracy"])] if classify else []
+        rows.append([r["seed"], fmt(r["final_train_loss"]), fmt(r["final_test_loss"]), *accuracies, fmt(moved[index]), fmt(path[index])])
+    return columns, rows
+
+
+EXPERIMENT = Experiment(
+    name="trajectory", section="1-2", title="Visualize the optimization process: weight trajectories of 8 runs",
+    description="8 seeds of one MLP, weights every n epochs reduced to 2-D by a joint PCA (or t-SNE), whole model and one layer",
+    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+)
