@@ -48,7 +48,7 @@ from ..training.loop import TrainSpec, train
 from ..training.metrics import MetricLog
 from .base import Experiment
 from .observe import fmt
-from .trajectory import load_task, one_thread
+from .trajectory import load_task
 
 RADIUS_ANGLES = 32  # directions sampled on the unit circle of the random plane
 
@@ -142,11 +142,6 @@ def _landscapes(config, data, spec, loss, flat) -> dict:
 
 
 def run(config: Config, ctx) -> dict:
-    with one_thread():  # tiny kernels: see trajectory.one_thread
-        return _run(config, ctx)
-
-
-def _run(config: Config, ctx) -> dict:
     task, data, in_features, out_features, loss = load_task(config, ctx.data_dir)
     spec = MLPSpec(in_features, config.widths, out_features, config.activation)
     trained = ctx.trial("train", lambda: _train(config, data, spec, loss, ctx.checkpoint_path("train")))

@@ -43,7 +43,7 @@ from ..training.loop import TrainSpec
 from .base import Experiment
 from .common import seed_stats, slug
 from .observe import fmt, mean_std
-from .trajectory import load_task, one_thread
+from .trajectory import load_task
 
 SPIKE_FACTOR = 3.0  # a grad norm this many times its recent geometric mean counts as a spike
 
@@ -107,11 +107,6 @@ def _train(config, data, spec, loss, epochs, device, progress) -> dict:
 
 
 def run(config: Config, ctx) -> dict:
-    with one_thread():  # tiny kernels: see trajectory.one_thread
-        return _run(config, ctx)
-
-
-def _run(config: Config, ctx) -> dict:
     summary = {"p": config.p, "optimizer": config.optimizer, "learning_rate": config.learning_rate, "batch_size": config.batch_size,
                "seeds": list(config.seeds), "tasks": {}}
     tasks = []

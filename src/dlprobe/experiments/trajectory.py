@@ -27,7 +27,6 @@ coordinates whole_x, whole_y, layer_x, layer_y of each snapshot.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from dataclasses import dataclass
 
@@ -98,21 +97,6 @@ def load_task(config, data_dir=None) -> tuple[dict, TensorData, int, int, str]:
     return task, data, 1, 1, "mse"
 
 
-@contextlib.contextmanager
-def one_thread():
-    """Run the block with one torch thread, then restore the previous count.
-
-    These experiments are made of tiny kernels (8 small MLPs, batch 64), where a second intra-op thread
-    only adds synchronisation; on a busy 2-core machine it costs far more (measured: grad-norm quick
-    137 s wall with 2 threads vs 8 s with 1)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def layer_slice(spec: MLPSpec, layer: int) -> slice:
     """Where Linear layer `layer`'s weight (out, in) row-major and bias (out,) sit in a flat parameter vector."""
     start = sum(fan_in * fan_out + fan_out for fan_in, fan_out in spec.layer_sizes[:layer])
@@ -162,11 +146,6 @@ def _reduce(config, snapshots: np.ndarray) -> tuple[np.ndarray, list[float]]:
 
 
 def run(config: Config, ctx) -> dict:
-    with one_thread():
-        return _run(config, ctx)
-
-
-def _run(config: Config, ctx) -> dict:
     task, data, in_features, out_features, loss = load_task(config, ctx.data_dir)
     spec = MLPSpec(in_features, config.widths, out_features, config.activation)
     with ctx.progress(config.epochs, "trajectory") as progress:
