@@ -1,0 +1,297 @@
+"""1-3 Flatness vs generalization, part 2: do sensitivity and sharpness follow the batch size?
+
+    dlprobe run sensitivity --profile quick            # about 1 minute on a 2-core CPU
+    dlprobe run sensitivity --set vary=lr --set learning_rates=1e-4,1e-3,1e-2,3e-2,1e-1
+
+One MLP architecture is trained with Adam at each batch size (log-spaced; the largest default, 4000,
+is full batch on mnist-5k's 4000 training images) or, with vary=lr, at each learning rate; all seeds
+of one setting train together in the ensemble trainer. Every setting trains for the same number of
+EPOCHS, as the assignment did, so large batches take fewer optimizer steps (N / batch per epoch):
+part of any trend is this step budget, and summary.json records the steps of each model.
+
+Per model (setting x seed): final train/test loss and accuracy, and three numbers, each named by its source:
+- input_gradient_sensitivity: the assignment's sensitivity, the mean over test examples of
+  ||d loss_n / d x_n||_F (the gradient of one example's cross-entropy w.r.t. its own input);
+- jacobian_sensitivity: Novak et al. 2018, mean over test examples of ||d softmax(f(x_n)) / d x_n||_F;
+  both over the first `sensitivity_examples` test examples;
+- sharpness: Keskar et al. 2017 epsilon-sharpness in percent on a fixed random training subset of
+  `sharpness_examples` (projected sign-gradient ascent, `sharpness_steps` steps from a random start in the
+  box, seeded), a lower bound of the true maximum.
+Trends are Spearman rank correlations over all runs (setting x seed pairs) between the varied setting
+and each quantity; |rho| < WEAK_RHO is reported as no monotonic trend.
+
+summary.json: dataset, dataset_note, model, num_params, optimizer, epochs, seeds, vary ("batch_size" or
+"learning_rate"), num_train, definitions {name: text}, epsilon, sensitivity_examples, sharpness_examples,
+models: list in setting order of {batch_size, learning_rate, steps (optimizer steps per model), status
+(per seed), and seed stats (mean, std, min, max, values, n) of train_loss, test_loss, train_accuracy,
+test_accuracy, loss_gap (test - train loss), input_gradient_sensitivity, jacobian_sensitivity, sharpness},
+spearman: {quantity: {rho, p_value (two-sided permutation test), n}} of the varied setting vs
+input_gradient_sensitivity, jacobian_sensitivity, sharpness, loss_gap, test_loss, test_accuracy.
+metrics.csv: run "<setting>/seed<s>": per-epoch train/test loss and accuracy (step = epoch), and the
+final input_gradient_sensitivity, jacobian_sensitivity, sharpness (step = last epoch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.stats import permutation_test, rankdata
+
+from ..analysis.sensitivity import input_gradient_sensitivity, jacobian_sensitivity
+from ..analysis.sharpness import epsilon_sharpness
+from ..config import ExperimentConfig, param
+from ..data.images import load_dataset
+from ..errors import ConfigError
+from ..models.mlp import ACTIVATIONS, MLPSpec
+from ..plotting.flatness import plot_twin_metrics
+from ..plotting.style import close
+from ..training.common import OptimizerSettings
+from ..training.ensemble import train_ensemble
+from ..training.loop import TensorData, TrainSpec
+from .base import Experiment
+from .common import seed_stats
+from .observe import fmt, mean_std
+
+WEAK_RHO = 0.3  # |Spearman rho| below this: "no monotonic trend"; 0.3-0.7 moderate, above 0.7 strong
+STRONG_RHO = 0.7
+METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+QUANTITIES = ("input_gradient_sensitivity", "jacobian_sensitivity", "sharpness", "loss_gap", "test_loss", "test_accuracy")
+LEGENDS = {
+    "input_gradient_sensitivity": "sensitivity: mean ‖∂loss/∂x‖ (assignment)",
+    "jacobian_sensitivity": "‖∂softmax/∂x‖_F (Novak et al. 2018)",
+}
+NAMES = {"input_gradient_sensitivity": "sensitivity (assignment: mean ‖∂loss/∂x‖)",
+         "jacobian_sensitivity": "Jacobian sensitivity (Novak et al. 2018)", "sharpness": "ε-sharpness (Keskar et al. 2017)",
+         "loss_gap": "test − train loss gap", "test_loss": "test loss", "test_accuracy": "test accuracy"}
+
+
+@dataclass(frozen=True)
+class Config(ExperimentConfig):
+    dataset: str = param("mnist-5k", "image dataset (mnist-5k is built in; mnist, fashion-mnist, cifar10 need files)")
+    train_size: int | None = param(None, "deterministic subset of N training images (default: all)", minimum=1)
+    widths: tuple[int, ...] = param((256,), "hidden layer widths of the MLP", minimum=1)
+    activation: str = param("relu", "hidden activation", choices=tuple(ACTIVATIONS))
+    vary: str = param("batch_size", "what differs between the models", choices=("batch_size", "lr"))
+    batch_sizes: tuple[int, ...] = param((16, 64, 256, 1024, 4000), "batch sizes (vary=batch_size); at most the training set size", minimum=1)
+    learning_rates: tuple[float, ...] = param((1e-4, 3e-4, 1e-3, 3e-3, 1e-2), "Adam learning rates (vary=lr)", minimum=1e-8, maximum=10.0)
+    learning_rate: float = param(1e-3, "Adam learning rate of every model when varying the batch size", minimum=1e-8, maximum=10.0)
+    batch_size: int = param(64, "batch size of every model when varying the learning rate", minimum=1)
+    epochs: int = param(20, "training epochs of every model (fixed epochs: large batches take fewer steps)", minimum=1)
+    seeds: tuple[int, ...] = param((0, 1, 2), "seeds per setting (initial weights and data order)", minimum=0)
+    sensitivity_examples: int = param(1000, "first N test examples the sensitivities average over", minimum=1)
+    sharpness_examples: int = param(1000, "size of the fixed random training subset for ε-sharpness", minimum=1)
+    epsilon: float = param(1e-3, "ε of Keskar's sharpness box |z_i| <= ε (|θ_i| + 1)", minimum=0.0, maximum=1.0)
+    sharpness_steps: int = param(10, "projected ascent steps of the sharpness search", minimum=0)
+
+    def validate(self):
+        settings = self.batch_sizes if self.vary == "batch_size" else self.learning_rates
+        if len(settings) < 2 or len(set(settings)) != len(settings):
+            raise ConfigError(f"{'batch_sizes' if self.vary == 'batch_size' else 'learning_rates'} must list at least two distinct values")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must be distinct and non-empty, got {self.seeds}")
+
+
+PROFILES = {
+    "smoke": dict(train_size=500, widths=(32,), batch_sizes=(25, 50, 100, 250, 500), epochs=2, seeds=(0,),
+                  sensitivity_examples=100, sharpness_examples=200, sharpness_steps=3),
+    "quick": dict(epochs=20, seeds=(0,)),
+    "full": dict(epochs=30, seeds=(0, 1, 2)),
+}
+
+
+def _settings(config: Config) -> list[tuple[int, float]]:
+    """(batch_size, learning_rate) of each model, in the order of the varied value."""
+    if config.vary == "batch_size":
+        return [(b, config.learning_rate) for b in sorted(config.batch_sizes)]
+    return [(config.batch_size, lr) for lr in sorted(config.learning_rates)]
+
+
+def _train_setting(spec, data, config, batch_size, learning_rate, sharpness_subset, device, progress) -> dict:
+    """Train all seeds of one setting together, then measure every member: a checkpoint-safe dict."""
+    train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=learning_rate), batch_size=batch_size,
+                           epochs=config.epochs, eval_every=1)
+    result = train_ensemble(spec, config.seeds, data, train_spec, device=device, progress=progress)
+    x_sensitivity = data.x_test[: config.sensitivity_examples]
+    y_sensitivity = data.y_test[: config.sensitivity_examples]
+    measured = {"input_gradient_sensitivity": [], "jacobian_sensitivity": [], "sharpness": []}
+    for index, seed in enumerate(config.seeds):
+        model = result.model.member(index)
+        measured["input_gradient_sensitivity"].append(
+            input_gradient_sensitivity(model, x_sensitivity, y_sensitivity)["mean_example_gradient_norm"])
+        measured["jacobian_sensitivity"].append(jacobian_sensitivity(model, x_sensitivity))
+        generator = torch.Generator(device=device).manual_seed(int(seed))
+        measured["sharpness"].append(epsilon_sharpness(model, data.x_train[sharpness_subset], data.y_train[sharpness_subset],
+                                                       epsilon=config.epsilon, steps=config.sharpness_steps, generator=generator)["sharpness"])
+    curves = [{name: result.log.series(name, str(i))[1] for name in ("epoch", *METRICS)} for i in range(len(config.seeds))]
+    steps_per_epoch = -(-len(data.x_train) // batch_size)
+    return {"final": {name: result.final[name].tolist() for name in METRICS}, "measured": measured, "curves": curves,
+            "status": list(result.status), "steps": steps_per_epoch * result.epochs_done}
+
+
+def run(config: Config, ctx) -> dict:
+    dataset = load_dataset(config.dataset, data_dir=ctx.data_dir, train_size=config.train_size)
+    num_train = dataset.num_train
+    too_large = [b for b in (config.batch_sizes if config.vary == "batch_size" else (config.batch_size,)) if b > num_train]
+    if too_large:
+        raise ConfigError(f"batch sizes {too_large} exceed the {num_train} training images of {dataset.name}; use at most {num_train}")
+    spec = MLPSpec(int(np.prod(dataset.input_shape)), config.widths, dataset.num_classes, config.activation)
+    data = TensorData(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test).to(ctx.device)
+    # One fixed training subset for every model, so sharpness values are comparable across settings.
+    subset = torch.randperm(num_train, generator=torch.Generator().manual_seed(config.seed))[: config.sharpness_examples].to(ctx.device)
+    settings = _settings(config)
+    results = []
+    with ctx.progress(len(settings) * config.epochs, "sensitivity") as progress:
+        for batch_size, learning_rate in settings:
+            results.append(ctx.trial(f"bs{batch_size}_lr{learning_rate:g}", lambda: _train_setting(
+                spec, data, config, batch_size, learning_rate, subset, ctx.device, progress)))
+    varied = "batch_size" if config.vary == "batch_size" else "learning_rate"
+    models = [_summarize_model(b, lr, r) for (b, lr), r in zip(settings, results)]
+    summary = {"dataset": dataset.name, "dataset_note": dataset.note, "model": f"MLP {spec.describe()} ({config.activation})",
+               "num_params": spec.num_params, "optimizer": "adam", "epochs": config.epochs, "seeds": list(config.seeds),
+               "vary": varied, "num_train": num_train, "epsilon": config.epsilon, "sensitivity_examples": min(config.sensitivity_examples, dataset.num_test),
+               "sharpness_examples": min(config.sharpness_examples, num_train), "definitions": _definitions(config),
+               "models": models, "spearman": spearman_trends(models, varied)}
+    _record(ctx.log, settings, results, config, varied)
+    _draw(ctx, models, varied, config, spec, dataset.name)
+    return summary
+
+
+def _definitions(config: Config) -> dict:
+    return {
+        "input_gradient_sensitivity": "assignment: mean over test examples of the Frobenius norm of d loss_n / d x_n",
+        "jacobian_sensitivity": "Novak et al. 2018: mean over test examples of the Frobenius norm of d softmax(f(x_n)) / d x_n",
+        "sharpness": (f"Keskar et al. 2017 epsilon-sharpness (percent), epsilon={config.epsilon:g}, box |z_i| <= epsilon (|theta_i| + 1), "
+                      f"{config.sharpness_steps} projected sign-gradient ascent steps from a random start (a lower bound)"),
+    }
+
+
+def _summarize_model(batch_size, learning_rate, result) -> dict:
+    final, measured = result["final"], result["measured"]
+    gap = [test - train for test, train in zip(final["test_loss"], final["train_loss"])]
+    return {"batch_size": batch_size, "learning_rate": learning_rate, "steps": result["steps"], "status": result["status"],
+            **{name: seed_stats(values) for name, values in final.items()}, "loss_gap": seed_stats(gap),
+            **{name: seed_stats(values) for name, values in measured.items()}}
+
+
+def _pearson(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    x = x - x.mean(axis=axis, keepdims=True)
+    y = y - y.mean(axis=axis, keepdims=True)
+    return (x * y).sum(axis=axis) / np.sqrt((x * x).sum(axis=axis) * (y * y).sum(axis=axis))
+
+
+def rank_correlation(x, y, seed: int = 0) -> tuple[float, float]:
+    """(Spearman rho, two-sided permutation p-value) of x (n,) and y (n,); ties get average ranks.
+
+    The p-value permutes the pairing: exact (all n! pairings) for n <= 7 (n! <= 9999), else 9999 seeded random ones;
+    the usual t approximation is far off for the handful of runs here (it gives p ~ 1e-24 for rho = 1, n = 5).
+    """
+    ranks_x, ranks_y = rankdata(x), rankdata(y)
+    # One sample with permutation_type "pairings" permutes y against a fixed x: n! distinct pairings.
+    result = permutation_test((ranks_y,), lambda y, axis=-1: _pearson(ranks_x, y, axis), permutation_type="pairings",
+                              vectorized=True, n_resamples=9999, random_state=np.random.default_rng(seed))
+    return float(result.statistic), float(result.pvalue)
+
+
+def spearman_trends(models: list[dict], varied: str) -> dict:
+    """Spearman rho (and p-value) of the varied setting vs each quantity over all (setting, seed) runs."""
+    trends = {}
+    for quantity in QUANTITIES:
+        settings, values = [], []
+        for model in models:
+            for value in model[quantity]["values"]:
+                if np.isfinite(value):
+                    settings.append(model[varied])
+                    values.append(value)
+        if len(values) < 3 or len(set(values)) < 2 or len(set(settings)) < 2:
+            trends[quantity] = {"rho": None, "p_value": None, "n": len(values)}
+            continue
+        rho, p_value = rank_correlation(settings, values)
+        trends[quantity] = {"rho": rho, "p_value": p_value, "n": len(values)}
+    return trends
+
+
+def _record(log, settings, results, config, varied) -> None:
+    for (batch_size, learning_rate), result in zip(settings, results):
+        name = f"batch{batch_size}" if varied == "batch_size" else f"lr{learning_rate:g}"
+        for index, seed in enumerate(config.seeds):
+            run_name = f"{name}/seed{seed}"
+            curves = result["curves"][index]
+            for position, epoch in enumerate(curves["epoch"]):
+                for metric in METRICS:
+                    log.add(run_name, int(epoch), metric, curves[metric][position])
+            last = int(curves["epoch"][-1]) if curves["epoch"] else config.epochs
+            for quantity, values in result["measured"].items():
+                log.add(run_name, last, quantity, values[index])
+
+
+def _runs(models, quantity) -> np.ndarray:
+    """(seeds, settings) values of one quantity."""
+    return np.array([m[quantity]["values"] for m in models], dtype=float).T
+
+
+def _draw(ctx, models, varied, config, spec, dataset_name) -> None:
+    x_values = [m[varied] for m in models]
+    xlabel = "batch size (log scale)" if varied == "batch_size" else "Adam learning rate (log scale)"
+    fixed = f"lr {config.learning_rate:g}" if varied == "batch_size" else f"batch {config.batch_size}"
+    seeds = f"{len(config.seeds)} seed{'s' if len(config.seeds) > 1 else ''}" + (", band = min-max" if len(config.seeds) > 1 else "")
+    setting = f"MLP {spec.describe()} ({spec.num_params} params), Adam {fixed}, {config.epochs} epochs, {dataset_name}, {seeds}"
+    sensitivity = {LEGENDS["input_gradient_sensitivity"]: (_runs(models, "input_gradient_sensitivity"), "-.")}
+    figures = {
+        "loss": ({"train loss": (_runs(models, "train_loss"), "-"), "test loss": (_runs(models, "test_loss"), "--")}, sensitivity,
+                 "cross-entropy (log scale)", "sensitivity (assignment)", True, False, "Loss and sensitivity"),
+        "accuracy": ({"train accuracy": (_runs(models, "train_accuracy"), "-"), "test accuracy": (_runs(models, "test_accuracy"), "--")},
+                     sensitivity, "accuracy", "sensitivity (assignment)", False, False, "Accuracy and sensitivity"),
+        "sharpness": ({f"ε-sharpness, ε={config.epsilon:g} (Keskar et al. 2017)": (_runs(models, "sharpness"), "-")},
+                      {LEGENDS["jacobian_sensitivity"]: (_runs(models, "jacobian_sensitivity"), "-.")},
+                      "ε-sharpness (% loss increase)", "Jacobian sensitivity (Novak et al. 2018)", False, False, "Sharpness and Jacobian sensitivity"),
+    }
+    for name, (left, right, left_label, right_label, left_log, right_log, title) in figures.items():
+        ax = plot_twin_metrics(x_values, left, right, xlabel=xlabel, left_label=left_label, right_label=right_label,
+                               title=f"{title} vs {xlabel.split(' (')[0]}\n{setting}", left_log=left_log, right_log=right_log)
+        ctx.run_dir.save_figure(ax.figure, f"{name}_vs_{varied}")
+        close(ax.figure)
+
+
+def describe_trend(rho: float | None, p_value: float | None) -> str:
+    if rho is None:
+        return "not measurable (too few runs or constant values)"
+    if abs(rho) < WEAK_RHO:
+        return f"no monotonic trend (Spearman ρ = {rho:+.2f}, p = {fmt(p_value, 2)})"
+    strength = "strong" if abs(rho) >= STRONG_RHO else "moderate"
+    direction = "increasing" if rho > 0 else "decreasing"
+    return f"{strength} {direction} trend (Spearman ρ = {rho:+.2f}, p = {fmt(p_value, 2)})"
+
+
+def observe(summary: dict, config: dict) -> list[str]:
+    varied = summary["vary"].replace("_", " ")
+    models = summary["models"]
+    sentences = []
+    for quantity in QUANTITIES:
+        trend = summary["spearman"][quantity]
+        ends = f"{models[0][summary['vary']]:g}: {mean_std(models[0][quantity])} → {models[-1][summary['vary']]:g}: {mean_std(models[-1][quantity])}"
+        sentences.append(f"{NAMES[quantity]} vs {varied}: {describe_trend(trend['rho'], trend['p_value'])} over {trend['n']} runs ({ends}).")
+    if summary["vary"] == "batch_size":
+        steps = ", ".join(f"batch {m['batch_size']}: {m['steps']}" for m in models)
+        sentences.append(f"Every model trained {summary['epochs']} epochs, so the optimizer steps differ ({steps}); "
+                         "trends with batch size include this difference in training length.")
+    if len(summary["seeds"]) < 2:
+        sentences.append("One seed per setting: the rank correlations rest on one run each and carry no seed spread.")
+    return sentences
+
+
+def table(summary: dict):
+    columns = ["batch size", "learning rate", "steps", "train loss", "test loss", "train acc", "test acc",
+               "sensitivity (assignment)", "Jacobian (Novak)", "ε-sharpness %"]
+    rows = [[m["batch_size"], fmt(m["learning_rate"]), m["steps"], *(mean_std(m[name]) for name in METRICS),
+             mean_std(m["input_gradient_sensitivity"]), mean_std(m["jacobian_sensitivity"]), mean_std(m["sharpness"])]
+            for m in summary["models"]]
+    return columns, rows
+
+
+EXPERIMENT = Experiment(
+    name="sensitivity", section="1-3", title="Flatness vs generalization (2): sensitivity and sharpness vs batch size",
+    description="models trained at 5+ batch sizes (or learning rates): loss, accuracy, two input sensitivities and ε-sharpness",
+    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+)

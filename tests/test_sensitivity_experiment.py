@@ -1,0 +1,107 @@
+"""The sensitivity experiment end to end (smoke profile through the CLI), its profiles and its trend statistic."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from dlprobe.cli import main
+from dlprobe.config import build_config
+from dlprobe.experiments.sensitivity import PROFILES, Config, describe_trend, rank_correlation
+
+NAME = "sensitivity"
+PER_MODEL = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "loss_gap",
+             "input_gradient_sensitivity", "jacobian_sensitivity", "sharpness")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    code = main(["run", NAME, "--profile", "smoke", "--out", str(out), "--quiet"])
+    (run_dir,) = (out / NAME).iterdir()
+    return code, out, run_dir
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+def test_every_profile_trains_at_least_five_log_spaced_batch_sizes(profile):
+    config = build_config(Config, PROFILES[profile], {}, {}, context=profile)
+    sizes = sorted(config.batch_sizes)
+    assert config.vary == "batch_size" and len(sizes) >= 5
+    assert all(b / a >= 2 for a, b in zip(sizes, sizes[1:]))  # log-spaced: each at least twice the last
+    if profile == "full":
+        assert len(config.seeds) >= 2
+
+
+def test_smoke_run_writes_figures_and_summary(smoke_run):
+    code, _, run_dir = smoke_run
+    assert code == 0
+    for name in ("loss", "accuracy", "sharpness"):
+        for extension in ("png", "svg"):
+            assert (run_dir / "figures" / f"{name}_vs_batch_size.{extension}").stat().st_size > 1000
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["vary"] == "batch_size" and summary["dataset"] == "mnist-5k" and summary["dataset_note"]
+    assert set(summary["definitions"]) == {"input_gradient_sensitivity", "jacobian_sensitivity", "sharpness"}
+    models = summary["models"]
+    assert len(models) >= 5
+    assert [m["batch_size"] for m in models] == sorted(m["batch_size"] for m in models)
+    # Fixed epochs: steps = epochs * ceil(N / batch).
+    for m in models:
+        assert m["steps"] == summary["epochs"] * math.ceil(summary["num_train"] / m["batch_size"])
+        assert m["status"] == ["ok"]
+        for name in PER_MODEL:
+            assert m[name]["n"] == len(summary["seeds"]), name
+            assert all(math.isfinite(v) for v in m[name]["values"]), name
+        for name in ("train_loss", "test_loss", "input_gradient_sensitivity", "jacobian_sensitivity"):
+            assert m[name]["min"] > 0, name
+        assert m["sharpness"]["min"] >= 0
+        assert 0 <= m["test_accuracy"]["min"] <= m["test_accuracy"]["max"] <= 1
+    for quantity, trend in summary["spearman"].items():
+        assert trend["n"] == len(models) * len(summary["seeds"]), quantity
+        assert trend["rho"] is None or (-1 <= trend["rho"] <= 1 and 0 < trend["p_value"] <= 1), quantity
+    assert {"input_gradient_sensitivity", "jacobian_sensitivity", "sharpness", "loss_gap"} <= set(summary["spearman"])
+
+
+def test_figures_and_metrics_name_the_definitions(smoke_run):
+    _, _, run_dir = smoke_run
+    svg = (run_dir / "figures" / "sharpness_vs_batch_size.svg").read_text()
+    assert "Keskar" in svg and "Novak" in svg
+    assert "assignment" in (run_dir / "figures" / "loss_vs_batch_size.svg").read_text()
+    metrics = (run_dir / "metrics.csv").read_text()
+    assert "batch25/seed0" in metrics and ",jacobian_sensitivity," in metrics and ",test_accuracy," in metrics
+
+
+def test_second_invocation_is_skipped(smoke_run):
+    _, out, run_dir = smoke_run
+    before = (run_dir / "summary.json").read_text()
+    stamp = (run_dir / "summary.json").stat().st_mtime_ns
+    assert main(["run", NAME, "--profile", "smoke", "--out", str(out), "--quiet"]) == 0
+    assert (run_dir / "DONE").exists()
+    assert (run_dir / "summary.json").read_text() == before
+    assert (run_dir / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_rank_correlation_matches_scipy_and_has_exact_small_sample_p_values():
+    rng = np.random.default_rng(3)
+    x = np.repeat([16, 64, 256, 1024, 4000], 3)  # ties, as with several seeds per batch size
+    y = rng.normal(size=len(x))
+    rho, p_value = rank_correlation(x, y)
+    assert rho == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+    assert 0 < p_value <= 1
+    # n = 5, perfectly monotone: only 2 of the 5! = 120 pairings reach |rho| = 1.
+    rho, p_value = rank_correlation([1, 2, 3, 4, 5], [10, 8, 6, 4, 2])
+    assert rho == pytest.approx(-1.0) and p_value == pytest.approx(2 / 120)
+
+
+def test_describe_trend_says_when_there_is_no_monotonic_trend():
+    assert describe_trend(0.1, 0.8).startswith("no monotonic trend")
+    assert describe_trend(-0.9, 0.01).startswith("strong decreasing")
+    assert describe_trend(0.5, 0.1).startswith("moderate increasing")
+    assert describe_trend(None, None).startswith("not measurable")
+
+
+def test_batch_size_larger_than_the_training_set_is_a_one_line_error(tmp_path, capsys):
+    code = main(["run", NAME, "--profile", "smoke", "--out", str(tmp_path), "--set", "batch_sizes=50,100,1000", "--quiet"])
+    assert code == 2
+    assert "exceed the 500 training images" in capsys.readouterr().err
