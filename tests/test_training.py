@@ -147,3 +147,19 @@ def test_grad_norm_p_norms():
     assert grad_norm(layer.parameters(), 2) == pytest.approx(5.0)
     assert grad_norm(layer.parameters(), 1) == pytest.approx(7.0)
     assert grad_norm(layer.parameters(), float("inf")) == pytest.approx(4.0)
+
+
+def test_ensemble_resume_equals_straight_run(tmp_path):
+    data = sinc_data()
+    spec = MLPSpec(1, (8, 8), 1, "tanh")
+    train_spec = TrainSpec(epochs=6, batch_size=64, snapshot_every=2, eval_every=2, stop_patience=4)
+    straight = train_ensemble(spec, [0, 1], data, train_spec)
+    checkpoint = tmp_path / "ensemble.pt"
+    with pytest.raises(_Interrupt):
+        train_ensemble(spec, [0, 1], data, train_spec, checkpoint_path=checkpoint, progress=_StopAfter(3))
+    assert checkpoint.exists()
+    resumed = train_ensemble(spec, [0, 1], data, train_spec, checkpoint_path=checkpoint)
+    assert torch.equal(resumed.model.flat_params(), straight.model.flat_params())
+    assert resumed.log.rows() == straight.log.rows()
+    assert all(torch.equal(a, b) for a, b in zip(resumed.snapshots, straight.snapshots))
+    assert resumed.epochs_done == straight.epochs_done and resumed.converged_epoch == straight.converged_epoch

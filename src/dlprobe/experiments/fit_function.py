@@ -75,7 +75,7 @@ PROFILES = {
 }
 
 
-def _train_depth(config: Config, data: TensorData, depth: int, device, progress) -> dict:
+def _train_depth(config: Config, data: TensorData, depth: int, device, progress, checkpoint_path=None) -> dict:
     """Learning-rate search then final training for one depth; a checkpoint-safe dict of results."""
     spec = mlp_for_budget(config.budget, depth, 1, 1, config.activation)
     rates, seeds = list(config.learning_rates), list(config.seeds)
@@ -86,7 +86,8 @@ def _train_depth(config: Config, data: TensorData, depth: int, device, progress)
     best_rate = min(rates, key=lambda r: lr_search[repr(r)])
     final_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=best_rate), epochs=config.max_epochs,
                            eval_every=config.eval_every, stop_patience=config.patience)
-    result = train_ensemble(spec, seeds, data, final_spec, device=device, progress=progress)
+    result = train_ensemble(spec, seeds, data, final_spec, device=device, progress=progress,
+                            checkpoint_path=checkpoint_path, checkpoint_every=max(1, config.max_epochs // 20))
     low, high = data.x_train.min().item(), data.x_train.max().item()
     margin = EXTRAPOLATION * (high - low)
     grid = torch.linspace(low - margin, high + margin, 600, device=device).unsqueeze(1)
@@ -117,7 +118,8 @@ def run(config: Config, ctx) -> dict:
             key = slug(target.name)
             results = {}
             for depth in config.depths:
-                results[depth] = ctx.trial(f"{key}_depth{depth}", lambda: _train_depth(config, data, depth, ctx.device, progress))
+                trial = f"{key}_depth{depth}"
+                results[depth] = ctx.trial(trial, lambda: _train_depth(config, data, depth, ctx.device, progress, ctx.checkpoint_path(trial)))
                 progress.n = min(total, progress.n)  # skipped (converged or resumed) epochs leave the bar short
             summary["functions"][target.name] = _summarize(target, results, config)
             _record_metrics(ctx.log, key, results, config)

@@ -21,7 +21,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from pathlib import Path
+
 from ..models.mlp import MLP, MLPSpec, activation_module, init_mlp_params
+from ..store import atomic_torch_save, load_checkpoint
 from .common import batch_slices, epoch_permutation, per_example_loss
 from .loop import TensorData, TrainSpec
 from .metrics import MetricLog
@@ -66,12 +69,12 @@ class EnsembleMLP(nn.Module):
 
     def member(self, index: int) -> MLP:
         """Model `index` as an ordinary MLP module (a copy)."""
-        model = MLP(self.spec)
+        model = MLP(self.spec).to(device=self.weights[0].device, dtype=self.weights[0].dtype)
         with torch.no_grad():
             for layer, weight, bias in zip(model.linear_layers(), self.weights, self.biases):
                 layer.weight.copy_(weight[index].T)
                 layer.bias.copy_(bias[index, 0])
-        return model.to(self.weights[0].device)
+        return model
 
 
 class EnsembleOptimizer:
@@ -122,8 +125,8 @@ class EnsembleOptimizer:
 
     def load_state_dict(self, state: dict) -> None:
         self.step_count = state["step_count"]
-        self.state = [dict(s) for s in state["state"]]
-        self.lrs = state["lrs"]
+        self.state = [{k: v.to(p.device) for k, v in s.items()} for s, p in zip(state["state"], self.params)]
+        self.lrs = state["lrs"].to(self.lrs.device)
 
 
 @dataclass
@@ -165,8 +168,14 @@ def train_ensemble(
     device="cpu",
     progress=None,
     record_runs: bool = True,
+    checkpoint_path=None,
+    checkpoint_every: int = 1,
 ) -> EnsembleResult:
-    """Train len(seeds) MLPs together; `lrs` (M,) overrides train_spec.optimizer.lr per model."""
+    """Train len(seeds) MLPs together; `lrs` (M,) overrides train_spec.optimizer.lr per model.
+
+    With `checkpoint_path`, everything that changes (weights, optimizer moments, statuses, records,
+    snapshots, the stopping rule's memory) is saved atomically every `checkpoint_every` epochs and a later
+    call resumes from it, ending with the same numbers as a straight run."""
     seeds = [int(s) for s in seeds]
     num_models = len(seeds)
     data = data.to(device)
@@ -214,8 +223,20 @@ def train_ensemble(
             snapshot_metrics.append(metrics)
         return metrics
 
-    epochs_done, final = 0, None
-    for epoch in range(spec_t.epochs):
+    epochs_done, final, start_epoch = 0, None, 0
+    if checkpoint_path is not None and Path(checkpoint_path).exists():
+        saved = load_checkpoint(checkpoint_path)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        alive.copy_(saved["alive"])
+        status[:] = saved["status"]
+        log = MetricLog.from_state(saved["log"])
+        snapshots[:], snapshot_epochs[:], snapshot_metrics[:] = saved["snapshots"], saved["snapshot_epochs"], saved["snapshot_metrics"]
+        best_loss.copy_(saved["best_loss"])
+        last_improved[:], converged[:] = saved["last_improved"], saved["converged"]
+        start_epoch = epochs_done = saved["epoch"]
+        step = saved["step"]
+    for epoch in range(start_epoch, spec_t.epochs):
         metrics = epoch_boundary(epoch)
         if spec_t.stop_patience and all(c is not None or not a for c, a in zip(converged, alive.tolist())):
             final = metrics  # every model has converged: this boundary is the end of training
@@ -262,6 +283,14 @@ def train_ensemble(
             progress.update(1)
         if not alive.any():
             break
+        if checkpoint_path is not None and epochs_done % checkpoint_every == 0 and epochs_done < spec_t.epochs:
+            atomic_torch_save(
+                {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "alive": alive.cpu(), "status": list(status),
+                 "log": log.state(), "snapshots": snapshots, "snapshot_epochs": snapshot_epochs, "snapshot_metrics": snapshot_metrics,
+                 "best_loss": best_loss, "last_improved": list(last_improved), "converged": list(converged),
+                 "epoch": epochs_done, "step": step},
+                checkpoint_path,
+            )
     if final is None:
         final = epoch_boundary(epochs_done, last=True)
     return EnsembleResult(model, status, log, final, snapshots, snapshot_epochs, snapshot_metrics, epochs_done, converged)
