@@ -1,0 +1,230 @@
+"""1-2 What happens when the gradient is almost zero? Minimal ratio vs loss at near-critical points.
+
+    dlprobe run critical-points --profile quick        # about 1-2 minutes on a 2-core CPU (24 runs)
+    dlprobe run critical-points --profile full         # the assignment's 100 runs, ~10 minutes
+
+A small network (default 1-16-1 tanh, 49 parameters, MSE on sinc) is trained `num_runs` times, then driven
+to a point where the gradient is (almost) zero, and classified there:
+
+1. ordinary training: all runs at once with the ensemble trainer (full-batch Adam), then each run polished
+   with full-batch L-BFGS on the loss (`polish_steps`; float64) so it ends near a critical point of the loss;
+2. the gradient is driven towards zero by minimising ||grad L||^2 with true double backprop (L-BFGS on that
+   objective; its gradient is 2 H grad L, `grad_norm_steps`) and/or by Levenberg-Marquardt steps on the
+   equation grad L = 0 with the exact Hessian (`newton_steps`), as chosen by `phase2`;
+3. at the point reached: the exact Hessian (float64), its eigenvalues, the minimal ratio = fraction of
+   eigenvalues > rel_tol * max|eigenvalue| (`eigen_rel_tol`; eigenvalues inside the band count as not
+   positive), the same with no tolerance ("strict"), the index (fraction of eigenvalues below -band), and
+   the sampling minimal ratio = fraction of `num_samples` random points theta + radius*u (u uniform on the
+   unit sphere) with higher loss.
+
+Trained networks are "sloppy": many Hessian eigenvalues are tiny, the residual gradient lies along those
+flat directions, and no local step removes it. The gradient norm reached is therefore recorded per run and
+reported as measured, not assumed.
+
+summary.json: runs = list of {seed, loss, train_loss_after_adam, grad_norm_after_training,
+grad_norm_after_grad_min, grad_norm (final), minimal_ratio, minimal_ratio_strict, sampling_ratio, index,
+num_negative, num_near_zero, num_positive, top_eigenvalues (5 largest), bottom_eigenvalues (5 smallest),
+status}; grad_norm_reached (seed stats), fraction_below_1e-6, spearman_loss_vs_minimal_ratio,
+spearman_minimal_vs_sampling_ratio, num_params, settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..analysis.critical import damped_newton, hessian_index, minimal_ratio, minimize_grad_norm, sampling_minimal_ratio
+from ..analysis.hessian import dense_hessian, hessian_eigenvalues
+from ..analysis.params import flatten_params, make_flat_loss
+from ..config import ExperimentConfig, param
+from ..data.functions import function_dataset, get_function
+from ..errors import ConfigError
+from ..models.mlp import ACTIVATIONS, MLPSpec
+from ..plotting.critical import plot_minimal_ratio_vs_loss
+from ..plotting.style import close
+from ..training.common import OptimizerSettings
+from ..training.ensemble import train_ensemble
+from ..training.loop import TensorData, TrainSpec
+from .base import Experiment
+from .common import seed_stats
+from .observe import fmt
+
+CHUNK = 10  # runs per trial: the unit of resumption
+
+
+@dataclass(frozen=True)
+class Config(ExperimentConfig):
+    function: str = param("sinc", "target function: a registered name or an expression in x")
+    widths: tuple[int, ...] = param((16,), "hidden layer widths of the small network", minimum=1)
+    activation: str = param("tanh", "hidden activation (smooth, so the Hessian is well defined)", choices=tuple(ACTIVATIONS))
+    num_runs: int = param(100, "independent training runs (seeds seed .. seed+num_runs-1)", minimum=1)
+    num_train: int = param(200, "training grid points", minimum=2)
+    train_epochs: int = param(1000, "full-batch Adam epochs of ordinary training (all runs at once)", minimum=1)
+    learning_rate: float = param(1e-2, "Adam learning rate of ordinary training", minimum=1e-8)
+    polish_steps: int = param(1000, "L-BFGS iterations on the loss after Adam (0: none)", minimum=0)
+    phase2: str = param("both", "how the gradient is driven to zero", choices=("both", "grad-norm", "newton"))
+    grad_norm_steps: int = param(100, "L-BFGS iterations minimising ||grad L||^2 (double backprop)", minimum=0)
+    newton_steps: int = param(30, "Levenberg-Marquardt steps on grad L = 0 with the exact Hessian", minimum=0)
+    eigen_rel_tol: float = param(1e-6, "eigenvalues within ±tol*max|eig| count as zero (not positive)", minimum=0.0)
+    num_samples: int = param(1000, "random neighbours for the sampling minimal ratio", minimum=1)
+    radius: float = param(1e-3, "distance of the random neighbours (parameter space, Euclidean)", minimum=1e-12)
+
+    def validate(self):
+        get_function(self.function)
+
+
+PROFILES = {
+    "smoke": dict(widths=(6,), num_runs=4, num_train=50, train_epochs=200, polish_steps=100, grad_norm_steps=20,
+                  newton_steps=10, num_samples=200),
+    "quick": dict(num_runs=24, polish_steps=300, grad_norm_steps=40, newton_steps=20, num_samples=500),
+    "full": dict(),
+}
+
+
+def _refine(config: Config, spec: MLPSpec, theta: torch.Tensor, data: TensorData, seed: int) -> dict:
+    """Phases 1b-3 for one run; theta (P,) float32 from the ensemble. A checkpoint-safe dict."""
+    from ..models.mlp import MLP
+
+    model = MLP(spec).double()
+    x, y = data.x_train.double(), data.y_train.double()
+    loss = make_flat_loss(model, F.mse_loss, x, y)
+    theta = theta.double().clone()
+    after_adam = float(loss(theta))
+    if config.polish_steps:
+        theta = _lbfgs_on_loss(loss, theta, config.polish_steps)
+    grad_after_training = _grad_norm(loss, theta)
+    grad_after_min = grad_after_training
+    if config.phase2 in ("both", "grad-norm") and config.grad_norm_steps:
+        theta, history = minimize_grad_norm(loss, theta, steps=config.grad_norm_steps, lr=1.0, method="lbfgs")
+        grad_after_min = history[-1]
+    if config.phase2 in ("both", "newton") and config.newton_steps:
+        theta, _ = damped_newton(loss, theta, steps=config.newton_steps)
+    eigenvalues = hessian_eigenvalues(dense_hessian(loss, theta))
+    signs = hessian_index(eigenvalues, config.eigen_rel_tol)
+    sampled = sampling_minimal_ratio(loss, theta, config.num_samples, config.radius, torch.Generator().manual_seed(seed))
+    final_loss = float(loss(theta))
+    grad = _grad_norm(loss, theta)
+    status = "ok" if np.isfinite(final_loss) and np.isfinite(grad) else "failed (non-finite loss or gradient)"
+    return {
+        "seed": seed, "loss": final_loss, "train_loss_after_adam": after_adam, "grad_norm_after_training": grad_after_training,
+        "grad_norm_after_grad_min": grad_after_min, "grad_norm": grad,
+        "minimal_ratio": minimal_ratio(eigenvalues, config.eigen_rel_tol), "minimal_ratio_strict": float(np.mean(eigenvalues > 0)),
+        "sampling_ratio": sampled, "index": signs.index, "num_negative": signs.num_negative,
+        "num_near_zero": signs.num_near_zero, "num_positive": signs.num_positive,
+        "top_eigenvalues": eigenvalues[-5:][::-1].tolist(), "bottom_eigenvalues": eigenvalues[:5].tolist(), "status": status,
+    }
+
+
+def _grad_norm(loss, theta) -> float:
+    return float(torch.func.grad(loss)(theta).norm())
+
+
+def _lbfgs_on_loss(loss, theta: torch.Tensor, steps: int) -> torch.Tensor:
+    current = theta.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([current], lr=1.0, max_iter=steps, history_size=50, line_search_fn="strong_wolfe",
+                                  tolerance_grad=1e-14, tolerance_change=1e-18)
+
+    def closure():
+        optimizer.zero_grad()
+        value = loss(current)
+        value.backward()
+        return value
+
+    optimizer.step(closure)
+    return current.detach()
+
+
+def run(config: Config, ctx) -> dict:
+    target = get_function(config.function)
+    data = TensorData(*function_dataset(target, config.num_train, max(2, config.num_train // 4)))
+    spec = MLPSpec(1, config.widths, 1, config.activation)
+    seeds = [config.seed + i for i in range(config.num_runs)]
+
+    def train_all():
+        result = train_ensemble(spec, seeds, data, TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
+                                epochs=config.train_epochs, eval_every=config.train_epochs), device=ctx.device)
+        return {"thetas": result.model.flat_params().cpu(), "status": result.status}
+
+    trained = ctx.trial("phase1_adam", train_all)
+    runs = []
+    with ctx.progress(len(seeds), "critical-points") as progress:
+        for start in range(0, len(seeds), CHUNK):
+            def refine_chunk(start=start):
+                return [_refine(config, spec, trained["thetas"][i], data, seeds[i]) if trained["status"][i] == "ok"
+                        else {"seed": seeds[i], "status": trained["status"][i]} for i in range(start, min(start + CHUNK, len(seeds)))]
+
+            runs += ctx.trial(f"refine_{start:04d}", refine_chunk)
+            progress.update(min(CHUNK, len(seeds) - start))
+    for run_result in runs:
+        for key in ("loss", "grad_norm", "minimal_ratio", "sampling_ratio", "index"):
+            if key in run_result:
+                ctx.log.add(f"seed{run_result['seed']}", 0, key, run_result[key])
+    good = [r for r in runs if r["status"] == "ok"]
+    if not good:
+        raise ConfigError("critical-points: every run failed; see the run statuses")
+    figure = plot_minimal_ratio_vs_loss(good, config.eigen_rel_tol, config.radius, title=f"{len(good)} runs of a {spec.describe()} {config.activation} net on {target.formula}")
+    ctx.run_dir.save_figure(figure, "minimal_ratio_vs_loss")
+    close(figure)
+    grads = [r["grad_norm"] for r in good]
+    return {
+        "function": target.formula, "architecture": spec.describe(), "num_params": spec.num_params, "num_runs": len(runs),
+        "runs": runs, "grad_norm_reached": seed_stats(grads), "grad_norm_median": float(np.median(grads)),
+        "fraction_below_1e-6": float(np.mean(np.asarray(grads) < 1e-6)),
+        "spearman_loss_vs_minimal_ratio": _spearman([r["loss"] for r in good], [r["minimal_ratio"] for r in good]),
+        "spearman_minimal_vs_sampling_ratio": _spearman([r["minimal_ratio"] for r in good], [r["sampling_ratio"] for r in good]),
+        "num_minima": sum(r["num_negative"] == 0 for r in good), "num_saddles": sum(r["num_negative"] > 0 for r in good),
+        "settings": {"eigen_rel_tol": config.eigen_rel_tol, "radius": config.radius, "num_samples": config.num_samples, "phase2": config.phase2},
+    }
+
+
+def _spearman(a, b):
+    from scipy.stats import spearmanr
+
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
+def observe(summary: dict, config: dict) -> list[str]:
+    good = [r for r in summary["runs"] if r["status"] == "ok"]
+    grads = summary["grad_norm_reached"]
+    sentences = [
+        f"{len(good)} of {summary['num_runs']} runs were analysed; gradient norms reached range from {fmt(grads['min'])} to "
+        f"{fmt(grads['max'])} (median {fmt(summary['grad_norm_median'])}); {summary['fraction_below_1e-6']:.0%} are below 1e-6.",
+        f"By the Hessian, {summary['num_minima']} runs have no negative eigenvalue beyond the tolerance band (minima, possibly with flat "
+        f"directions) and {summary['num_saddles']} are saddle points.",
+    ]
+    ratios = [r["minimal_ratio"] for r in good]
+    near_zero = [r["num_near_zero"] for r in good]
+    sentences.append(
+        f"Minimal ratios (tolerance {fmt(summary['settings']['eigen_rel_tol'])} × max|eigenvalue|) range from {fmt(min(ratios))} to "
+        f"{fmt(max(ratios))}; on average {np.mean(near_zero):.1f} of {summary['num_params']} eigenvalues lie inside the band, "
+        f"which is why the ratio stays below 1 even at minima (strict ratio without tolerance: mean {fmt(np.mean([r['minimal_ratio_strict'] for r in good]))}).")
+    rho = summary["spearman_loss_vs_minimal_ratio"]
+    if rho is None:
+        sentences.append("The rank correlation between loss and minimal ratio is undefined (too few runs or constant values).")
+    else:
+        strength = "no clear monotonic relation" if abs(rho) < 0.3 else ("lower loss goes with a higher minimal ratio" if rho < 0 else "higher loss goes with a higher minimal ratio")
+        sentences.append(f"Spearman rank correlation between loss and minimal ratio: {rho:+.2f} ({strength}).")
+    rho_s = summary["spearman_minimal_vs_sampling_ratio"]
+    if rho_s is not None:
+        sentences.append(f"The sampling ratio (radius {fmt(summary['settings']['radius'])}) has mean {fmt(np.mean([r['sampling_ratio'] for r in good]))}; "
+                         f"its rank correlation with the Hessian minimal ratio is {rho_s:+.2f}.")
+    return sentences
+
+
+def table(summary: dict):
+    columns = ["seed", "loss", "grad norm", "minimal ratio", "strict ratio", "sampling ratio", "negative eigs", "near-zero eigs"]
+    rows = [[r["seed"], fmt(r["loss"]), fmt(r["grad_norm"]), fmt(r["minimal_ratio"]), fmt(r["minimal_ratio_strict"]), fmt(r["sampling_ratio"]),
+             r["num_negative"], r["num_near_zero"]] for r in summary["runs"] if r["status"] == "ok"]
+    return columns, rows
+
+
+EXPERIMENT = Experiment(
+    name="critical-points", section="1-2", title="What happens when the gradient is almost zero: minimal ratio vs loss",
+    description="100 small nets driven to grad ~ 0 (double backprop, Levenberg-Marquardt); exact Hessian, minimal ratio vs loss",
+    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+)

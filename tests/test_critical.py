@@ -1,0 +1,169 @@
+"""Critical-point tools on hand-solved cases (quadratics, x^2 - y^2, linear regression) and tiny nets."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dlprobe.analysis.critical import (_grad_norm_squared, damped_newton, grad_norm, hessian_index,
+                                       minimal_ratio, minimize_grad_norm, sampling_minimal_ratio)
+from dlprobe.analysis.hessian import dense_hessian, hessian_eigenvalues
+from dlprobe.analysis.params import flatten_params, make_flat_loss
+from dlprobe.errors import ConfigError
+
+
+def saddle(t):
+    """f(x, y) = x^2 - y^2: one critical point, the saddle at 0, with H = diag(2, -2)."""
+    return t[0] ** 2 - t[1] ** 2
+
+
+def symmetric_quadratic(sign_pattern: list[float]):
+    """f = sum_i s_i * c_i * theta_i^2 with curvatures c_i in [1, 3]: critical point at 0."""
+    curvature = torch.linspace(1.0, 3.0, len(sign_pattern), dtype=torch.float64)
+    signs = torch.tensor(sign_pattern, dtype=torch.float64)
+    return lambda t: (signs * curvature * t ** 2).sum()
+
+
+def fit_by_adam(model, inputs, targets, steps):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.mse_loss(model(inputs), targets).backward()
+        optimizer.step()
+    return make_flat_loss(model, F.mse_loss, inputs, targets), flatten_params(model)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """1-6-6-1 tanh MLP (61 params) after 3000 full-batch Adam steps on 40 points of sin(3x)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(),
+                          nn.Linear(6, 1)).double()
+    inputs = torch.linspace(-1, 1, 40, dtype=torch.float64).unsqueeze(1)
+    return fit_by_adam(model, inputs, torch.sin(3 * inputs), steps=3000)
+
+
+@pytest.fixture(scope="module")
+def near_minimum():
+    """2-3-1 tanh MLP (13 params) on 100 points of sin(3x)cos(2y): Adam, then L-BFGS on the loss.
+
+    Fewer parameters than points, so the minimum is isolated (positive definite Hessian). Adam
+    alone stops ~5 units away from it along flat directions (damped_newton then needs ~170
+    steps); L-BFGS brings the start close enough to see Newton's fast local convergence.
+    """
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)).double()
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.rand(100, 2, generator=generator, dtype=torch.float64) * 2 - 1
+    f, theta = fit_by_adam(model, inputs, torch.sin(3 * inputs[:, :1]) * torch.cos(2 * inputs[:, 1:]),
+                           steps=1000)
+    theta = theta.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([theta], max_iter=300, tolerance_grad=1e-6, tolerance_change=0.0,
+                                  history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        gradient, value = torch.func.grad_and_value(f)(theta.detach())
+        theta.grad = gradient
+        return value
+
+    optimizer.step(closure)
+    return f, theta.detach()
+
+
+def test_minimal_ratio_is_one_for_linear_regression():
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(30, 3, generator=generator, dtype=torch.float64)  # full-rank design
+    targets = inputs @ torch.tensor([[1.0], [-2.0], [0.5]], dtype=torch.float64)
+    model = nn.Linear(3, 1).double()
+    f = make_flat_loss(model, F.mse_loss, inputs, targets)
+    eigenvalues = hessian_eigenvalues(dense_hessian(f, flatten_params(model)))
+    assert minimal_ratio(eigenvalues) == 1.0
+    assert hessian_index(eigenvalues) == (0.0, 0, 0, 4)
+
+
+def test_saddle_has_ratio_and_index_one_half():
+    eigenvalues = hessian_eigenvalues(dense_hessian(saddle, torch.tensor([0.3, -0.2], dtype=torch.float64)))
+    np.testing.assert_allclose(eigenvalues, [-2.0, 2.0])
+    assert minimal_ratio(eigenvalues) == 0.5
+    assert hessian_index(eigenvalues) == (0.5, 1, 0, 1)
+
+
+def test_tolerance_band_counts_as_not_positive():
+    eigenvalues = [-1.0, -1e-9, 0.0, 1e-9, 0.5, 1.0]
+    assert minimal_ratio(eigenvalues, rel_tol=1e-6) == pytest.approx(2 / 6)
+    assert minimal_ratio(eigenvalues, rel_tol=1e-12) == pytest.approx(3 / 6)
+    assert hessian_index(eigenvalues, rel_tol=1e-6) == (1 / 6, 1, 3, 2)
+    assert hessian_index(torch.tensor(eigenvalues), rel_tol=1e-12).num_negative == 2
+    with pytest.raises(ConfigError):
+        minimal_ratio([])
+
+
+@pytest.mark.parametrize("signs, expected, tolerance", [
+    ([1.0] * 6, 1.0, 0.0),            # minimum: every neighbour is higher
+    ([-1.0] * 6, 0.0, 0.0),           # maximum: none is
+    ([1.0, -1.0] * 3, 0.5, 0.06),     # symmetric saddle: half, up to sampling noise (~0.016)
+])
+def test_sampling_minimal_ratio(signs, expected, tolerance):
+    f = symmetric_quadratic(signs)
+    theta = torch.zeros(len(signs), dtype=torch.float64)
+    ratio = sampling_minimal_ratio(f, theta, num_samples=1000, radius=1e-3,
+                                   generator=torch.Generator().manual_seed(0))
+    assert abs(ratio - expected) <= tolerance
+    looped = sampling_minimal_ratio(f, theta, num_samples=200, generator=torch.Generator().manual_seed(1),
+                                    vectorize=False)
+    batched = sampling_minimal_ratio(f, theta, num_samples=200, generator=torch.Generator().manual_seed(1))
+    assert looped == batched
+
+
+def test_grad_norm_objective_differentiates_through_the_gradient(trained):
+    # The gradient of ||grad f||^2 is 2 H grad f; a detached gradient (no double backprop) gives 0.
+    f, theta = trained
+    expected = 2 * dense_hessian(f, theta) @ torch.func.grad(f)(theta)
+    actual = torch.func.grad(_grad_norm_squared(f))(theta)
+    assert actual.norm() > 0
+    assert torch.allclose(actual, expected, rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("method, lr, steps", [("adam", 1e-2, 400), ("lbfgs", 1.0, 30)])
+def test_minimize_grad_norm_converges_to_the_saddle(method, lr, steps):
+    # Descent on f itself would run away from (0, 0) along -y^2; only descent on ||grad f||^2
+    # (which needs the second-order gradient) walks into the saddle.
+    start = torch.tensor([0.1, 0.05], dtype=torch.float64)
+    theta, history = minimize_grad_norm(saddle, start, steps=steps, lr=lr, method=method, tol=1e-6)
+    assert history[0] == pytest.approx(2 * start.norm().item())
+    assert history[-1] < 1e-6 and theta.norm() < 1e-6
+    assert torch.equal(start, torch.tensor([0.1, 0.05], dtype=torch.float64))  # input untouched
+
+
+def test_minimize_grad_norm_lowers_a_trained_network_gradient_by_orders_of_magnitude(trained):
+    f, theta = trained
+    _, history = minimize_grad_norm(f, theta, steps=100, lr=1.0, method="lbfgs")
+    assert history[0] == pytest.approx(grad_norm(f, theta))
+    assert history[-1] < 1e-2 * history[0]
+
+
+def test_damped_newton_reaches_tiny_gradient_on_small_net(near_minimum):
+    # Condition number ~3e7 here: plain LM (acceleration=False) stalls near 3e-6 in 100 steps.
+    f, theta = near_minimum
+    reached, history = damped_newton(f, theta, steps=100, tol=1e-9)
+    assert history[0] > 1e-7 and history[-1] < 1e-9
+    assert grad_norm(f, reached) == pytest.approx(history[-1], rel=1e-6)
+    assert all(b < a for a, b in zip(history, history[1:]))  # only accepted (improving) steps
+
+
+@pytest.mark.parametrize("acceleration", [True, False])
+def test_damped_newton_finds_the_saddle_not_a_minimum(acceleration):
+    f = lambda t: t[0] ** 2 - t[1] ** 2 + 0.5 * t[0] ** 3 * t[1]  # saddle at 0, non-quadratic
+    start = torch.tensor([0.2, -0.15], dtype=torch.float64)
+    reached, history = damped_newton(f, start, steps=50, acceleration=acceleration)
+    assert history[-1] < 1e-10
+    assert reached.abs().max() < 1e-9
+    assert hessian_index(hessian_eigenvalues(dense_hessian(f, reached))).index == 0.5
+
+
+def test_float32_theta_is_supported(trained):
+    f, theta = trained
+    reached, history = damped_newton(f, theta.float(), steps=5)
+    assert reached.dtype == torch.float32 and history[-1] <= history[0]
+    assert 0.0 <= sampling_minimal_ratio(f, theta.float(), num_samples=50) <= 1.0
