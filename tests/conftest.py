@@ -7,4 +7,3 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 torch.set_num_threads(1)
-torch.set_flush_denormal(True)

@@ -144,7 +144,7 @@ def _trees():
         st.just(("x", lambda x: x)),
         st.just(("pi", lambda x: np.pi)),
         st.just(("e", lambda x: np.e)),
-        st.floats(-10, 10, allow_nan=False).map(lambda c: (f"({c!r})", lambda x, c=c: c)),
+        st.floats(-10, 10, allow_nan=False, allow_subnormal=False).map(lambda c: (f"({c!r})", lambda x, c=c: c)),
     )
     binary = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide}
     unary = {"sin": np.sin, "cos": np.cos, "tanh": np.tanh, "abs": np.abs, "arctan": np.arctan,
