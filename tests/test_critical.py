@@ -1,4 +1,4 @@
-"""Critical-point tools on hand-solved cases (quadratics, x^2 - y^2, linear regression) and tiny nets."""
+"""Critical-point tools on hand-solved cases (quadratics, x^2 - y^2, linear regression), tiny nets."""
 
 import numpy as np
 import pytest
@@ -48,16 +48,17 @@ def trained():
 def near_minimum():
     """2-3-1 tanh MLP (13 params) on 100 points of sin(3x)cos(2y): Adam, then L-BFGS on the loss.
 
-    Fewer parameters than points, so the minimum is isolated (positive definite Hessian). Adam
-    alone stops ~5 units away from it along flat directions (damped_newton then needs ~170
-    steps); L-BFGS brings the start close enough to see Newton's fast local convergence.
+    Fewer parameters than points, so the minimum is isolated (positive definite Hessian, though
+    with condition number ~3e7). Adam alone stops far from it (distance ~5) along flat
+    directions, where damped_newton needs 100+ steps; L-BFGS brings the start close enough to
+    see Newton's fast local convergence.
     """
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)).double()
     generator = torch.Generator().manual_seed(1)
     inputs = torch.rand(100, 2, generator=generator, dtype=torch.float64) * 2 - 1
-    f, theta = fit_by_adam(model, inputs, torch.sin(3 * inputs[:, :1]) * torch.cos(2 * inputs[:, 1:]),
-                           steps=1000)
+    targets = torch.sin(3 * inputs[:, :1]) * torch.cos(2 * inputs[:, 1:])
+    f, theta = fit_by_adam(model, inputs, targets, steps=1000)
     theta = theta.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([theta], max_iter=300, tolerance_grad=1e-6, tolerance_change=0.0,
                                   history_size=20, line_search_fn="strong_wolfe")
@@ -83,7 +84,8 @@ def test_minimal_ratio_is_one_for_linear_regression():
 
 
 def test_saddle_has_ratio_and_index_one_half():
-    eigenvalues = hessian_eigenvalues(dense_hessian(saddle, torch.tensor([0.3, -0.2], dtype=torch.float64)))
+    point = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    eigenvalues = hessian_eigenvalues(dense_hessian(saddle, point))
     np.testing.assert_allclose(eigenvalues, [-2.0, 2.0])
     assert minimal_ratio(eigenvalues) == 0.5
     assert hessian_index(eigenvalues) == (0.5, 1, 0, 1)
@@ -110,9 +112,10 @@ def test_sampling_minimal_ratio(signs, expected, tolerance):
     ratio = sampling_minimal_ratio(f, theta, num_samples=1000, radius=1e-3,
                                    generator=torch.Generator().manual_seed(0))
     assert abs(ratio - expected) <= tolerance
-    looped = sampling_minimal_ratio(f, theta, num_samples=200, generator=torch.Generator().manual_seed(1),
-                                    vectorize=False)
-    batched = sampling_minimal_ratio(f, theta, num_samples=200, generator=torch.Generator().manual_seed(1))
+    looped = sampling_minimal_ratio(f, theta, num_samples=200, vectorize=False,
+                                    generator=torch.Generator().manual_seed(1))
+    batched = sampling_minimal_ratio(f, theta, num_samples=200,
+                                     generator=torch.Generator().manual_seed(1))
     assert looped == batched
 
 

@@ -19,7 +19,8 @@ from dlprobe.errors import ConfigError
 
 # torch.func.hessian (the reference) loads torch's forward-AD decompositions, which call the
 # deprecated torch.jit.script inside torch itself.
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
 
 def tiny_regression(seed: int = 0, num_samples: int = 23):
@@ -83,6 +84,24 @@ def test_flat_loss_equals_model_loss_and_restores_training_mode():
     value = f(flatten_params(model))
     assert torch.allclose(value, F.mse_loss(model(inputs), targets), rtol=1e-14)
     assert model.training and all(m.training for m in model.modules())
+
+
+def test_flat_loss_uses_eval_mode_and_buffers():
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Dropout(0.5),
+                          nn.Linear(4, 1)).double()
+    inputs = torch.randn(16, 2, dtype=torch.float64)
+    targets = torch.randn(16, 1, dtype=torch.float64)
+    model(inputs * 3 + 1)  # a train-mode pass moves BatchNorm's running statistics off 0 and 1
+    f = make_flat_loss(model, F.mse_loss, inputs, targets)
+    theta = flatten_params(model)
+    value = f(theta)
+    assert model.training  # the caller's mode is put back
+    model.eval()
+    assert torch.allclose(value, F.mse_loss(model(inputs), targets), rtol=1e-14)
+    assert torch.equal(f(theta), value)  # dropout off: deterministic
+    assert torch.allclose(dense_hessian(f, theta), torch.func.hessian(f)(theta),
+                          rtol=1e-10, atol=1e-12)
 
 
 def test_flat_loss_in_chunks_equals_full_batch_value_and_hessian():

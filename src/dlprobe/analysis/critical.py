@@ -25,7 +25,7 @@ Loss = Callable[[torch.Tensor], torch.Tensor]
 
 
 class SpectrumSigns(NamedTuple):
-    """Signs of a Hessian spectrum with a tolerance band |eig| <= rel_tol * max|eig| counted as zero."""
+    """Signs of a Hessian spectrum; the band |eig| <= rel_tol * max|eig| counts as zero."""
 
     index: float          # fraction of eigenvalues below the band (the Hessian index)
     num_negative: int
@@ -56,11 +56,12 @@ def minimal_ratio(eigenvalues, rel_tol: float = 1e-6) -> float:
 
 
 def hessian_index(eigenvalues, rel_tol: float = 1e-6) -> SpectrumSigns:
-    """Fraction and count of eigenvalues < -rel_tol * max|eig|, with the near-zero and positive counts."""
+    """Fraction and count of eigenvalues < -rel_tol * max|eig|, plus near-zero and positive counts."""
     values = _as_array(eigenvalues)
     band = _threshold(values, rel_tol)
     negative, positive = int(np.sum(values < -band)), int(np.sum(values > band))
-    return SpectrumSigns(negative / values.size, negative, values.size - negative - positive, positive)
+    near_zero = values.size - negative - positive
+    return SpectrumSigns(negative / values.size, negative, near_zero, positive)
 
 
 def sampling_minimal_ratio(f: Loss, theta: torch.Tensor, num_samples: int = 1000,
@@ -70,7 +71,9 @@ def sampling_minimal_ratio(f: Loss, theta: torch.Tensor, num_samples: int = 1000
 
     u is uniform on the unit sphere in R^P (a normalised standard Gaussian). Points are evaluated
     `chunk_size` at a time with vmap(f); `vectorize=False` evaluates them one by one for closures
-    vmap cannot handle. Loss differences are ~radius^2 * curvature, so use float64 theta.
+    vmap cannot handle. Loss differences are ~radius^2 * curvature, so use float64 theta; and
+    the ratio only reflects curvature where ||grad f|| << radius * |eigenvalues| (otherwise the
+    linear term wins and any point gives ~0.5), i.e. after driving the gradient to ~0.
     generator: torch.Generator for u (None: a fresh one seeded with 0).
     """
     if num_samples < 1 or radius <= 0:

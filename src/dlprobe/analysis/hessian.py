@@ -26,7 +26,7 @@ from dlprobe.analysis.params import FlatLoss, unflatten_params
 from dlprobe.errors import ConfigError
 
 Loss = Callable[[torch.Tensor], torch.Tensor]
-DEFAULT_CHUNK = 32  # HVPs per vmap call: fastest measured on 2 cores; memory grows linearly with it
+DEFAULT_CHUNK = 16  # HVPs per vmap call: fastest measured (1 thread, N=1000); memory grows with it
 
 
 @contextlib.contextmanager
@@ -81,8 +81,9 @@ def _dense_hessian_structured(f: FlatLoss, theta: torch.Tensor, chunk: int) -> t
     For rows s0:s1 only H[s0:s1, s0:] is needed, so tensors before the group are held constant
     and the first backward returns only the group's gradient: autograd then skips the earlier
     layers and the other tensors' weight-gradient branches in both passes. For a feed-forward
-    net in named order this is measured 5-7x faster than torch.func.hessian
-    (1-16-16-16-16-1 tanh MLP, 1000 points, float32); any order stays exact, only slower.
+    net in named order this roughly halves the work of full HVP columns; any order stays exact,
+    only slower. Measured vs torch.func.hessian (1-16-16-16-16-1 tanh MLP, 1000 points, float32,
+    2 cores): 5-7x on a quiet machine, 10-20x on a busy one (see `dense_hessian`).
     """
     names = list(f.like)
     sizes = [t.numel() for t in f.like.values()]
@@ -114,7 +115,7 @@ def dense_hessian(f: Loss, theta: torch.Tensor, chunk_size: int | None = None,
                   num_threads: int | None = 1) -> torch.Tensor:
     """The exact, full (P, P) Hessian of f at theta, symmetric, in theta's dtype.
 
-    Built from Hessian-vector products against basis vectors, `chunk_size` (default 32) at a
+    Built from Hessian-vector products against basis vectors, `chunk_size` (default 16) at a
     time with vmap, so memory is about chunk_size backward passes plus the (P, P) result.
     Any f works (columns by double backprop, then (H + H^T)/2); a `FlatLoss` from
     `make_flat_loss` takes a faster path that computes only the upper triangle.

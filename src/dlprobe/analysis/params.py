@@ -50,7 +50,7 @@ def flatten_params(source: ParamsLike) -> torch.Tensor:
 
 
 def unflatten_params(vector: torch.Tensor, like: ParamsLike) -> dict[str, torch.Tensor]:
-    """Split a flat (P,) vector into name -> tensor with the shapes of `like` (views where possible)."""
+    """Split a flat (P,) vector into name -> tensor shaped like `like` (views where possible)."""
     shapes = param_shapes(like)
     sizes = [s.numel() for s in shapes.values()]
     if vector.dim() != 1 or vector.numel() != sum(sizes):
@@ -65,8 +65,9 @@ def unflatten_params(vector: torch.Tensor, like: ParamsLike) -> dict[str, torch.
 def load_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
     """Copy a flat (P,) vector into the model's parameters in place (dtype of the model kept)."""
     with torch.no_grad():
-        for (name, param), value in zip(model.named_parameters(), unflatten_params(theta, model).values()):
-            param.copy_(value)
+        values = unflatten_params(theta, model)
+        for name, param in model.named_parameters():
+            param.copy_(values[name])
 
 
 class FlatLoss:
