@@ -56,6 +56,8 @@ def config_record(experiment: Experiment, config, profile: str, device: torch.de
         "dlprobe_version": __version__,
         "torch_version": torch.__version__,
         "device": str(device),
+        # float rounding (and so the numbers) can differ with the thread count; same threads, same numbers
+        "torch_threads": torch.get_num_threads(),
     }
 
 

@@ -1,0 +1,201 @@
+"""1-3 Generalization, number of parameters: how do train and test loss/accuracy change with model size?
+
+    dlprobe run param-count --profile quick        # 10 widths 4..512, 1 seed, 20 epochs: ~30 s on a 2-core CPU
+    dlprobe run param-count --profile full         # 14 widths 4..1024, 3 seeds, 60 epochs: ~10 minutes
+    dlprobe run param-count --widths 8,16,32,64,128,256,512,1024,2048,4096 --hidden-layers 1 --dataset mnist
+
+One family of similar-structured models: MLPs with `hidden_layers` hidden layers of the same width w
+(ReLU), w growing geometrically, so the parameter count 784 w + (hidden_layers - 1) (w^2 + w) + 11 w + 10
+(for 28x28 inputs and 10 classes) spans more than two orders of magnitude. Every model gets the same
+recipe: Adam at `learning_rate`, minibatches of `batch_size`, `epochs` epochs, no early stopping, no
+regularization, so the only thing that changes is the size. The seeds of one width train at once with
+the ensemble trainer (each its own initial weights and data order); the reported numbers are the
+models after the last epoch. Default dataset: mnist-5k (4000 training images, built in, so the largest
+models have far more parameters than training examples); `--dataset cifar10` or `mnist` work when their
+files are present.
+
+summary.json: dataset, dataset_note, num_train, num_test, hidden_layers, activation, optimizer,
+learning_rate, batch_size, epochs, seeds, and models: a list (by width) of {width, widths (hidden layer
+widths), num_params (exact, counted on the trained model), final_train_loss, final_train_accuracy,
+final_test_loss, final_test_accuracy, accuracy_gap (train minus test accuracy), loss_gap (test minus
+train loss): each seed stats (mean, std, min, max, values, n), status (per seed)}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import ExperimentConfig, param
+from ..data.images import load_dataset
+from ..errors import ConfigError
+from ..models.mlp import ACTIVATIONS, MLPSpec
+from ..plotting.generalization import plot_vs_params
+from ..plotting.style import close, new_axes
+from ..training.common import OptimizerSettings
+from ..training.ensemble import train_ensemble
+from ..training.loop import TensorData, TrainSpec
+from .base import Experiment
+from .common import seed_stats
+from .observe import fmt, mean_std, separated
+
+FINAL = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+
+
+def geometric_widths(smallest: int, largest: int, count: int) -> tuple[int, ...]:
+    """`count` distinct integer widths from smallest to largest, evenly spaced on a log scale."""
+    return tuple(sorted({int(round(w)) for w in np.geomspace(smallest, largest, count)}))
+
+
+@dataclass(frozen=True)
+class Config(ExperimentConfig):
+    dataset: str = param("mnist-5k", "image dataset (mnist-5k is built in; mnist, fashion-mnist, cifar10 need files)")
+    train_size: int | None = param(None, "use a stratified subset of this many training images (None: all)", minimum=1)
+    test_size: int | None = param(None, "use a stratified subset of this many test images (None: all)", minimum=1)
+    widths: tuple[int, ...] = param(geometric_widths(4, 1024, 14), "hidden width of each model (one model per width)", minimum=1)
+    hidden_layers: int = param(2, "hidden layers of every model (all of the same width)", minimum=1, maximum=16)
+    activation: str = param("relu", "hidden activation", choices=tuple(ACTIVATIONS))
+    learning_rate: float = param(1e-3, "Adam learning rate (the same for every model)", minimum=1e-8, maximum=10.0)
+    batch_size: int = param(128, "minibatch size", minimum=1)
+    epochs: int = param(60, "training epochs of every model", minimum=1)
+    eval_every: int = param(5, "epochs between recorded train/test metrics (metrics.csv)", minimum=1)
+    seeds: tuple[int, ...] = param((0, 1, 2), "seeds per width (mean and min-max spread are reported)", minimum=0)
+
+    def validate(self):
+        if len(self.widths) < 2 or len(set(self.widths)) != len(self.widths):
+            raise ConfigError(f"widths must list at least two distinct widths, got {self.widths}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must list at least one seed, all distinct, got {self.seeds}")
+
+
+PROFILES = {
+    "smoke": dict(widths=geometric_widths(4, 400, 10), train_size=500, test_size=300, epochs=2, eval_every=2, seeds=(0, 1), batch_size=100),
+    "quick": dict(widths=geometric_widths(4, 512, 10), epochs=20, seeds=(0,)),
+    "full": dict(),
+}
+
+
+def _train_width(config: Config, data: TensorData, width: int, num_classes: int, device, progress) -> dict:
+    """All seeds of one width at once; a checkpoint-safe dict of final metrics and curves."""
+    spec = MLPSpec(data.x_train[0].numel(), (width,) * config.hidden_layers, num_classes, config.activation)
+    train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
+                           batch_size=config.batch_size, epochs=config.epochs, eval_every=config.eval_every)
+    result = train_ensemble(spec, config.seeds, data, train_spec, device=device, progress=progress)
+    # Count on the trained model itself, so the reported number cannot drift from what was trained.
+    counted = sum(p.numel() for p in result.model.parameters()) // len(config.seeds)
+    if counted != spec.num_params:
+        raise RuntimeError(f"parameter count mismatch for width {width}: spec {spec.num_params}, model {counted}")
+    curves = []
+    for index in range(len(config.seeds)):
+        curve = {"epoch": result.log.series("epoch", str(index))[1]}
+        curve.update({name: result.log.series(name, str(index))[1] for name in FINAL})
+        curves.append(curve)
+    return {"widths": list(spec.widths), "num_params": counted, "status": result.status,
+            "final": {name: result.final[name].tolist() for name in FINAL}, "curves": curves}
+
+
+def run(config: Config, ctx) -> dict:
+    dataset = load_dataset(config.dataset, data_dir=ctx.data_dir, train_size=config.train_size,
+                           test_size=config.test_size, seed=config.seed)
+    data = TensorData(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)
+    summary = {
+        "dataset": dataset.name, "dataset_note": dataset.note, "num_train": dataset.num_train, "num_test": dataset.num_test,
+        "hidden_layers": config.hidden_layers, "activation": config.activation, "optimizer": "adam",
+        "learning_rate": config.learning_rate, "batch_size": config.batch_size, "epochs": config.epochs,
+        "seeds": list(config.seeds), "models": [],
+    }
+    widths = sorted(config.widths)
+    with ctx.progress(len(widths) * config.epochs, "param-count") as progress:
+        for width in widths:
+            result = ctx.trial(f"width{width}", lambda: _train_width(config, data, width, dataset.num_classes, ctx.device, progress))
+            summary["models"].append(_summarize(width, result))
+            for seed, curve in zip(config.seeds, result["curves"]):
+                for index, epoch in enumerate(curve["epoch"]):
+                    for name in FINAL:
+                        ctx.log.add(f"width{width}/seed{seed}", int(epoch), name, curve[name][index])
+    _draw(ctx, summary)
+    return summary
+
+
+def _summarize(width: int, result: dict) -> dict:
+    final = {name: np.asarray(values, dtype=float) for name, values in result["final"].items()}
+    model = {"width": width, "widths": result["widths"], "num_params": result["num_params"], "status": result["status"]}
+    model.update({f"final_{name}": seed_stats(values) for name, values in final.items()})
+    model["accuracy_gap"] = seed_stats(final["train_accuracy"] - final["test_accuracy"])
+    model["loss_gap"] = seed_stats(final["test_loss"] - final["train_loss"])
+    return model
+
+
+def _draw(ctx, summary: dict) -> None:
+    models = summary["models"]
+    params = [m["num_params"] for m in models]
+    setting = (f"{summary['hidden_layers']}-hidden-layer MLPs, widths {models[0]['width']}..{models[-1]['width']}, "
+               f"{summary['epochs']} epochs on {summary['dataset']}")
+    for metric, ylabel, scale in (("loss", "cross-entropy loss (log scale)", 1.0), ("accuracy", "accuracy (%)", 100.0)):
+        runs = {split: [scale * np.asarray(m[f"final_{split}_{metric}"]["values"]) for m in models] for split in ("train", "test")}
+        figure, ax = new_axes(width=7.0)
+        plot_vs_params(params, runs["train"], runs["test"], ylabel=ylabel, log_y=metric == "loss", ax=ax,
+                       widths=[m["width"] for m in models],
+                       title=f"Final train and test {metric} vs number of parameters\n({setting})")
+        ctx.run_dir.save_figure(figure, f"{metric}_vs_params")
+        close(figure)
+
+
+def observe(summary: dict, config: dict) -> list[str]:
+    models = summary["models"]
+    params = np.array([m["num_params"] for m in models], dtype=float)
+    test_accuracy = np.array([m["final_test_accuracy"]["mean"] for m in models], dtype=float)
+    test_loss = np.array([m["final_test_loss"]["mean"] for m in models], dtype=float)
+    gap = np.array([m["accuracy_gap"]["mean"] for m in models], dtype=float)
+    seeds = len(summary["seeds"])
+    sentences = [f"{len(models)} models from {int(params.min()):,} to {int(params.max()):,} parameters "
+                 f"({fmt(params.max() / params.min(), 3)}x), {summary['num_train']} training images, {seeds} seed{'s' if seeds > 1 else ''} each."]
+    best = int(np.nanargmax(test_accuracy))
+    largest = models[-1]
+    peak = models[best]
+    if best == len(models) - 1:
+        where = "at the largest model"
+    else:
+        clear = separated(peak["final_test_accuracy"], largest["final_test_accuracy"])
+        where = (f"at width {peak['width']}, above the largest model's {mean_std(largest['final_test_accuracy'])} "
+                 f"({'seed ranges do not overlap' if clear else 'within the seed spread or too few seeds to call it clear'})")
+    sentences.append(f"Test accuracy peaks at {100 * test_accuracy[best]:.1f}% with {int(params[best]):,} parameters, {where}; "
+                     f"the smallest model reaches {100 * test_accuracy[0]:.1f}%.")
+    lowest = int(np.nanargmin(test_loss))
+    where = ("at the largest model" if lowest == len(models) - 1 else
+             f"at {int(params[lowest]):,} parameters and {fmt(test_loss[-1])} at the largest model "
+             f"({100 * (test_loss[-1] / test_loss[lowest] - 1):.0f}% above the minimum)")
+    sentences.append(f"Test loss is lowest ({fmt(test_loss[lowest])}) {where}, while the training loss goes from "
+                     f"{fmt(models[0]['final_train_loss']['mean'])} at the smallest model to {fmt(largest['final_train_loss']['mean'])}.")
+    fitted = [m for m in models if m["final_train_accuracy"]["mean"] >= 0.99]
+    sentences.append(f"The smallest model with >= 99% training accuracy has {fitted[0]['num_params']:,} parameters."
+                     if fitted else "No model reached 99% training accuracy.")
+    correlation = float(np.corrcoef(np.log10(params), gap)[0, 1]) if np.nanstd(gap) > 0 else 0.0
+    trend = "grows" if correlation > 0.5 else "shrinks" if correlation < -0.5 else "shows no consistent trend"
+    widest = int(np.nanargmax(gap))
+    sentences.append(f"The train-test accuracy gap {trend} with the parameter count (correlation with log10 #params "
+                     f"{correlation:+.2f}): {100 * gap[0]:.1f} points at the smallest model, largest ({100 * gap[widest]:.1f}) "
+                     f"at {int(params[widest]):,} parameters, {100 * gap[best]:.1f} at the test-accuracy peak and "
+                     f"{100 * gap[-1]:.1f} at the largest model.")
+    return sentences
+
+
+def table(summary: dict):
+    columns = ["widths", "parameters", "train loss", "test loss", "train acc", "test acc", "acc gap (points)"]
+    rows = []
+    for m in summary["models"]:
+        # std of identical accuracies can come out as 1e-16 instead of 0; round it away for the table
+        percent = {k: {**m[k], "mean": 100 * m[k]["mean"], "std": round(100 * m[k]["std"], 9)}
+                   for k in ("final_train_accuracy", "final_test_accuracy", "accuracy_gap")}
+        rows.append(["x".join(map(str, m["widths"])), m["num_params"], mean_std(m["final_train_loss"]), mean_std(m["final_test_loss"]),
+                     mean_std(percent["final_train_accuracy"]) + "%", mean_std(percent["final_test_accuracy"]) + "%",
+                     mean_std(percent["accuracy_gap"])])
+    return columns, rows
+
+
+EXPERIMENT = Experiment(
+    name="param-count", section="1-3", title="Number of parameters vs generalization",
+    description="MLPs of one family over 2+ decades of parameter count: train/test loss and accuracy vs #params",
+    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+)

@@ -1,0 +1,89 @@
+"""param-count end to end in the smoke profile: >= 10 models over >= 100x parameters, exact counts, figures."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dlprobe.cli import main
+from dlprobe.experiments.param_count import geometric_widths, observe, table
+from dlprobe.models.mlp import MLPSpec, build_mlp
+
+SMOKE = ["run", "param-count", "--profile", "smoke", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("param_count")
+    assert main(SMOKE + ["--out", str(root)]) == 0
+    (done,) = list(root.rglob("DONE"))
+    return root, done.parent
+
+
+def test_models_span_two_decades_with_exact_counts(smoke_run):
+    _, run_dir = smoke_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    models = summary["models"]
+    assert len(models) >= 10
+    counts = [m["num_params"] for m in models]
+    assert counts == sorted(counts) and max(counts) / min(counts) >= 100
+    for m in models:
+        assert m["widths"] == [m["width"]] * summary["hidden_layers"]
+        built = build_mlp(MLPSpec(784, tuple(m["widths"]), 10, summary["activation"]), torch.Generator().manual_seed(0))
+        assert m["num_params"] == sum(p.numel() for p in built.parameters())
+
+
+def test_seed_statistics_and_figures(smoke_run):
+    _, run_dir = smoke_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for m in summary["models"]:
+        for key in ("final_train_loss", "final_train_accuracy", "final_test_loss", "final_test_accuracy"):
+            stats = m[key]
+            assert stats["n"] == 2 and len(stats["values"]) == 2
+            assert stats["min"] <= stats["mean"] <= stats["max"]
+        assert 0 <= m["final_test_accuracy"]["min"] <= m["final_test_accuracy"]["max"] <= 1
+        gap = np.subtract(m["final_train_accuracy"]["values"], m["final_test_accuracy"]["values"]).mean()
+        assert m["accuracy_gap"]["mean"] == pytest.approx(gap)
+        assert m["status"] == ["ok", "ok"]
+    models = summary["models"]
+    # same recipe for all: the widest models fit far better than a width-4 bottleneck even after 2 epochs
+    assert models[-1]["final_train_loss"]["mean"] < 0.7 * models[0]["final_train_loss"]["mean"]
+    assert models[-1]["final_test_accuracy"]["mean"] > models[0]["final_test_accuracy"]["mean"] + 0.2
+    for name in ("loss_vs_params", "accuracy_vs_params"):
+        for extension in ("png", "svg"):
+            assert (run_dir / "figures" / f"{name}.{extension}").stat().st_size > 1000
+    runs = {line.split(",")[0] for line in (run_dir / "metrics.csv").read_text().splitlines()[1:]}
+    assert len(runs) == 2 * len(models)
+
+
+def test_report_text_and_table(smoke_run):
+    _, run_dir = smoke_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    sentences = observe(summary, {})
+    assert sentences[0].startswith(f"{len(summary['models'])} models")
+    assert any("peaks at" in s for s in sentences)
+    columns, rows = table(summary)
+    assert len(rows) == len(summary["models"]) and all(len(r) == len(columns) for r in rows)
+
+
+def test_rerun_is_skipped(smoke_run):
+    root, run_dir = smoke_run
+    before = (run_dir / "summary.json").read_text()
+    stamp = (run_dir / "summary.json").stat().st_mtime_ns
+    assert main(SMOKE + ["--out", str(root)]) == 0
+    assert (run_dir / "DONE").exists()
+    assert (run_dir / "summary.json").read_text() == before
+    assert (run_dir / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_geometric_widths():
+    widths = geometric_widths(4, 1024, 14)
+    assert widths[0] == 4 and widths[-1] == 1024 and len(widths) == 14
+    ratios = np.diff(np.log(widths))
+    assert np.allclose(ratios, np.log(256) / 13, atol=0.1)
+
+
+def test_duplicate_widths_are_a_one_line_error(tmp_path, capsys):
+    assert main(SMOKE + ["--out", str(tmp_path), "--widths", "8,8"]) == 2
+    assert "widths" in capsys.readouterr().err
