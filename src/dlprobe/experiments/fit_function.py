@@ -191,13 +191,17 @@ def observe(summary: dict, config: dict) -> list[str]:
             f"{deep['depth']}-layer model", deep["final_test_mse"], f"{shallow['depth']}-layer model", shallow["final_test_mse"], "final test MSE"))
         ranked = sorted((m for m in models if m["final_test_mse"]["mean"] is not None), key=lambda m: m["final_test_mse"]["mean"])
         if len(ranked) > 2:
-            order = " < ".join(f"{m['depth']} layers ({fmt(m['final_test_mse']['mean'])})" for m in ranked)
+            order = " < ".join(f"{_layers(m['depth'])} ({fmt(m['final_test_mse']['mean'])})" for m in ranked)
             sentences.append(lead + f"ranking by mean final test MSE: {order}.")
         for threshold in ("0.01", "0.001"):
             reached = [(m["depth"], m["epochs_to_mse"].get(threshold)) for m in models]
-            parts = [f"{d} layers: {fmt(r['mean'])} epochs ({r['reached']}/{r['of']} seeds)" if r else f"{d} layers: not reached" for d, r in reached]
+            parts = [f"{_layers(d)}: {fmt(r['mean'])} epochs ({r['reached']}/{r['of']} seeds)" if r else f"{_layers(d)}: not reached" for d, r in reached]
             sentences.append(lead + f"epochs to reach training MSE {threshold}: " + "; ".join(parts) + ".")
     return sentences
+
+
+def _layers(depth: int) -> str:
+    return f"{depth} layer" if depth == 1 else f"{depth} layers"
 
 
 def table(summary: dict):
