@@ -98,3 +98,12 @@ def test_help_lists_experiment_fields(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "--budget" in out and "--learning-rates" in out and "--profile" in out
+
+
+def test_data_commands(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "data", "list", "--data-dir", str(tmp_path))
+    assert code == 0 and "mnist-5k" in out and "available" in out and "sinc" in out
+    code, out, _ = run_cli(capsys, "data", "fetch", "mnist-5k", "--data-dir", str(tmp_path))
+    assert code == 0 and "nothing to download" in out
+    code, _, err = run_cli(capsys, "data", "fetch", "imagenet", "--data-dir", str(tmp_path))
+    assert code == 2 and "unknown dataset" in err and len(err.strip().splitlines()) == 1

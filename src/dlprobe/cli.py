@@ -88,7 +88,7 @@ def build_parser(experiment=None) -> argparse.ArgumentParser:
     data_list.add_argument("--data-dir", type=Path)
     fetch = data_commands.add_parser("fetch", help="download a dataset from its usual mirrors and verify checksums")
     fetch.add_argument("name")
-    fetch.add_argument("--data-dir", type=Path, help="destination (default: $DLPROBE_DATA or ~/.cache/dlprobe)")
+    fetch.add_argument("--data-dir", type=Path, help="destination (default: $DLPROBE_DATA, else ~/.cache/dlprobe/NAME, where runs look)")
     return parser
 
 
@@ -238,11 +238,14 @@ def command_data(args) -> int:
         for target in available_functions():
             print(f"  {target.name:14s} {target.formula} on [{target.domain[0]:g}, {target.domain[1]:g}]")
         return 0
-    from .data.fetch import default_fetch_dir, fetch_dataset
+    import os
 
-    destination = args.data_dir or default_fetch_dir()
-    written = fetch_dataset(args.name, destination)
-    for path in written:
+    from .data.fetch import describe_fetch, fetch_dataset
+    from .data.images import cache_dir
+
+    print(describe_fetch(args.name))
+    destination = args.data_dir or (Path(os.environ["DLPROBE_DATA"]) if os.environ.get("DLPROBE_DATA") else cache_dir(args.name))
+    for path in fetch_dataset(args.name, destination):
         print(path)
     return 0
 
