@@ -155,6 +155,7 @@ def command_run(args) -> int:
     all_names = {e.name for e in all_experiments()}
     file_data = load_config_file(args.config) if args.config else {}
     _check_set_keys(args, experiments)
+    _check_file_keys(file_data, experiments, all_names)
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     import torch
@@ -168,13 +169,14 @@ def command_run(args) -> int:
 
             known = {f.name for f in fields(experiment.config_class)}
             file_values = {k: v for k, v in file_values.items() if k in known or k in file_data.get(experiment.name, {})}
-        config = build_config(
-            experiment.config_class,
-            experiment.profiles.get(args.profile, {}),
-            file_values,
-            _cli_values(args, experiment.config_class),
-            context=f"{experiment.name} ({args.profile} profile)",
-        )
+        cli_values = _cli_values(args, experiment.config_class)
+        context = f"{experiment.name} ({args.profile} profile)"
+        profile = experiment.profiles.get(args.profile, {})
+        config = build_config(experiment.config_class, profile, file_values, cli_values, context=context)
+        if args.seed is not None and args.seeds is None and hasattr(config, "seeds"):
+            # --seed S alone shifts a multi-seed experiment's seeds to S, S+1, ... (same count as the profile's)
+            cli_values["seeds"] = ",".join(str(config.seed + i) for i in range(len(config.seeds)))
+            config = build_config(experiment.config_class, profile, file_values, cli_values, context=context)
         configs.append((experiment, config))
     run_dirs = []
     for experiment, config in configs:  # every config is valid before anything runs
@@ -186,6 +188,18 @@ def command_run(args) -> int:
     else:
         print(f"run directory: {run_dirs[0].resolve()}")
     return 0
+
+
+def _check_file_keys(file_data: dict, experiments, all_names: set[str]) -> None:
+    """A top-level config-file key must be a field of at least one experiment being run (typos are errors)."""
+    from dataclasses import fields
+
+    known = {f.name for e in experiments for f in fields(e.config_class)}
+    for key, value in file_data.items():
+        if key in all_names or isinstance(value, dict):
+            continue
+        if key.replace("-", "_") not in known:
+            raise ConfigError(f"unknown config file key {key!r}: no experiment being run has it")
 
 
 def _check_set_keys(args, experiments) -> None:
@@ -262,7 +276,7 @@ def main(argv=None) -> int:
         handler = {"run": command_run, "report": command_report, "list": command_list, "data": command_data}[args.command]
         return handler(args)
     except DlprobeError as error:
-        print(f"dlprobe: error: {error}", file=sys.stderr)
+        print(f"dlprobe: error: {' '.join(str(error).split())}", file=sys.stderr)  # always one line
         return 2
     except KeyboardInterrupt:
         print("\ndlprobe: interrupted; run the same command again to resume where it stopped", file=sys.stderr)

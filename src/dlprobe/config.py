@@ -98,6 +98,8 @@ def load_config_file(path: str | Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)

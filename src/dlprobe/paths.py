@@ -9,6 +9,7 @@
         trials/*.pt     finished trials (reused on resume)
         checkpoints/*.pt  mid-training checkpoints of unfinished trials
         DONE            written last
+        .lock           held while a process writes the directory
 """
 
 from pathlib import Path
@@ -21,6 +22,7 @@ FIGURES = "figures"
 TRIALS = "trials"
 CHECKPOINTS = "checkpoints"
 DONE = "DONE"
+LOCK = ".lock"  # held (flock) while a process writes the run directory
 DEFAULT_RUNS_ROOT = Path("runs")
 DEFAULT_REPORT_DIR = Path("report")
 

@@ -8,9 +8,13 @@ directory without it is an unfinished run that the next invocation resumes (fini
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import pickle
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -86,18 +90,48 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 def load_checkpoint(path: Path) -> Any:
     """torch.load with weights_only=True (no code from the file runs); damage is a RunDirError."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a damaged or hostile file
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
         raise RunDirError(
-            f"cannot load checkpoint {path}: {str(error).splitlines()[0]}; rerun with --fresh to start over"
+            f"cannot load checkpoint {path}: not a checkpoint written by dlprobe (damaged, or it holds objects other "
+            "than tensors and plain data); rerun with --fresh to start over"
         ) from None
+    except Exception as error:  # torch raises many types for a damaged file
+        raise RunDirError(f"cannot load checkpoint {path}: {type(error).__name__}; rerun with --fresh to start over") from None
 
 
 class RunDir:
-    """One experiment run's directory; the file names come from `paths`."""
+    """One experiment run's directory; the file names come from `paths`.
 
-    def __init__(self, root: Path):
+    `config_hash` ties trial files to the configuration that wrote them: a trial from another run (copied
+    in, or left by a different config) is refused instead of silently reused."""
+
+    def __init__(self, root: Path, config_hash: str | None = None):
         self.root = Path(root)
+        self.config_hash = config_hash
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold an exclusive lock on the directory: a second process running the same run fails at once."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / paths.LOCK, "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunDirError(f"{self.root} is being written by another dlprobe process; wait for it to finish") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def remove_stale_temp_files(self) -> int:
+        """Delete temporary files a killed process left behind (they are never read); returns how many."""
+        stale = [p for p in self.root.rglob(".*.tmp") if p.is_file()]
+        for path in stale:
+            path.unlink()
+        return len(stale)
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -135,9 +169,12 @@ class RunDir:
         """
         path = self.trial_path(key)
         if path.exists():
-            return load_checkpoint(path)
+            saved = load_checkpoint(path)
+            if not (isinstance(saved, dict) and saved.get("key") == key and saved.get("config_hash") == self.config_hash and "result" in saved):
+                raise RunDirError(f"{path} was not written by this run (another trial or configuration); rerun with --fresh")
+            return saved["result"]
         result = compute()
-        atomic_torch_save(result, path)
+        atomic_torch_save({"key": key, "config_hash": self.config_hash, "result": result}, path)
         checkpoint = self.checkpoint_path(key)
         if checkpoint.exists():
             checkpoint.unlink()

@@ -165,6 +165,8 @@ def _read_raw(name: str, data_dir) -> tuple[list[np.ndarray], list[str]]:
         if images.ndim != 3 or images.dtype != np.uint8 or labels.ndim != 1:
             raise DatasetError(f"{image_file} must hold uint8 (N, H, W) images and {label_file} "
                                f"(N,) labels; got {images.dtype} {images.shape} and {labels.shape}")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise DatasetError(f"{label_file} must hold integer labels, got {labels.dtype}")
         if images.shape[0] != labels.shape[0]:
             raise DatasetError(f"{image_file} holds {images.shape[0]} images but {label_file} "
                                f"holds {labels.shape[0]} labels")

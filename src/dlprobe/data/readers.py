@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import io
+import math
 import pickle
 import tarfile
 import zlib
@@ -40,7 +41,7 @@ def _read_maybe_gzip(path: Path, limit: int | None = None) -> bytes:
         with opener(path, "rb") as handle:
             return handle.read() if limit is None else handle.read(limit)
     except (OSError, EOFError, zlib.error) as error:
-        raise DatasetError(f"cannot read {path}: {error}") from error
+        raise DatasetError(f"cannot read {path}: {_one_line(error)}") from error
 
 
 def _parse_idx_header(path: Path, data: bytes) -> tuple[np.dtype, tuple[int, ...], int]:
@@ -76,7 +77,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     path = Path(path)
     data = _read_maybe_gzip(path)
     dtype, dims, header_length = _parse_idx_header(path, data)
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: a hostile header cannot overflow
     actual = len(data) - header_length
     if actual < expected:
         raise DatasetError(f"IDX file {path} is truncated: its header declares dims {dims} "
@@ -134,7 +135,7 @@ def _parse_cifar_batch(handle, source: str) -> tuple[np.ndarray, np.ndarray]:
     except DatasetError:
         raise
     except Exception as error:  # a corrupt pickle can raise nearly anything: report, never crash
-        raise DatasetError(f"cannot unpickle CIFAR batch {source}: {type(error).__name__}: {error}")
+        raise DatasetError(f"cannot unpickle CIFAR batch {source}: {type(error).__name__}: {_one_line(error)}")
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise DatasetError(f"CIFAR batch {source} is not a dict with b'data' and b'labels'")
     data, labels = batch[b"data"], batch[b"labels"]
@@ -146,7 +147,7 @@ def _parse_cifar_batch(handle, source: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         labels = np.asarray(labels, dtype=np.int64)
     except (TypeError, ValueError, OverflowError) as error:
-        raise DatasetError(f"CIFAR batch {source}: b'labels' is not a list of integers ({error})")
+        raise DatasetError(f"CIFAR batch {source}: b'labels' is not a list of integers ({_one_line(error)})")
     if labels.shape != (data.shape[0],):
         raise DatasetError(f"CIFAR batch {source} holds {data.shape[0]} images but "
                            f"{labels.size} labels")
@@ -168,7 +169,7 @@ def read_cifar10_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             handle.seek(0)
             return _parse_cifar_batch(handle, str(path))
     except OSError as error:
-        raise DatasetError(f"cannot read CIFAR batch {path}: {error}") from error
+        raise DatasetError(f"cannot read CIFAR batch {path}: {_one_line(error)}") from error
 
 
 def _concatenate(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +200,7 @@ def read_cifar10(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
                     with archive.extractfile(members[name]) as handle:
                         batches[name] = _parse_cifar_batch(handle, f"{path}:{members[name].name}")
         except (OSError, EOFError, tarfile.TarError, zlib.error) as error:
-            raise DatasetError(f"cannot read CIFAR-10 archive {path}: {error}") from error
+            raise DatasetError(f"cannot read CIFAR-10 archive {path}: {_one_line(error)}") from error
     train = _concatenate([batches[name] for name in CIFAR_TRAIN_BATCHES])
     return (*train, *batches[CIFAR_TEST_BATCH])
 
@@ -226,7 +227,7 @@ def read_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     try:
         table = np.loadtxt(io.BytesIO(text), delimiter=",", dtype=np.int64, ndmin=2)
     except ValueError as error:
-        raise DatasetError(f"cannot parse {path}: {error}") from error
+        raise DatasetError(f"cannot parse {path}: {_one_line(error)}") from error
     if table.shape[1] != 785 or table.shape[0] == 0:
         raise DatasetError(f"{path} has shape {table.shape}, expected rows of 784 pixels + label")
     pixels, labels = table[:, :784], table[:, 784]
@@ -248,3 +249,8 @@ def read_digits() -> tuple[np.ndarray, np.ndarray]:
     bunch = load_digits()
     images = np.rint(np.asarray(bunch.images, dtype=np.float64) * (255.0 / 16.0)).astype(np.uint8)
     return images, np.asarray(bunch.target, dtype=np.int64)
+
+
+def _one_line(error: BaseException) -> str:
+    """An embedded library error as one line (tarfile and pickle messages can span several)."""
+    return " ".join(str(error).split())

@@ -76,9 +76,19 @@ def run_experiment(
     if experiment.check is not None:
         experiment.check(config, data_dir)
     root = run_directory_for(experiment, config, profile, out_root)
-    run_dir = RunDir(root)
-    if fresh and root.exists():
-        shutil.rmtree(root)
+    run_dir = RunDir(root, config.identity_hash())
+    try:
+        if fresh and root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunDirError(f"cannot create run directory {root}: {error.strerror}; choose another --out") from None
+    with run_dir.lock():
+        return _run_locked(experiment, config, profile, run_dir, data_dir, quiet, device)
+
+
+def _run_locked(experiment, config, profile, run_dir, data_dir, quiet, device) -> Path:
+    root = run_dir.root
     if run_dir.is_done():
         if not quiet:
             print(f"{experiment.name}: already done in {root} (use --fresh to rerun)", file=sys.stderr)
@@ -93,7 +103,7 @@ def run_experiment(
             )
         if not quiet:
             print(f"{experiment.name}: resuming the unfinished run in {root}", file=sys.stderr)
-    root.mkdir(parents=True, exist_ok=True)
+    run_dir.remove_stale_temp_files()  # left by a killed run; never read, now deleted
     run_dir.write_json(paths.CONFIG, record)
     context = RunContext(run_dir=run_dir, device=device, profile=profile, data_dir=data_dir, quiet=quiet)
     context.say(f"{experiment.name} ({profile}) -> {root}")

@@ -24,6 +24,7 @@ from torch import nn
 from pathlib import Path
 
 from ..models.mlp import MLP, MLPSpec, activation_module, init_mlp_params
+from ..errors import RunDirError
 from ..store import atomic_torch_save, load_checkpoint
 from .common import batch_slices, epoch_permutation, per_example_loss
 from .loop import TensorData, TrainSpec
@@ -226,6 +227,7 @@ def train_ensemble(
     epochs_done, final, start_epoch = 0, None, 0
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         saved = load_checkpoint(checkpoint_path)
+        _check_ensemble_checkpoint(saved, model, checkpoint_path)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         alive.copy_(saved["alive"])
@@ -294,6 +296,15 @@ def train_ensemble(
     if final is None:
         final = epoch_boundary(epochs_done, last=True)
     return EnsembleResult(model, status, log, final, snapshots, snapshot_epochs, snapshot_metrics, epochs_done, converged)
+
+
+def _check_ensemble_checkpoint(saved, model: EnsembleMLP, path) -> None:
+    """A checkpoint of another ensemble (size, architecture) is refused with a one-line error."""
+    own = model.state_dict()
+    ok = isinstance(saved, dict) and isinstance(saved.get("model"), dict) and saved["model"].keys() == own.keys() and all(
+        getattr(saved["model"][k], "shape", None) == v.shape for k, v in own.items())
+    if not ok:
+        raise RunDirError(f"checkpoint {path} does not match this ensemble; rerun with --fresh")
 
 
 def ensemble_grad_norm(model: EnsembleMLP, p: float = 2.0) -> torch.Tensor:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import RunDirError
 from ..store import atomic_torch_save, load_checkpoint
 from .common import (
     OptimizerSettings,
@@ -119,11 +120,14 @@ def train(
     start_epoch, step, status = 0, 0, "ok"
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         state = load_checkpoint(checkpoint_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        log = MetricLog.from_state(state["log"])
-        snapshots, snapshot_epochs, snapshot_metrics = state["snapshots"], state["snapshot_epochs"], state["snapshot_metrics"]
-        start_epoch, step, status = state["epoch"], state["step"], state["status"]
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            log = MetricLog.from_state(state["log"])
+            snapshots, snapshot_epochs, snapshot_metrics = state["snapshots"], state["snapshot_epochs"], state["snapshot_metrics"]
+            start_epoch, step, status = state["epoch"], state["step"], state["status"]
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError):
+            raise RunDirError(f"checkpoint {checkpoint_path} does not match this model; rerun with --fresh") from None
 
     def epoch_boundary(epoch: int) -> None:
         last = epoch == spec.epochs or status != "ok"
