@@ -6,7 +6,7 @@ the result of a rejected invocation. Cases already in tests/test_cli.py are not 
 
 Groups: CLI options, function expressions, config files, dataset files (fake MNIST / CIFAR-10 written in
 their on-disk formats, read through `--dataset mnist|cifar10 --data-dir`), run directories (damaged or
-foreign config.json, trials and checkpoints). Known bugs are `xfail(strict=True)` with the reason.
+foreign config.json, trials and checkpoints).
 """
 
 import gzip
@@ -263,7 +263,6 @@ MNIST_CASES = {
     "folder instead of file": (lambda f: ((f / TEST_LABELS).unlink(), (f / TEST_LABELS).mkdir()), "mnist not found; tried"),
     "float labels": (_replace(TRAIN_LABELS, idx_bytes(np.full(60, 0.5), 0x0D)), "labels"),
 }
-MNIST_BUGS: dict[str, str] = {}  # no known bugs left (each was fixed; the cases stay as regressions)
 
 
 def dataset_run(capsys, tmp_path, folder, dataset):
@@ -281,8 +280,7 @@ def test_valid_fake_mnist_runs(capsys, tmp_path):
     assert len(list(out.rglob("summary.json"))) == 1
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=MNIST_BUGS[c])) if c in MNIST_BUGS
-                                  else c for c in MNIST_CASES])
+@pytest.mark.parametrize("case", list(MNIST_CASES))
 def test_broken_mnist_files(capsys, tmp_path, case):
     damage, fragment = MNIST_CASES[case]
     write_mnist(tmp_path / "data")
@@ -323,7 +321,6 @@ CIFAR_CASES = {
     "archive cut short": (lambda f, m: _archive(f)[:2000], "cannot read CIFAR-10 archive"),
     "archive empty": (lambda f, m: b"", "cannot read CIFAR-10 archive"),
 }
-CIFAR_BUGS: dict[str, str] = {}  # no known bugs left (each was fixed; the cases stay as regressions)
 
 
 def _archive(folder: Path) -> bytes:
@@ -336,8 +333,7 @@ def _archive(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=CIFAR_BUGS[c])) if c in CIFAR_BUGS
-                                  else c for c in CIFAR_CASES])
+@pytest.mark.parametrize("case", list(CIFAR_CASES))
 def test_broken_cifar_files(capsys, tmp_path, case):
     damage, fragment = CIFAR_CASES[case]
     marker = tmp_path / "PWNED"
@@ -394,11 +390,9 @@ RUN_DIR_CASES = {
     "trial: another trial's file": (lambda d, m: shutil.copy(d / "trials/sinc_depth3.pt", d / "trials/sinc_depth1.pt"),
                                     "sinc_depth1.pt"),
 }
-RUN_DIR_BUGS: dict[str, str] = {}  # no known bugs left (each was fixed; the cases stay as regressions)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=RUN_DIR_BUGS[c])) if c in RUN_DIR_BUGS
-                                  else c for c in RUN_DIR_CASES])
+@pytest.mark.parametrize("case", list(RUN_DIR_CASES))
 def test_damaged_run_directories(capsys, tmp_path, finished_fit, case):
     damage, fragment = RUN_DIR_CASES[case]
     marker = tmp_path / "PWNED"
