@@ -63,7 +63,7 @@ def test_endpoints_equal_the_trained_models_own_losses(smoke_run):
     pair = summary["pairs"]["batch_size"]
     for name, alpha in (("m1", 0), ("m2", 1)):
         key = f"model_bs{pair[name]['batch_size']}_lr{pair[name]['learning_rate']:g}_seed0.pt"
-        state = torch.load(run_dir / "trials" / key, weights_only=True)["state"]
+        state = torch.load(run_dir / "trials" / key, weights_only=True)["result"]["state"]
         model = MLP(spec)
         model.load_state_dict(state)
         model.eval()

@@ -72,7 +72,7 @@ def test_trajectory_snapshots_and_pca(runs):
         assert all(0 < r <= 1 for r in ratio) and sum(ratio) <= 1 + 1e-9
     assert all(math.isfinite(r["final_train_loss"]) for r in summary["runs"])
     # Independent reference: scikit-learn's PCA on the saved snapshots reproduces the ratios.
-    snapshots = torch.load(run_dir / "trials" / "train.pt", weights_only=True)["snapshots"].double().numpy()  # (T, M, P)
+    snapshots = torch.load(run_dir / "trials" / "train.pt", weights_only=True)["result"]["snapshots"].double().numpy()  # (T, M, P)
     reference = PCA(n_components=2).fit(snapshots.reshape(-1, snapshots.shape[-1])).explained_variance_ratio_
     np.testing.assert_allclose(summary["explained_variance_ratio"]["whole"], reference, rtol=1e-6)
 

@@ -89,6 +89,7 @@ def run_experiment(
 
 def _run_locked(experiment, config, profile, run_dir, data_dir, quiet, device) -> Path:
     root = run_dir.root
+    run_dir.remove_stale_temp_files()  # left by a killed run; never read, now deleted (we hold the lock)
     if run_dir.is_done():
         if not quiet:
             print(f"{experiment.name}: already done in {root} (use --fresh to rerun)", file=sys.stderr)
@@ -103,7 +104,6 @@ def _run_locked(experiment, config, profile, run_dir, data_dir, quiet, device) -
             )
         if not quiet:
             print(f"{experiment.name}: resuming the unfinished run in {root}", file=sys.stderr)
-    run_dir.remove_stale_temp_files()  # left by a killed run; never read, now deleted
     run_dir.write_json(paths.CONFIG, record)
     context = RunContext(run_dir=run_dir, device=device, profile=profile, data_dir=data_dir, quiet=quiet)
     context.say(f"{experiment.name} ({profile}) -> {root}")
