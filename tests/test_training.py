@@ -9,7 +9,7 @@ import torch
 from dlprobe.data.functions import function_dataset, get_function
 from dlprobe.models.mlp import MLPSpec, build_mlp
 from dlprobe.training.common import OptimizerSettings, batch_slices, epoch_permutation
-from dlprobe.training.ensemble import ensemble_grad_norm, train_ensemble
+from dlprobe.training.ensemble import train_ensemble
 from dlprobe.training.loop import TensorData, TrainSpec, grad_norm, train
 
 

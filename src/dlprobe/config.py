@@ -114,11 +114,6 @@ def load_config_file(path: str | Path) -> dict:
     return data
 
 
-def parse_cli_value(text: str):
-    """A command-line value as written: kept as a string; coercion to the field's type happens later."""
-    return text
-
-
 # --- coercion -------------------------------------------------------------------------------------
 
 

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ..analysis.critical import damped_newton, hessian_index, minimal_ratio, minimize_grad_norm, sampling_minimal_ratio
 from ..analysis.hessian import dense_hessian, hessian_eigenvalues
-from ..analysis.params import flatten_params, make_flat_loss
+from ..analysis.params import make_flat_loss
 from ..config import ExperimentConfig, param
 from ..data.functions import function_dataset, get_function
 from ..errors import ConfigError

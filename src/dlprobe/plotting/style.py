@@ -5,8 +5,6 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import matplotlib as _backend  # noqa: F401  (selects Agg)
-
 COLORS = plt.get_cmap("tab10").colors
 
 
