@@ -10,6 +10,7 @@ from dlprobe.cli import main
 from dlprobe.data.images import load_dataset
 from dlprobe.experiments.interpolation import PROFILES, Config, alpha_grid, flatter
 from dlprobe.models.mlp import MLP, MLPSpec
+from smoke import assert_rerun_is_skipped
 
 NAME = "interpolation"
 
@@ -92,12 +93,7 @@ def test_metrics_hold_the_line_and_the_training_curves(smoke_run):
 
 def test_second_invocation_is_skipped(smoke_run):
     _, out, run_dir = smoke_run
-    before = (run_dir / "summary.json").read_text()
-    stamp = (run_dir / "summary.json").stat().st_mtime_ns
-    assert main(["run", NAME, "--profile", "smoke", "--out", str(out), "--quiet"]) == 0
-    assert (run_dir / "DONE").exists()
-    assert (run_dir / "summary.json").read_text() == before
-    assert (run_dir / "summary.json").stat().st_mtime_ns == stamp
+    assert_rerun_is_skipped(["run", NAME, "--profile", "smoke", "--out", str(out), "--quiet"], run_dir)
 
 
 def test_alpha_grid_contains_exact_endpoints_and_probe_points():

@@ -9,6 +9,7 @@ import torch
 from dlprobe.cli import main
 from dlprobe.experiments.param_count import geometric_widths, observe, table
 from dlprobe.models.mlp import MLPSpec, build_mlp
+from smoke import assert_rerun_is_skipped
 
 SMOKE = ["run", "param-count", "--profile", "smoke", "--quiet"]
 
@@ -69,12 +70,7 @@ def test_report_text_and_table(smoke_run):
 
 def test_rerun_is_skipped(smoke_run):
     root, run_dir = smoke_run
-    before = (run_dir / "summary.json").read_text()
-    stamp = (run_dir / "summary.json").stat().st_mtime_ns
-    assert main(SMOKE + ["--out", str(root)]) == 0
-    assert (run_dir / "DONE").exists()
-    assert (run_dir / "summary.json").read_text() == before
-    assert (run_dir / "summary.json").stat().st_mtime_ns == stamp
+    assert_rerun_is_skipped(SMOKE + ["--out", str(root)], run_dir)
 
 
 def test_geometric_widths():

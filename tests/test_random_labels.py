@@ -7,6 +7,7 @@ import pytest
 from dlprobe.cli import main
 from dlprobe.data.images import load_dataset
 from dlprobe.experiments.random_labels import Config, _summarize, observe, table
+from smoke import assert_rerun_is_skipped
 
 SMOKE = ["run", "random-labels", "--profile", "smoke", "--quiet"]
 
@@ -66,12 +67,7 @@ def test_training_labels_really_differ(smoke_run):
 
 def test_rerun_is_skipped(smoke_run):
     root, run_dir = smoke_run
-    before = (run_dir / "summary.json").read_text()
-    stamp = (run_dir / "summary.json").stat().st_mtime_ns
-    assert main(SMOKE + ["--out", str(root)]) == 0
-    assert (run_dir / "DONE").exists()
-    assert (run_dir / "summary.json").read_text() == before
-    assert (run_dir / "summary.json").stat().st_mtime_ns == stamp
+    assert_rerun_is_skipped(SMOKE + ["--out", str(root)], run_dir)
 
 
 def test_report_text_uses_the_numbers(smoke_run):

@@ -10,6 +10,7 @@ from scipy.stats import spearmanr
 from dlprobe.cli import main
 from dlprobe.config import build_config
 from dlprobe.experiments.sensitivity import PROFILES, Config, describe_trend, rank_correlation
+from smoke import assert_rerun_is_skipped
 
 NAME = "sensitivity"
 PER_MODEL = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "loss_gap",
@@ -74,12 +75,7 @@ def test_figures_and_metrics_name_the_definitions(smoke_run):
 
 def test_second_invocation_is_skipped(smoke_run):
     _, out, run_dir = smoke_run
-    before = (run_dir / "summary.json").read_text()
-    stamp = (run_dir / "summary.json").stat().st_mtime_ns
-    assert main(["run", NAME, "--profile", "smoke", "--out", str(out), "--quiet"]) == 0
-    assert (run_dir / "DONE").exists()
-    assert (run_dir / "summary.json").read_text() == before
-    assert (run_dir / "summary.json").stat().st_mtime_ns == stamp
+    assert_rerun_is_skipped(["run", NAME, "--profile", "smoke", "--out", str(out), "--quiet"], run_dir)
 
 
 def test_rank_correlation_matches_scipy_and_has_exact_small_sample_p_values():
