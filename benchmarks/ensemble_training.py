@@ -145,12 +145,14 @@ def measure(smoke: bool, repeats: int, threads: int, loop_models: int | None = N
 
 
 def op_profile(smoke: bool, steps: int = 5) -> dict:
-    """Where an ensemble step spends its time: self-CPU share of the top operators over `steps` steps, and the
-    cost of tanh per element next to sigmoid (tanh(x) = 2 sigmoid(2x) - 1) on a tensor of the step's size."""
+    """Where a step of the ensemble trainer spends its time (its hand-written forward/backward, ensemble_step.py,
+    plus the optimizer): self-CPU share of the top operators over `steps` steps; and the cost per element of
+    torch.tanh, of dlprobe's fast_tanh (numpy's vectorised tanh) and of sigmoid, on a tensor of a layer's size."""
     from torch.profiler import profile
 
-    from dlprobe.training.common import per_example_loss
+    from dlprobe.models.fast_tanh import fast_tanh
     from dlprobe.training.ensemble import EnsembleMLP, EnsembleOptimizer
+    from dlprobe.training.ensemble_step import loss_and_gradients
 
     size = sizes(smoke)
     spec = MLPSpec(1, size["widths"], 1, "tanh")
@@ -158,12 +160,11 @@ def op_profile(smoke: bool, steps: int = 5) -> dict:
     model = EnsembleMLP(spec, range(size["num_models"]))
     optimizer = EnsembleOptimizer(model.parameters(), OptimizerSettings("adam", lr=LEARNING_RATE),
                                   torch.full((size["num_models"],), LEARNING_RATE, dtype=torch.float64))
+    alive = torch.ones(size["num_models"], dtype=torch.bool)
+    target = y.expand(size["num_models"], *y.shape)
 
     def step():
-        losses = per_example_loss(model(x, shared=True), y.expand(size["num_models"], *y.shape), "mse").mean(dim=1)
-        for p in model.parameters():
-            p.grad = None
-        losses.sum().backward()
+        loss_and_gradients(model, x, target, "mse", True, alive)
         optimizer.step()
 
     step()
@@ -174,8 +175,8 @@ def op_profile(smoke: bool, steps: int = 5) -> dict:
     total = sum(e.self_cpu_time_total for e in events)
     shares = {e.key: round(e.self_cpu_time_total / total, 3) for e in events[:6]}
     activations = torch.randn(size["num_models"] * size["num_points"] * size["widths"][0])
-    kernels, _ = interleaved({"tanh": lambda r: torch.tanh(activations), "sigmoid": lambda r: torch.sigmoid(activations),
-                              "2*sigmoid(2x)-1": lambda r: torch.sigmoid(activations * 2).mul_(2).sub_(1)}, 7)
+    kernels, _ = interleaved({"torch.tanh": lambda r: torch.tanh(activations), "fast_tanh": lambda r: fast_tanh(activations),
+                              "sigmoid": lambda r: torch.sigmoid(activations)}, 7)
     per_element = {name: round(float(np.median(t)) * 1e9 / activations.numel(), 3) for name, t in kernels.items()}
     return {"self_cpu_share_of_top_ops": shares, "ms_per_step": round(total / steps / 1e3, 2), "ns_per_element": per_element}
 
@@ -217,7 +218,7 @@ def run(smoke: bool = False, repeats: int | None = None) -> dict:
                 "activation": "tanh", "num_params": one["spec"].num_params, "optimizer": f"adam lr={LEARNING_RATE}",
                 "data": "sinc on [-1, 1], full batch", "repeats": repeats}
     return case_record(
-        1, NAME, settings, side("train_ensemble (EnsembleMLP + EnsembleOptimizer)", one["times"]["dlprobe"], work, unit),
+        1, NAME, settings, side("train_ensemble (EnsembleMLP, hand-written backward, EnsembleOptimizer)", one["times"]["dlprobe"], work, unit),
         [loop_side, vmap_side], check, threads=1,
         throughput={"flops_per_model_step": one["flops_per_model_step"], "dlprobe_gflops": round(one["achieved_gflops"], 2),
                     "vmap_recipe_gflops": round(one["vmap_gflops"], 2), "loop_gflops": round(one["loop_gflops"], 2),
