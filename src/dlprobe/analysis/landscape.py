@@ -6,9 +6,9 @@
 
 A *state* is a dict from the names in `model.named_parameters()` / `model.named_buffers()` to
 tensors (`dict(model.state_dict())` is one); names it leaves out keep the model's own tensor. A
-*stacked* state holds the same names with a leading axis of A points: (A, *shape). Every point is
-evaluated at once with `torch.func.vmap` over `functional_call`, chunked over points and over
-data so that memory stays bounded; `evaluate_interpolation_sequential` is the plain one model at a
+*stacked* state holds the same names with a leading axis of A points: (A, *shape). Points are
+evaluated together, chunked over points and over data so that memory stays bounded (the first-layer split
+and vmap, see point_evaluation.py); `evaluate_interpolation_sequential` is the plain one model at a
 time reference. Models with BatchNorm get their running statistics recomputed at every point
 (interpolated running statistics belong to neither model, the classic trap), see
 `recompute_batchnorm_statistics`.
@@ -22,6 +22,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn.functional import cross_entropy
 
+from dlprobe.analysis.point_evaluation import PointEvaluator, combine_states
 from dlprobe.errors import ConfigError
 
 LOSSES = ("cross_entropy", "mse")
@@ -141,15 +142,13 @@ def _input_batches(bn_loader, x, batch_size):
     return [item[0] if isinstance(item, (tuple, list)) else item for item in bn_loader]
 
 
-def _evaluate_stacked(model, stacked_state, x, y, loss, batch_size):
-    """Mean loss (A,) and accuracy (A,) or None over (x, y) for every point of a stacked state."""
-    forward = vmap(lambda point, inputs: functional_call(model, point, (inputs,)), in_dims=(0, None))
-    num_points = len(next(iter(stacked_state.values())))
+def _evaluate_chunk(evaluator, num_points, x, y, loss, batch_size):
+    """Mean loss (A,) and accuracy (A,) or None over (x, y) at every point of one chunk."""
     total_loss = torch.zeros(num_points, dtype=torch.float64)
     total_correct = torch.zeros(num_points, dtype=torch.float64)
-    with torch.no_grad(), evaluation_mode(model):
+    with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            outputs = forward(stacked_state, x[start : start + batch_size])  # (A, b, C)
+            outputs = evaluator(x[start : start + batch_size])  # (A, b, C)
             targets = y[start : start + batch_size]
             total_loss += per_example_loss(outputs, targets, loss).sum(-1).double().cpu()
             if loss == "cross_entropy":
@@ -158,18 +157,22 @@ def _evaluate_stacked(model, stacked_state, x, y, loss, batch_size):
     return total_loss / len(x), accuracy
 
 
-def _evaluate_points(model, make_chunk, num_points, x, y, loss, batch_size, bn_loader, chunk_size):
-    """Evaluate num_points stacked states built chunk by chunk by make_chunk(start, stop)."""
+def _evaluate_points(model, states, coefficients, x, y, loss, batch_size, bn_loader, chunk_size):
+    """Evaluate the points sum_k coefficients[a, k] * states[k] (see point_evaluation), chunk by chunk."""
     if loss not in LOSSES:
         raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
     bn_batches = _input_batches(bn_loader, x, batch_size) if batchnorm_modules(model) else []
     if batchnorm_modules(model) and not bn_batches:
         raise ConfigError("the model has BatchNorm layers but bn_loader gave no batches to recompute them on")
     losses, accuracies = [], []
-    for start in range(0, num_points, chunk_size):
-        chunk = make_chunk(start, min(start + chunk_size, num_points))
-        chunk = recompute_batchnorm_statistics(model, chunk, bn_batches)
-        chunk_loss, chunk_accuracy = _evaluate_stacked(model, chunk, x, y, loss, batch_size)
+    for start in range(0, len(coefficients), chunk_size):
+        chunk = coefficients[start : start + chunk_size]
+        stacked = None
+        if bn_batches:
+            stacked = recompute_batchnorm_statistics(model, combine_states(states, chunk), bn_batches)
+        with evaluation_mode(model):
+            evaluator = PointEvaluator(model, states, chunk, stacked)
+            chunk_loss, chunk_accuracy = _evaluate_chunk(evaluator, len(chunk), x, y, loss, batch_size)
         losses.append(chunk_loss)
         accuracies.append(chunk_accuracy)
     accuracy = torch.cat(accuracies) if loss == "cross_entropy" else None
@@ -186,15 +189,15 @@ def evaluate_interpolation(
     (A,); x (N, ...) inputs, y (N,) labels or (N, ...) regression targets. bn_loader: input batches
     (or (inputs, targets) pairs) on which BatchNorm statistics are recomputed at each alpha; default:
     x in batches of batch_size. Pass the training inputs when x is test data.
-    chunk_size: alphas evaluated together (memory ~ chunk_size copies of the weights and activations).
+    chunk_size: alphas evaluated together (memory ~ chunk_size copies of the weights and activations; 16 was
+    faster than 64 for 50 alphas of a 784-256-10 MLP on 5000 images, 0.30 s vs 0.36 s: the larger
+    intermediate (A, batch, 256) tensor leaves the cache).
     Returns {"loss": (A,) float64 mean over the N examples, "accuracy": (A,) or None for "mse"}.
     """
     alphas = torch.as_tensor(alphas)
-
-    def make_chunk(start, stop):
-        return interpolate_params(params1, params2, alphas[start:stop])
-
-    return _evaluate_points(model, make_chunk, len(alphas), x, y, loss, batch_size, bn_loader, chunk_size)
+    interpolate_params(params1, params2, alphas[:0])  # the states' names and shapes must match
+    coefficients = torch.stack([1 - alphas, alphas], dim=1)  # (A, 2): (1 - alpha) theta1 + alpha theta2
+    return _evaluate_points(model, [params1, params2], coefficients, x, y, loss, batch_size, bn_loader, chunk_size)
 
 
 def evaluate_interpolation_sequential(
@@ -272,21 +275,9 @@ def loss_surface_2d(
     """
     grid1, grid2 = torch.meshgrid(coords1, coords2, indexing="ij")
     flat1, flat2 = grid1.reshape(-1), grid2.reshape(-1)  # (A * B,), row-major over (a, b)
-
-    def make_chunk(start, stop):
-        chunk = {}
-        for name, center in params.items():
-            if not center.is_floating_point():
-                chunk[name] = center.expand(stop - start, *center.shape).clone()
-                continue
-            shape = (-1,) + (1,) * center.dim()
-            chunk[name] = center.expand(stop - start, *center.shape).clone()
-            for direction, coords in ((direction1, flat1), (direction2, flat2)):
-                if name in direction:
-                    chunk[name] = chunk[name] + coords[start:stop].to(center).view(shape) * direction[name]
-        return chunk
-
-    result = _evaluate_points(model, make_chunk, len(flat1), x, y, loss, batch_size, bn_loader, chunk_size)
+    coefficients = torch.stack([torch.ones_like(flat1), flat1, flat2], dim=1)  # (A * B, 3): theta + a d1 + b d2
+    states = [params, {n: t for n, t in direction1.items() if n in params}, {n: t for n, t in direction2.items() if n in params}]
+    result = _evaluate_points(model, states, coefficients, x, y, loss, batch_size, bn_loader, chunk_size)
     return result["loss"].view(len(coords1), len(coords2))
 
 
