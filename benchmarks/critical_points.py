@@ -10,12 +10,10 @@ p-value, and the fraction of seeds whose minimal ratio is identical on both side
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -72,45 +70,15 @@ def compare(ours: list[dict], theirs: list[dict]) -> dict:
     return comparison
 
 
-# dlprobe.experiments.critical_points names whose time is measured -> the reference's phase names
-PHASES = {"_lbfgs_on_loss": "polish", "minimize_grad_norm": "grad_norm_min", "damped_newton": "newton",
-          "dense_hessian": "analysis", "sampling_minimal_ratio": "analysis"}
-
-
-@contextlib.contextmanager
-def timing_phases(module, totals: dict):
-    """Add the seconds spent in each function of PHASES (looked up in `module`) to totals[phase]."""
-    originals = {name: getattr(module, name) for name in PHASES}
-
-    def timed_version(name):
-        def call(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return originals[name](*args, **kwargs)
-            finally:
-                totals[PHASES[name]] += time.perf_counter() - start
-        return call
-
-    for name in PHASES:
-        setattr(module, name, timed_version(name))
-    try:
-        yield
-    finally:
-        for name, function in originals.items():
-            setattr(module, name, function)
-
-
 def refine_diagnostics(profile: str, num_runs: int) -> dict:
-    """In-process and warm: the refinement (L-BFGS polish, grad-norm minimisation, LM, Hessian, sampling) of
-    the same Adam-trained weights by dlprobe's `_refine` and by the reference, interleaved, per run; and the
-    cost of one loss evaluation through make_flat_loss (functional_call) vs a plain module forward."""
+    """In-process and warm: the refinement (L-BFGS polish, grad-norm minimisation, LM, Hessian, sampling) of the
+    same Adam-trained weights, by dlprobe's batched `_refine_batch` (all runs at once) and by the reference one
+    run at a time; seconds per run on each side and how many runs end with the same minimal ratio."""
     import torch
-    import torch.nn.functional as F
 
-    from dlprobe.analysis.params import make_flat_loss
     from dlprobe.data.functions import function_dataset, get_function
     from dlprobe.experiments import critical_points as experiment
-    from dlprobe.models.mlp import MLP, MLPSpec, build_mlp
+    from dlprobe.models.mlp import MLPSpec, build_mlp
     from dlprobe.training.common import OptimizerSettings
     from dlprobe.training.ensemble import train_ensemble
     from dlprobe.training.loop import TensorData, TrainSpec
@@ -131,27 +99,16 @@ def refine_diagnostics(profile: str, num_runs: int) -> dict:
         return model
 
     clock = dict.fromkeys(("adam", "polish", "grad_norm_min", "newton", "analysis"), 0.0)
-    experiment._refine(config, spec, thetas[0], data, 0)  # warm-up of the torch.func paths (one-off seconds)
-    phases = dict.fromkeys(PHASES.values(), 0.0)
-    with timing_phases(experiment, phases):
-        times, results = interleaved({"dlprobe": lambda r: experiment._refine(config, spec, thetas[r], data, r),
-                                      "reference": lambda r: critical_reference.refine(config, module(r), r, data.x_train, data.y_train, clock)},
-                                     num_runs)
-    x64, y64 = data.x_train.double(), data.y_train.double()
-    model = MLP(spec).double()
-    flat = make_flat_loss(model, F.mse_loss, x64, y64)
-    theta = thetas[0].double()
-    calls, _ = interleaved({"flat": lambda r: [flat(theta) for _ in range(200)],
-                            "module": lambda r: [F.mse_loss(model(x64), y64) for _ in range(200)]}, 5)
-    return {"runs": num_runs, "dlprobe_refine_s_per_run": round(float(np.median(times["dlprobe"])), 4),
-            "reference_refine_s_per_run": round(float(np.median(times["reference"])), 4),
-            "reference_to_dlprobe_refine_ratio": round(median_ratio(times["reference"], times["dlprobe"]), 3),
-            "same_results": all(a["minimal_ratio"] == b["minimal_ratio"] and abs(a["loss"] - b["loss"]) <= 1e-8 * abs(b["loss"])
-                                for a, b in zip(results["dlprobe"], results["reference"])),
-            "reference_phase_s_per_run": {k: round(v / num_runs, 4) for k, v in clock.items() if k != "adam"},
-            "dlprobe_phase_s_per_run": {k: round(v / num_runs, 4) for k, v in phases.items()},
-            "flat_loss_call_ms": round(float(np.median(calls["flat"])) / 200 * 1e3, 4),
-            "module_forward_loss_ms": round(float(np.median(calls["module"])) / 200 * 1e3, 4)}
+    times, results = interleaved({
+        "dlprobe": lambda r: experiment._refine_batch(config, spec, thetas, data, seeds, ["ok"] * num_runs),
+        "reference": lambda r: [critical_reference.refine(config, module(seed), seed, data.x_train, data.y_train, clock) for seed in seeds],
+    }, 1)
+    ours, theirs = results["dlprobe"][0], results["reference"][0]
+    return {"runs": num_runs, "dlprobe_refine_s_per_run": round(times["dlprobe"][0] / num_runs, 4),
+            "reference_refine_s_per_run": round(times["reference"][0] / num_runs, 4),
+            "reference_to_dlprobe_refine_ratio": round(times["reference"][0] / times["dlprobe"][0], 3),
+            "same_minimal_ratio_fraction": float(np.mean([a["minimal_ratio"] == b["minimal_ratio"] for a, b in zip(ours, theirs)])),
+            "reference_phase_s_per_run": {k: round(v / num_runs, 4) for k, v in clock.items() if k != "adam"}}
 
 
 def run(smoke: bool = False, repeats: int | None = None, runs: int | None = None) -> dict:
@@ -175,5 +132,5 @@ def run(smoke: bool = False, repeats: int | None = None, runs: int | None = None
     return case_record(5, NAME, settings, side(f"dlprobe run critical-points --profile {profile} --num-runs {runs}", times["dlprobe"]),
                        [baseline("reference: per-run nn.Module + Adam, L-BFGS, autograd double backward, func.hessian LM",
                                  times["reference"], ratio, TARGET)], check, threads=1,
-                       reference_phase_seconds=phases, refine_same_start=refine_diagnostics(profile, 1 if smoke else 3),
+                       reference_phase_seconds=phases, refine_same_start=refine_diagnostics(profile, 1 if smoke else 10),
                        notes=notes)

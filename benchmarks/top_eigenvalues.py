@@ -69,9 +69,11 @@ def counting(module, name: str, counter: list[int], wraps_factory: bool):
 
 
 def hvp_cost(loss, theta, model, x, y, pyhessian_module, repeats: int = 5) -> dict:
-    """Seconds of one Hessian-vector product after the set-up, interleaved: dlprobe's pullback (vjp of
-    torch.func.grad, reverse-over-reverse) vs PyHessian's autograd.grad over its retained first-order graph."""
-    hvp = hessian_module._hvp_function(loss, theta)
+    """Seconds of one Hessian-vector product after the set-up, interleaved: the products Lanczos uses (dlprobe's
+    autograd.grad over a retained gradient graph, per parameter tensor), PyHessian's (the same idea), and
+    dlprobe's vmappable torch.func form (vjp of torch.func.grad) for comparison."""
+    hvp = hessian_module._hvp_function(loss, theta, vectorized=False)
+    vectorized = hessian_module._hvp_function(loss, theta)
     copy_of_model = copy.deepcopy(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -81,11 +83,11 @@ def hvp_cost(loss, theta, model, x, y, pyhessian_module, repeats: int = 5) -> di
     vector = torch.randn_like(theta)
     pieces = list(torch.split(vector, [p.numel() for p in params]))
     pieces = [piece.view_as(p) for piece, p in zip(pieces, params)]
-    times, results = interleaved({"dlprobe": lambda r: hvp(vector),
+    times, results = interleaved({"dlprobe": lambda r: hvp(vector), "dlprobe_torch_func": lambda r: vectorized(vector),
                                   "pyhessian": lambda r: pyhessian_module.hessian_vector_product(grads, params, pieces)}, repeats)
     difference = float((results["dlprobe"][0] - torch.cat([h.reshape(-1) for h in results["pyhessian"][0]])).abs().max())
     return {"dlprobe_s": round(float(np.median(times["dlprobe"])), 4), "pyhessian_s": round(float(np.median(times["pyhessian"])), 4),
-            "max_abs_difference": difference}
+            "dlprobe_torch_func_s": round(float(np.median(times["dlprobe_torch_func"])), 4), "max_abs_difference": difference}
 
 
 def run(smoke: bool = False, repeats: int | None = None) -> dict:

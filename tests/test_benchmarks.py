@@ -99,7 +99,7 @@ def test_flop_count_of_one_model_step():
     assert matmul_flops_per_model_step(spec, 1000) == 2 * 1000 * 800 * 3 - 2 * 1000 * 16
 
 
-def test_reference_refinement_takes_the_same_steps_as_dlprobe():
+def test_reference_refinement_takes_the_same_newton_steps_as_dlprobe():
     import dlprobe.experiments.critical_points as critical_points
     from dlprobe.data.functions import function_dataset, get_function
     from dlprobe.models.mlp import MLPSpec, build_mlp
@@ -109,8 +109,10 @@ def test_reference_refinement_takes_the_same_steps_as_dlprobe():
 
     from dataclasses import replace
 
-    # Fewer steps than the smoke profile: the path is the same, the comparison is step for step.
-    config = replace(critical_reference.reference_config("smoke", 1), polish_steps=30, grad_norm_steps=5, newton_steps=4, num_samples=50)
+    # The Levenberg-Marquardt phase and the analysis, step for step (dlprobe's batched L-BFGS phases use a
+    # backtracking line search where torch.optim.LBFGS uses strong Wolfe, so those are compared as
+    # distributions by the benchmark itself, not step for step).
+    config = replace(critical_reference.reference_config("smoke", 1), polish_steps=0, grad_norm_steps=0, newton_steps=6, num_samples=50)
     data = TensorData(*function_dataset(get_function(config.function), config.num_train, max(2, config.num_train // 4)))
     spec = MLPSpec(1, config.widths, 1, config.activation)
     trained = train_ensemble(spec, [3], data, TrainSpec(optimizer=OptimizerSettings("adam", lr=config.learning_rate),
@@ -118,7 +120,7 @@ def test_reference_refinement_takes_the_same_steps_as_dlprobe():
     theta = trained.model.flat_params()[0]  # phase 1 as the experiment runs it; then both refine from here
     start = build_mlp(spec, torch.Generator().manual_seed(3))
     torch.nn.utils.vector_to_parameters(theta, start.parameters())
-    ours = critical_points._refine(config, spec, theta, data, 3)
+    ours = critical_points._refine_batch(config, spec, theta.unsqueeze(0), data, [3], ["ok"])[0]
     clock = dict.fromkeys(("adam", "polish", "grad_norm_min", "newton", "analysis"), 0.0)
     theirs = critical_reference.refine(config, start, 3, data.x_train, data.y_train, clock)
     assert theirs["loss"] == pytest.approx(ours["loss"], rel=1e-8)

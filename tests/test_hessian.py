@@ -216,3 +216,25 @@ def test_slq_density_integrates_to_one_and_has_mean_trace_over_p():
     # Ritz values of a full Krylov space are the eigenvalues: the peaks sit on the spectrum.
     peak = grid[np.argmax(density)]
     assert min(abs(peak - value) for value in SPECTRUM) < 0.3
+
+
+def test_sequential_hvp_equals_the_vectorized_one_for_flat_losses_and_plain_closures():
+    import torch.nn.functional as F
+
+    from dlprobe.analysis.hessian import _hvp_function
+    from dlprobe.analysis.params import flatten_params, make_flat_loss
+    from dlprobe.models.mlp import MLPSpec, build_mlp
+
+    model = build_mlp(MLPSpec(3, (5,), 2, "tanh"), torch.Generator().manual_seed(0)).double()
+    generator = torch.Generator().manual_seed(1)
+    x, y = torch.randn(20, 3, dtype=torch.float64, generator=generator), torch.randint(0, 2, (20,), generator=generator)
+    flat = make_flat_loss(model, F.cross_entropy, x, y)
+    theta = flatten_params(model)
+    vectors = torch.randn(3, theta.numel(), dtype=torch.float64, generator=generator)
+    for f in (flat, lambda t: flat(t)):  # FlatLoss (per-parameter path) and a plain closure (flat path)
+        sequential, vectorized = _hvp_function(f, theta, vectorized=False), _hvp_function(f, theta)
+        for v in vectors:
+            assert torch.allclose(sequential(v), vectorized(v), rtol=0, atol=1e-12)
+    # f linear in theta: zero Hessian, no error
+    linear = _hvp_function(lambda t: (t * 2.0).sum(), theta, vectorized=False)
+    assert torch.count_nonzero(linear(vectors[0])) == 0
