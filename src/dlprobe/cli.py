@@ -3,6 +3,7 @@
     dlprobe list                                   experiments, one line each
     dlprobe run fit-function --profile smoke       one experiment (skips if done, resumes if interrupted)
     dlprobe run all --profile quick                every experiment, then the report
+    dlprobe run all --executor ray --ray-address auto   the trials as tasks on a Ray cluster
     dlprobe run fit-function --help                the experiment's own options (every config field)
     dlprobe report [RUN_DIR ...] --out report/     the HTML + Markdown report from run directories
     dlprobe data list | dlprobe data fetch NAME    datasets: where they are, how to get them
@@ -19,6 +20,7 @@ from pathlib import Path
 from . import __version__, paths
 from .config import PROFILES, build_config, field_help, load_config_file
 from .errors import ConfigError, DlprobeError
+from .executors import EXECUTORS, make_executor
 
 # common options -> the config field they set (first one the experiment has)
 COMMON_FIELDS = {
@@ -57,6 +59,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-dir", type=Path, default=paths.DEFAULT_REPORT_DIR, metavar="DIR", help="where `run all` writes the report (default: report/)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
     parser.add_argument("--threads", type=int, default=1, metavar="N", help="CPU threads for torch (default: 1; these experiments run many small kernels, where a second thread adds synchronisation, and on a busy 2-core machine costs up to 10x: measured 137 s vs 8 s for grad-norm quick)")
+    ray = parser.add_argument_group("where trials run (run options: they do not change the run directory)")
+    ray.add_argument("--executor", choices=EXECUTORS, default="local", help="local: in this process, one trial after another (default); ray: every unfinished trial (seed, width, batch size, ...) is a Ray task; finished ones are saved in the run directory as they arrive (pip install 'dlprobe[ray]')")
+    ray.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to use: auto (the one started on this machine with `ray start`), HOST:PORT or ray://HOST:PORT (default: $RAY_ADDRESS, else a cluster started on this machine, else a new local Ray instance on all cores)")
+    ray.add_argument("--ray-cpus-per-trial", type=int, metavar="N", help="CPUs Ray reserves for each trial (default: 1; torch in the worker uses --threads threads)")
+    ray.add_argument("--ray-gpus-per-trial", type=float, metavar="X", help="GPUs for each trial, fractions allowed (default: 0); > 0 makes the trials compute on CUDA in the workers even if this machine has no GPU")
+    ray.add_argument("--ray-max-retries", type=int, metavar="N", help="reruns of a trial whose worker died or that raised an error (default: 2); one that still fails is written to failed_trials.json and the run stops after the others finish")
 
 
 def _add_field_options(parser: argparse.ArgumentParser, config_class) -> None:
@@ -178,9 +186,17 @@ def command_run(args) -> int:
             cli_values["seeds"] = ",".join(str(config.seed + i) for i in range(len(config.seeds)))
             config = build_config(experiment.config_class, profile, file_values, cli_values, context=context)
         configs.append((experiment, config))
+    ray_options = {"address": args.ray_address, "cpus_per_trial": args.ray_cpus_per_trial,
+                   "gpus_per_trial": args.ray_gpus_per_trial, "max_retries": args.ray_max_retries}
+    # one executor (one Ray connection) for every experiment; a --ray-* option without --executor ray is a mistake
+    executor = make_executor(args.executor, quiet=args.quiet, **{k: v for k, v in ray_options.items() if v is not None})
     run_dirs = []
-    for experiment, config in configs:  # every config is valid before anything runs
-        run_dirs.append(run_experiment(experiment, config, args.profile, args.out, fresh=args.fresh, data_dir=args.data_dir, quiet=args.quiet))
+    try:
+        for experiment, config in configs:  # every config is valid before anything runs
+            run_dirs.append(run_experiment(experiment, config, args.profile, args.out, fresh=args.fresh, data_dir=args.data_dir,
+                                           quiet=args.quiet, executor=executor))
+    finally:
+        executor.close()
     if args.experiment == "all":
         report_path = _build_report(run_dirs, args.report_dir)
         if report_path is not None:

@@ -8,6 +8,7 @@
         figures/*.png, figures/*.svg
         trials/*.pt     finished trials (reused on resume)
         checkpoints/*.pt  mid-training checkpoints of unfinished trials
+        failed_trials.json  trials that failed on every attempt (Ray executor); removed when the run is done
         DONE            written last
         .lock           held while a process writes the directory
 """
@@ -21,6 +22,7 @@ SUMMARY = "summary.json"
 FIGURES = "figures"
 TRIALS = "trials"
 CHECKPOINTS = "checkpoints"
+FAILED_TRIALS = "failed_trials.json"
 DONE = "DONE"
 LOCK = ".lock"  # held (flock) while a process writes the run directory
 DEFAULT_RUNS_ROOT = Path("runs")

@@ -2,8 +2,9 @@
 
 An experiment module defines a frozen `Config` (see config.py), `PROFILES` (smoke/quick/full overrides),
 and `run(config, ctx) -> summary dict`. It records metrics in `ctx.log`, saves figures with
-`ctx.run_dir.save_figure`, wraps independent pieces of work in `ctx.trial(key, compute)` so an interrupted
-run resumes where it stopped, and returns the headline numbers that become summary.json.
+`ctx.run_dir.save_figure`, hands lists of independent trials to `ctx.map_trials` (run by the executor: in
+this process, or on a Ray cluster) and single pieces of driver-side work to `ctx.trial(key, compute)`, so
+an interrupted run resumes where it stopped, and returns the headline numbers that become summary.json.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from ..executors import LocalExecutor, Trial
 from ..store import RunDir
 from ..training.metrics import MetricLog
 
@@ -46,9 +48,26 @@ class RunContext:
     data_dir: Path | None = None
     log: MetricLog = field(default_factory=MetricLog)
     quiet: bool = False
+    executor: Any = field(default_factory=LocalExecutor)  # LocalExecutor or RayExecutor (executors.py)
+    trial_device: torch.device | None = None  # where map_trials' trials compute (None: `device`)
 
     def trial(self, key: str, compute: Callable[[], Any]) -> Any:
+        """One piece of work done here, in the driver: loaded if an earlier invocation finished it."""
         return self.run_dir.trial(key, compute)
+
+    def map_trials(self, trials: Sequence[Trial], description: str, steps: int | Sequence[int] = 1) -> list:
+        """Results of independent trials [(key, compute(trial: TrialEnvironment)), ...], in the same order.
+
+        The executor runs them (locally in order, or as Ray tasks); each is saved as it finishes and loaded
+        instead of rerun on resume. `steps`: progress-bar units of each trial (e.g. its epochs; one number
+        for all, or one per trial); computes that train advance `trial.progress` by one per epoch. A compute
+        must be picklable for Ray (module-level functions or functools.partial of them; tensors are fine)."""
+        trials = list(trials)
+        counts = [steps] * len(trials) if isinstance(steps, int) else list(steps)
+        if len(counts) != len(trials):
+            raise ValueError(f"map_trials: {len(trials)} trials but {len(counts)} step counts")
+        with self.progress(sum(counts), description) as progress:
+            return self.executor.run_trials(self.run_dir, trials, self.trial_device or self.device, progress, counts)
 
     def checkpoint_path(self, key: str) -> Path:
         return self.run_dir.checkpoint_path(key)

@@ -35,6 +35,7 @@ spearman_minimal_vs_sampling_ratio, num_params, settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -141,15 +142,14 @@ def run(config: Config, ctx) -> dict:
 
     trained = ctx.trial("phase1_adam", train_all)
 
-    runs = []
-    with ctx.progress(len(seeds), "critical-points") as progress:
-        for start in range(0, len(seeds), CHUNK):
-            def refine_chunk(start=start):  # runs start .. start + CHUNK - 1 at once
-                stop = min(start + CHUNK, len(seeds))
-                return _refine_batch(config, spec, trained["thetas"][start:stop], data, seeds[start:stop], trained["status"][start:stop])
+    def refine_chunk(start, trial):  # runs start .. start + CHUNK - 1 at once, one trial (a Ray task under --executor ray)
+        stop = min(start + CHUNK, len(seeds))
+        return _refine_batch(config, spec, trained["thetas"][start:stop], data, seeds[start:stop], trained["status"][start:stop])
 
-            runs += ctx.trial(f"refine_{start:04d}", refine_chunk)
-            progress.update(min(CHUNK, len(seeds) - start))
+    starts = range(0, len(seeds), CHUNK)
+    chunks = ctx.map_trials([(f"refine_{start:04d}", partial(refine_chunk, start)) for start in starts], "critical-points",
+                            steps=[min(CHUNK, len(seeds) - start) for start in starts])
+    runs = [run_result for chunk in chunks for run_result in chunk]
     for run_result in runs:
         for key in ("loss", "grad_norm", "minimal_ratio", "sampling_ratio", "index"):
             if key in run_result:

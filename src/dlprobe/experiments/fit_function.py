@@ -21,6 +21,7 @@ mean, std, min, max, values, n), epochs_trained (per seed), epochs_to_mse {"1e-2
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -75,8 +76,9 @@ PROFILES = {
 }
 
 
-def _train_depth(config: Config, data: TensorData, depth: int, device, progress, checkpoint_path=None) -> dict:
-    """Learning-rate search then final training for one depth; a checkpoint-safe dict of results."""
+def _train_depth(config: Config, data: TensorData, depth: int, trial) -> dict:
+    """Learning-rate search then final training for one depth on trial.device; a checkpoint-safe dict of results."""
+    device = trial.device
     spec = mlp_for_budget(config.budget, depth, 1, 1, config.activation)
     rates, seeds = list(config.learning_rates), list(config.seeds)
     search_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam"), epochs=config.search_epochs, eval_every=config.search_epochs)
@@ -86,8 +88,8 @@ def _train_depth(config: Config, data: TensorData, depth: int, device, progress,
     best_rate = min(rates, key=lambda r: lr_search[repr(r)])
     final_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=best_rate), epochs=config.max_epochs,
                            eval_every=config.eval_every, stop_patience=config.patience)
-    result = train_ensemble(spec, seeds, data, final_spec, device=device, progress=progress,
-                            checkpoint_path=checkpoint_path, checkpoint_every=max(1, config.max_epochs // 20))
+    result = train_ensemble(spec, seeds, data, final_spec, device=device, progress=trial.progress,
+                            checkpoint_path=trial.checkpoint, checkpoint_every=max(1, config.max_epochs // 20))
     low, high = data.x_train.min().item(), data.x_train.max().item()
     margin = EXTRAPOLATION * (high - low)
     grid = torch.linspace(low - margin, high + margin, 600, device=device).unsqueeze(1)
@@ -111,19 +113,16 @@ def run(config: Config, ctx) -> dict:
                "optimizer": "adam (full batch)", "learning_rates_tried": list(config.learning_rates)}
     targets = [get_function(name) for name in config.functions]
     check_same_budget([mlp_for_budget(config.budget, d, 1, 1, config.activation) for d in config.depths])
-    total = len(targets) * len(config.depths) * config.max_epochs
-    with ctx.progress(total, "fit-function") as progress:
-        for target in targets:
-            data = TensorData(*function_dataset(target, config.num_train, config.num_test))
-            key = slug(target.name)
-            results = {}
-            for depth in config.depths:
-                trial = f"{key}_depth{depth}"
-                results[depth] = ctx.trial(trial, lambda: _train_depth(config, data, depth, ctx.device, progress, ctx.checkpoint_path(trial)))
-                progress.n = min(total, progress.n)  # skipped (converged or resumed) epochs leave the bar short
-            summary["functions"][target.name] = _summarize(target, results, config)
-            _record_metrics(ctx.log, key, results, config)
-            _draw(ctx, target, key, data, results)
+    datasets = {target.name: TensorData(*function_dataset(target, config.num_train, config.num_test)) for target in targets}
+    trials = [(f"{slug(target.name)}_depth{depth}", partial(_train_depth, config, datasets[target.name], depth))
+              for target in targets for depth in config.depths]
+    results = iter(ctx.map_trials(trials, "fit-function", steps=config.max_epochs))
+    for target in targets:  # the same order as the trials
+        key, data = slug(target.name), datasets[target.name]
+        by_depth = {depth: next(results) for depth in config.depths}
+        summary["functions"][target.name] = _summarize(target, by_depth, config)
+        _record_metrics(ctx.log, key, by_depth, config)
+        _draw(ctx, target, key, data, by_depth)
     return summary
 
 

@@ -28,6 +28,7 @@ epochs (completed by every seed), status (per seed)}}}.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -108,18 +109,19 @@ def _curves(log, run: str) -> dict:
     return curves
 
 
-def _train_cnn(config: Config, spec, data: TensorData, seed: int, device, checkpoint, progress) -> dict:
-    model = build_cnn(spec, torch.Generator().manual_seed(seed)).to(device)
+def _train_cnn(config: Config, spec, data: TensorData, seed: int, trial) -> dict:
+    model = build_cnn(spec, torch.Generator().manual_seed(seed)).to(trial.device)
     train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
                            batch_size=config.batch_size, epochs=config.epochs)
-    result = train(model, data, train_spec, seed=seed, checkpoint_path=checkpoint, progress=progress)
+    result = train(model, data.to(trial.device), train_spec, seed=seed, checkpoint_path=trial.checkpoint, progress=trial.progress)
     return {"status": [result.status], "epochs": [result.epochs_done], "curves": [_curves(result.log, "0")]}
 
 
-def _train_dnn(config: Config, spec, data: TensorData, device, checkpoint, progress) -> dict:
+def _train_dnn(config: Config, spec, data: TensorData, trial) -> dict:
     train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
                            batch_size=config.batch_size, epochs=config.epochs)
-    result = train_ensemble(spec, config.seeds, data, train_spec, device=device, progress=progress, checkpoint_path=checkpoint)
+    result = train_ensemble(spec, config.seeds, data, train_spec, device=trial.device, progress=trial.progress,
+                            checkpoint_path=trial.checkpoint)
     return {"status": list(result.status), "epochs": [result.epochs_done] * len(config.seeds),
             "curves": [_curves(result.log, str(i)) for i in range(len(config.seeds))]}
 
@@ -134,25 +136,28 @@ def run(config: Config, ctx) -> dict:
                "learning_rate": config.learning_rate, "batch_size": config.batch_size, "epochs": config.epochs,
                "seeds": list(config.seeds), "activation": config.activation}
     seeds = list(config.seeds)
-    per_dataset = (len(config.cnn_convs) * len(seeds) + len(config.dnn_depths)) * config.epochs
-    with ctx.progress(per_dataset * len(datasets), "fit-task") as progress:
-        for index, (name, dataset) in enumerate(datasets.items()):
-            data = TensorData(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test).to(ctx.device)
-            key = slug(name)
-            results = {}
-            for model_name, (family, _, spec) in specs[name].items():
-                if family == "cnn":
-                    pieces = [ctx.trial(f"{key}_{model_name}_seed{seed}", lambda seed=seed: _train_cnn(
-                        config, spec, data, seed, ctx.device, ctx.checkpoint_path(f"{key}_{model_name}_seed{seed}"), progress))
-                        for seed in seeds]
-                    results[model_name] = {field: [v for p in pieces for v in p[field]] for field in ("status", "epochs", "curves")}
-                else:
-                    trial = f"{key}_{model_name}"
-                    results[model_name] = ctx.trial(trial, lambda: _train_dnn(config, spec, data, ctx.device, ctx.checkpoint_path(trial), progress))
-            progress.update(max(0, per_dataset * (index + 1) - progress.n))  # resumed trials leave the bar short
-            summary["datasets"][name] = _summarize(dataset, specs[name], results)
-            _record_metrics(ctx.log, key, results, seeds)
-            _draw(ctx, name, key, specs[name], results, summary["datasets"][name])
+    # Every CNN seed and every DNN (its seeds train together) of every dataset is one trial, each `epochs` long.
+    trials, owners = [], []  # owners[i]: (dataset, model name) of trials[i]
+    for name, dataset in datasets.items():
+        data = TensorData(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test).to(ctx.device)
+        for model_name, (family, _, spec) in specs[name].items():
+            if family == "cnn":
+                trials += [(f"{slug(name)}_{model_name}_seed{seed}", partial(_train_cnn, config, spec, data, seed)) for seed in seeds]
+                owners += [(name, model_name)] * len(seeds)
+            else:
+                trials.append((f"{slug(name)}_{model_name}", partial(_train_dnn, config, spec, data)))
+                owners.append((name, model_name))
+    pieces: dict[tuple, list] = {}
+    for owner, result in zip(owners, ctx.map_trials(trials, "fit-task", steps=config.epochs)):
+        pieces.setdefault(owner, []).append(result)
+    for name, dataset in datasets.items():
+        key = slug(name)
+        # a CNN's seeds are separate trials: concatenate their per-seed lists
+        results = {model_name: {field: [v for p in pieces[(name, model_name)] for v in p[field]] for field in ("status", "epochs", "curves")}
+                   for model_name in specs[name]}
+        summary["datasets"][name] = _summarize(dataset, specs[name], results)
+        _record_metrics(ctx.log, key, results, seeds)
+        _draw(ctx, name, key, specs[name], results, summary["datasets"][name])
     return summary
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -91,10 +92,10 @@ PROFILES = {
 }
 
 
-def _train(config, data, spec, loss, epochs, device, progress) -> dict:
+def _train(config, data, spec, loss, epochs, trial) -> dict:
     train_spec = TrainSpec(loss=loss, optimizer=OptimizerSettings(config.optimizer, lr=config.learning_rate), batch_size=config.batch_size,
                            epochs=epochs, eval_every=1, record_iterations=True, grad_norm_p=norm_order(config.p))
-    result = train_ensemble(spec, config.seeds, data, train_spec, device=device, progress=progress)
+    result = train_ensemble(spec, config.seeds, data, train_spec, device=trial.device, progress=trial.progress)
     runs = [str(i) for i in range(len(config.seeds))]
     return {
         "iteration_loss": torch.tensor([result.log.series("iteration_loss", r)[1] for r in runs], dtype=torch.float64),  # (M, T)
@@ -114,16 +115,18 @@ def run(config: Config, ctx) -> dict:
         tasks.append((_variant(config, dataset=None), config.function_epochs))
     if config.dataset:
         tasks.append((_variant(config, dataset=config.dataset), config.image_epochs))
-    with ctx.progress(sum(epochs for _, epochs in tasks), "grad-norm") as progress:
-        for task_config, epochs in tasks:
-            task, data, in_features, out_features, loss = load_task(task_config, ctx.data_dir)
-            spec = MLPSpec(in_features, config.widths, out_features, config.activation)
-            key = slug(task["name"])
-            result = ctx.trial(f"train_{key}", lambda: _train(config, data, spec, loss, epochs, ctx.device, progress))
-            iterations_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
-            summary["tasks"][key] = _summarize(task, spec, result, epochs, iterations_per_epoch)
-            _record(ctx.log, key, config.seeds, result)
-            _draw(ctx, config, key, task, spec, result, iterations_per_epoch)
+    loaded = []  # (task, data, spec, loss, epochs) of each task
+    for task_config, epochs in tasks:
+        task, data, in_features, out_features, loss = load_task(task_config, ctx.data_dir)
+        loaded.append((task, data, MLPSpec(in_features, config.widths, out_features, config.activation), loss, epochs))
+    trials = [(f"train_{slug(task['name'])}", partial(_train, config, data, spec, loss, epochs)) for task, data, spec, loss, epochs in loaded]
+    results = ctx.map_trials(trials, "grad-norm", steps=[epochs for _, epochs in tasks])
+    for (task, data, spec, _, epochs), result in zip(loaded, results):
+        key = slug(task["name"])
+        iterations_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
+        summary["tasks"][key] = _summarize(task, spec, result, epochs, iterations_per_epoch)
+        _record(ctx.log, key, config.seeds, result)
+        _draw(ctx, config, key, task, spec, result, iterations_per_epoch)
     return summary
 
 

@@ -34,6 +34,7 @@ metrics.csv: per model (run "<pair>/m1" ...) train/test loss and accuracy per ep
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -106,11 +107,12 @@ def _settings(config: Config, pair: str) -> list[tuple[int, float, int]]:
     return [(config.batch_size, lr, s) for lr, s in zip(config.learning_rates, seeds)]
 
 
-def _train_model(spec, data, config, batch_size, learning_rate, seed, checkpoint, progress) -> dict:
-    model = build_mlp(spec, torch.Generator().manual_seed(seed)).to(data.x_train.device)
+def _train_model(spec, data, config, batch_size, learning_rate, seed, trial) -> dict:
+    data = data.to(trial.device)
+    model = build_mlp(spec, torch.Generator().manual_seed(seed)).to(trial.device)
     train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=learning_rate), batch_size=batch_size,
                            epochs=config.epochs, eval_every=1)
-    result = train(model, data, train_spec, seed=seed, checkpoint_path=checkpoint, progress=progress)
+    result = train(model, data, train_spec, seed=seed, checkpoint_path=trial.checkpoint, progress=trial.progress)
     curves = {name: result.log.series(name)[1] for name in ("epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy")}
     state = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
     return {"state": state, "curves": curves, "status": result.status, "steps": result.steps_done}
@@ -130,16 +132,14 @@ def run(config: Config, ctx) -> dict:
                "shared_init": config.shared_init, "alphas": alphas.tolist(), "pairs": {}}
     settings = {pair: _settings(config, pair) for pair in config.pairs}
     distinct = sorted({s for pair in settings.values() for s in pair})
-    models = {}
-    with ctx.progress(len(distinct) * config.epochs, "interpolation") as progress:
-        for batch_size, learning_rate, seed in distinct:
-            key = f"model_bs{batch_size}_lr{learning_rate:g}_seed{seed}"
-            models[(batch_size, learning_rate, seed)] = ctx.trial(key, lambda: _train_model(
-                spec, data, config, batch_size, learning_rate, seed, ctx.checkpoint_path(key), progress))
+    trials = [(f"model_bs{batch_size}_lr{learning_rate:g}_seed{seed}", partial(_train_model, spec, data, config, batch_size, learning_rate, seed))
+              for batch_size, learning_rate, seed in distinct]
+    models = dict(zip(distinct, ctx.map_trials(trials, "interpolation", steps=config.epochs)))
     architecture = MLP(spec).to(ctx.device)
-    for pair, ends in settings.items():
+    lines = ctx.map_trials([(f"line_{pair}", partial(_evaluate_line, architecture, models[ends[0]]["state"], models[ends[1]]["state"], alphas, data))
+                            for pair, ends in settings.items()], "interpolation lines")
+    for (pair, ends), line in zip(settings.items(), lines):
         first, second = models[ends[0]], models[ends[1]]
-        line = ctx.trial(f"line_{pair}", lambda: _evaluate_line(architecture, first["state"], second["state"], alphas, data))
         labels = tuple(f"m{i + 1} ({_label(pair, b, lr)})" for i, (b, lr, _) in enumerate(ends))
         summary["pairs"][pair] = _summarize_pair(pair, ends, (first, second), labels, alphas, line, config)
         _record(ctx.log, pair, (first, second), alphas, line)
@@ -152,8 +152,10 @@ def run(config: Config, ctx) -> dict:
     return summary
 
 
-def _evaluate_line(architecture, state1, state2, alphas, data) -> dict:
-    device = data.x_train.device
+def _evaluate_line(architecture, state1, state2, alphas, data, trial) -> dict:
+    """Train/test loss and accuracy (each (A,), on the CPU) of theta(alpha) for every alpha (A,), on trial.device."""
+    device = trial.device
+    architecture, data = architecture.to(device), data.to(device)
     state1 = {name: tensor.to(device) for name, tensor in state1.items()}
     state2 = {name: tensor.to(device) for name, tensor in state2.items()}
     line = {}

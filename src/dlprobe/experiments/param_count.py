@@ -24,6 +24,7 @@ train loss): each seed stats (mean, std, min, max, values, n), status (per seed)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -76,12 +77,12 @@ PROFILES = {
 }
 
 
-def _train_width(config: Config, data: TensorData, width: int, num_classes: int, device, progress) -> dict:
-    """All seeds of one width at once; a checkpoint-safe dict of final metrics and curves."""
+def _train_width(config: Config, data: TensorData, width: int, num_classes: int, trial) -> dict:
+    """All seeds of one width at once (on trial.device); a checkpoint-safe dict of final metrics and curves."""
     spec = MLPSpec(data.x_train[0].numel(), (width,) * config.hidden_layers, num_classes, config.activation)
     train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
                            batch_size=config.batch_size, epochs=config.epochs, eval_every=config.eval_every)
-    result = train_ensemble(spec, config.seeds, data, train_spec, device=device, progress=progress)
+    result = train_ensemble(spec, config.seeds, data, train_spec, device=trial.device, progress=trial.progress)
     # Count on the trained model itself, so the reported number cannot drift from what was trained.
     counted = sum(p.numel() for p in result.model.parameters()) // len(config.seeds)
     if counted != spec.num_params:
@@ -106,14 +107,13 @@ def run(config: Config, ctx) -> dict:
         "seeds": list(config.seeds), "models": [],
     }
     widths = sorted(config.widths)
-    with ctx.progress(len(widths) * config.epochs, "param-count") as progress:
-        for width in widths:
-            result = ctx.trial(f"width{width}", lambda: _train_width(config, data, width, dataset.num_classes, ctx.device, progress))
-            summary["models"].append(_summarize(width, result))
-            for seed, curve in zip(config.seeds, result["curves"]):
-                for index, epoch in enumerate(curve["epoch"]):
-                    for name in FINAL:
-                        ctx.log.add(f"width{width}/seed{seed}", int(epoch), name, curve[name][index])
+    trials = [(f"width{width}", partial(_train_width, config, data, width, dataset.num_classes)) for width in widths]
+    for width, result in zip(widths, ctx.map_trials(trials, "param-count", steps=config.epochs)):
+        summary["models"].append(_summarize(width, result))
+        for seed, curve in zip(config.seeds, result["curves"]):
+            for index, epoch in enumerate(curve["epoch"]):
+                for name in FINAL:
+                    ctx.log.add(f"width{width}/seed{seed}", int(epoch), name, curve[name][index])
     _draw(ctx, summary)
     return summary
 

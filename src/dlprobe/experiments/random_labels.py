@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -83,16 +84,17 @@ def _key(fraction: float) -> str:
     return f"{fraction:g}"
 
 
-def _train_one(config: Config, data: TensorData, true_labels: torch.Tensor, num_classes: int, device, checkpoint_path, progress) -> dict:
-    """Train one MLP on `data` (noisy training labels); a checkpoint-safe dict of curves and final numbers.
-    true_labels: (N,) the uncorrupted training labels, to score the final model against."""
+def _train_one(config: Config, data: TensorData, true_labels: torch.Tensor, num_classes: int, trial) -> dict:
+    """Train one MLP on `data` (noisy training labels) on trial.device; a checkpoint-safe dict of curves and
+    final numbers. true_labels: (N,) the uncorrupted training labels, to score the final model against."""
+    device = trial.device
     spec = MLPSpec(data.x_train[0].numel(), config.widths, num_classes, config.activation)
     model = build_mlp(spec, torch.Generator().manual_seed(config.seed)).to(device)
     train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
                            batch_size=config.batch_size, epochs=config.epochs, eval_every=config.eval_every)
     # Checkpoint every 10 epochs: a 3x256 MLP with Adam state is ~4 MB, too much to rewrite every epoch.
-    result = train(model, data.to(device), train_spec, seed=config.seed, checkpoint_path=checkpoint_path,
-                   checkpoint_every=10, progress=progress)
+    result = train(model, data.to(device), train_spec, seed=config.seed, checkpoint_path=trial.checkpoint,
+                   checkpoint_every=10, progress=trial.progress)
     curves = {"epoch": result.log.series("epoch")[1]}
     for name in METRICS:
         curves[name] = result.log.series(name)[1]
@@ -113,20 +115,20 @@ def run(config: Config, ctx) -> dict:
         "learning_rate": config.learning_rate, "batch_size": config.batch_size, "epochs": config.epochs,
         "fit_threshold": config.fit_threshold, "seed": config.seed, "runs": {},
     }
+    fractions = sorted(config.label_noise)
+    # The same draw load_dataset(..., label_noise=fraction, seed=seed) makes (tests check this).
+    noisy = {fraction: randomize_labels(clean.y_train, fraction, clean.num_classes, torch.Generator().manual_seed(config.seed))
+             for fraction in fractions}
+    trials = [(f"noise_{_key(fraction).replace('.', 'p')}",
+               partial(_train_one, config, TensorData(clean.x_train, noisy[fraction], clean.x_test, clean.y_test),
+                       clean.y_train, clean.num_classes)) for fraction in fractions]
     results = {}
-    with ctx.progress(len(config.label_noise) * config.epochs, "random-labels") as progress:
-        for fraction in sorted(config.label_noise):
-            # The same draw load_dataset(..., label_noise=fraction, seed=seed) makes (tests check this).
-            noisy = randomize_labels(clean.y_train, fraction, clean.num_classes, torch.Generator().manual_seed(config.seed))
-            data = TensorData(clean.x_train, noisy, clean.x_test, clean.y_test)
-            key = f"noise_{_key(fraction).replace('.', 'p')}"
-            result = ctx.trial(key, lambda: _train_one(config, data, clean.y_train, clean.num_classes, ctx.device,
-                                                       ctx.checkpoint_path(key), progress))
-            result["labels_changed"] = (noisy != clean.y_train).double().mean().item()
-            results[fraction] = result
-            summary["model"]["num_params"] = result["num_params"]
-            summary["runs"][_key(fraction)] = _summarize(fraction, result, config)
-            _record_metrics(ctx.log, _key(fraction), result["curves"])
+    for fraction, result in zip(fractions, ctx.map_trials(trials, "random-labels", steps=config.epochs)):
+        result["labels_changed"] = (noisy[fraction] != clean.y_train).double().mean().item()
+        results[fraction] = result
+        summary["model"]["num_params"] = result["num_params"]
+        summary["runs"][_key(fraction)] = _summarize(fraction, result, config)
+        _record_metrics(ctx.log, _key(fraction), result["curves"])
     _draw(ctx, results, summary)
     return summary
 

@@ -19,8 +19,8 @@ import torch
 
 from .. import __version__, paths
 from ..errors import RunDirError
+from ..executors import LocalExecutor
 from ..store import RunDir
-from ..training.common import resolve_device
 from .base import Experiment, RunContext
 
 
@@ -69,9 +69,12 @@ def run_experiment(
     fresh: bool = False,
     data_dir: Path | None = None,
     quiet: bool = False,
+    executor=None,
 ) -> Path:
-    """Run (or resume, or skip) one experiment; returns its run directory."""
-    device = resolve_device(config.device)
+    """Run (or resume, or skip) one experiment; returns its run directory. `executor` runs the experiment's
+    trials (executors.py; default: a LocalExecutor, in this process)."""
+    executor = executor or LocalExecutor()
+    device, trial_device = executor.devices(config.device)
     check_datasets(config, data_dir)
     if experiment.check is not None:
         experiment.check(config, data_dir)
@@ -84,17 +87,17 @@ def run_experiment(
     except OSError as error:
         raise RunDirError(f"cannot create run directory {root}: {error.strerror}; choose another --out") from None
     with run_dir.lock():
-        return _run_locked(experiment, config, profile, run_dir, data_dir, quiet, device)
+        return _run_locked(experiment, config, profile, run_dir, data_dir, quiet, device, trial_device, executor)
 
 
-def _run_locked(experiment, config, profile, run_dir, data_dir, quiet, device) -> Path:
+def _run_locked(experiment, config, profile, run_dir, data_dir, quiet, device, trial_device, executor) -> Path:
     root = run_dir.root
     run_dir.remove_stale_temp_files()  # left by a killed run; never read, now deleted (we hold the lock)
     if run_dir.is_done():
         if not quiet:
             print(f"{experiment.name}: already done in {root} (use --fresh to rerun)", file=sys.stderr)
         return root
-    record = config_record(experiment, config, profile, device)
+    record = config_record(experiment, config, profile, trial_device)  # the device the trials compute on
     config_path = root / paths.CONFIG
     if config_path.exists():
         previous = run_dir.read_json(paths.CONFIG)
@@ -105,7 +108,8 @@ def _run_locked(experiment, config, profile, run_dir, data_dir, quiet, device) -
         if not quiet:
             print(f"{experiment.name}: resuming the unfinished run in {root}", file=sys.stderr)
     run_dir.write_json(paths.CONFIG, record)
-    context = RunContext(run_dir=run_dir, device=device, profile=profile, data_dir=data_dir, quiet=quiet)
+    context = RunContext(run_dir=run_dir, device=device, profile=profile, data_dir=data_dir, quiet=quiet,
+                         executor=executor, trial_device=trial_device)
     context.say(f"{experiment.name} ({profile}) -> {root}")
     started = time.time()
     # Saturated tanh units and tiny late-training gradients produce subnormal floats, which run 10-60x
@@ -129,8 +133,12 @@ def _run_locked(experiment, config, profile, run_dir, data_dir, quiet, device) -
             "platform": platform.platform(),
             "torch_threads": torch.get_num_threads(),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "executor": executor.describe(),
         },
     )
+    failed = root / paths.FAILED_TRIALS
+    if failed.exists():  # left by an earlier invocation whose failed trials have now run
+        failed.unlink()
     run_dir.mark_done()
     context.say(f"{experiment.name}: done in {wall_time:.1f} s")
     return root

@@ -34,6 +34,7 @@ final input_gradient_sensitivity, jacobian_sensitivity, sharpness (step = last e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -108,11 +109,13 @@ def _settings(config: Config) -> list[tuple[int, float]]:
     return [(config.batch_size, lr) for lr in sorted(config.learning_rates)]
 
 
-def _train_setting(spec, data, config, batch_size, learning_rate, sharpness_subset, device, progress) -> dict:
-    """Train all seeds of one setting together, then measure every member: a checkpoint-safe dict."""
+def _train_setting(spec, data, config, batch_size, learning_rate, sharpness_subset, trial) -> dict:
+    """Train all seeds of one setting together on trial.device, then measure every member: a checkpoint-safe dict."""
+    device = trial.device
+    data, sharpness_subset = data.to(device), sharpness_subset.to(device)
     train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=learning_rate), batch_size=batch_size,
                            epochs=config.epochs, eval_every=1)
-    result = train_ensemble(spec, config.seeds, data, train_spec, device=device, progress=progress)
+    result = train_ensemble(spec, config.seeds, data, train_spec, device=device, progress=trial.progress)
     x_sensitivity = data.x_test[: config.sensitivity_examples]
     y_sensitivity = data.y_test[: config.sensitivity_examples]
     measured = {"input_gradient_sensitivity": [], "jacobian_sensitivity": [], "sharpness": []}
@@ -141,11 +144,9 @@ def run(config: Config, ctx) -> dict:
     # One fixed training subset for every model, so sharpness values are comparable across settings.
     subset = torch.randperm(num_train, generator=torch.Generator().manual_seed(config.seed))[: config.sharpness_examples].to(ctx.device)
     settings = _settings(config)
-    results = []
-    with ctx.progress(len(settings) * config.epochs, "sensitivity") as progress:
-        for batch_size, learning_rate in settings:
-            results.append(ctx.trial(f"bs{batch_size}_lr{learning_rate:g}", lambda: _train_setting(
-                spec, data, config, batch_size, learning_rate, subset, ctx.device, progress)))
+    trials = [(f"bs{batch_size}_lr{learning_rate:g}", partial(_train_setting, spec, data, config, batch_size, learning_rate, subset))
+              for batch_size, learning_rate in settings]
+    results = ctx.map_trials(trials, "sensitivity", steps=config.epochs)
     varied = "batch_size" if config.vary == "batch_size" else "learning_rate"
     models = [_summarize_model(b, lr, r) for (b, lr), r in zip(settings, results)]
     summary = {"dataset": dataset.name, "dataset_note": dataset.note, "model": f"MLP {spec.describe()} ({config.activation})",
