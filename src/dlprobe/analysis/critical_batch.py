@@ -159,18 +159,60 @@ def _expand(basis, coordinates):  # Q c per run
     return torch.einsum("rpq,rq->rp", basis, coordinates)
 
 
-def lbfgs(objective, thetas: torch.Tensor, iterations: int, history_size: int = 50, max_backtracks: int = 25,
-          armijo: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+def _wolfe_search(objective, current, direction, values, gradient, slope, step, searching, max_evaluations,
+                  armijo=1e-4, curvature=0.9):
+    """Per-run line search along `direction` for the rows marked `searching` (R,) bool, from trial steps (R,).
+
+    Accepts t when f(x + t d) <= f + armijo t g.d and |g(x + t d).d| <= curvature |g.d| (strong Wolfe), or
+    when f decreased enough and the slope turned positive (past the 1-D minimum). While the slope is still
+    steeply negative the step grows 4x (this is what lets L-BFGS move along the flat directions of sloppy
+    networks); once a step fails the Armijo test the search bisects between the last good step and it.
+    After `max_evaluations` a run keeps its last Armijo step if it had one. Returns (found (R,) bool, steps,
+    values, gradients) where found rows hold the accepted point's values and gradients."""
+    low = torch.zeros_like(step)  # last step that satisfied Armijo (0: none)
+    high = torch.full_like(step, float("inf"))
+    found = torch.zeros_like(searching)
+    best_values, best_gradient = values.clone(), gradient.clone()
+    searching = searching.clone()
+    for _ in range(max_evaluations):
+        rows = searching.nonzero().flatten()
+        if len(rows) == 0:
+            break
+        trial_values, trial_gradient = objective(current[rows] + step[rows].unsqueeze(1) * direction[rows])
+        decrease = torch.isfinite(trial_values) & (trial_values <= values[rows] + armijo * step[rows] * slope[rows])
+        new_slope = (trial_gradient * direction[rows]).sum(dim=1)
+        done = decrease & ((new_slope.abs() <= curvature * slope[rows].abs()) | (new_slope > 0))
+        longer = decrease & ~done  # still going down steeply: remember this point, try further
+        shorter = ~decrease
+        for mask in (done, longer):
+            picked = rows[mask]
+            best_values[picked], best_gradient[picked] = trial_values[mask], trial_gradient[mask]
+            low[picked] = step[picked]
+        found[rows[done]] = True
+        searching[rows[done]] = False
+        high[rows[shorter]] = step[rows[shorter]]
+        grow = rows[longer]
+        step[grow] = torch.where(torch.isinf(high[grow]), 4 * step[grow], (step[grow] + high[grow]) / 2)
+        cut = rows[shorter]
+        step[cut] = (low[cut] + high[cut]) / 2
+    fallback = searching & (low > 0)  # out of evaluations: keep the last step that lowered f enough
+    found |= fallback
+    step = torch.where(fallback, low, step)
+    return found, step, best_values, best_gradient
+
+
+def lbfgs(objective, thetas: torch.Tensor, iterations: int, history_size: int = 50, max_evaluations: int = 25
+          ) -> tuple[torch.Tensor, torch.Tensor]:
     """L-BFGS for every run at once; objective(thetas (R, P)) -> ((R,) values, (R, P) gradients).
 
     The objective is called on any subset of the runs' rows (those still searching), so it must be one
     function applied to each row independently, as `BatchedMLPLoss` methods are.
 
-    Per run: the two-loop recursion over its own last `history_size` (s, y) pairs (a pair with s.y <= 1e-10
-    is skipped for that run, as torch.optim.LBFGS does), a first step of length min(1, 1 / |g|_1) along -g, then
-    unit steps, each shortened by halving until the Armijo condition f(x + t d) <= f + 1e-4 t g.d holds (at
-    most `max_backtracks` halvings; a run that finds no decrease stops). torch.optim.LBFGS uses a strong-Wolfe
-    line search instead; both are L-BFGS on the same objective. Returns (thetas (R, P), values (R,))."""
+    Per run, as torch.optim.LBFGS(lr=1, history_size=50, line_search_fn="strong_wolfe") does: the two-loop
+    recursion over its own last `history_size` (s, y) pairs (a pair with s.y <= 1e-10 is skipped), a first
+    step of length min(1, 1 / |g|_1) along -g, then unit steps, each searched for the strong Wolfe conditions
+    (`_wolfe_search`: growth and bisection where torch interpolates cubically, at most `max_evaluations`
+    evaluations). A run whose search finds no decrease stops. Returns (thetas (R, P), values (R,))."""
     current = thetas.detach().clone()
     values, gradient = objective(current)
     runs = len(current)
@@ -199,19 +241,9 @@ def lbfgs(objective, thetas: torch.Tensor, iterations: int, history_size: int = 
         if first:
             step = torch.clamp(1.0 / gradient.abs().sum(dim=1), max=1.0)
             first = False
-        searching = active.clone()
-        new_values, new_gradient = values.clone(), gradient.clone()
-        for _ in range(max_backtracks + 1):
-            rows = searching.nonzero().flatten()
-            if len(rows) == 0:
-                break
-            trial = current[rows] + step[rows].unsqueeze(1) * direction[rows]
-            trial_values, trial_gradient = objective(trial)
-            good = torch.isfinite(trial_values) & (trial_values <= values[rows] + armijo * step[rows] * slope[rows])
-            new_values[rows[good]], new_gradient[rows[good]] = trial_values[good], trial_gradient[good]
-            searching[rows[good]] = False
-            step[rows[~good]] /= 2
-        active &= ~searching  # no acceptable step: that run has converged as far as it can
+        found, step, new_values, new_gradient = _wolfe_search(objective, current, direction, values, gradient, slope, step,
+                                                              active, max_evaluations)
+        active &= found  # no acceptable step: that run has converged as far as it can
         moved = active.unsqueeze(1)
         s_new = torch.where(moved, step.unsqueeze(1) * direction, torch.zeros_like(direction))
         y_new = torch.where(moved, new_gradient - gradient, torch.zeros_like(direction))
