@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import dlprobe.analysis.hessian as hessian_module
+import dlprobe.analysis.spectrum as spectrum_module
 from dlprobe.analysis.params import flatten_params, make_flat_loss
 from dlprobe.data.images import load_dataset
 from dlprobe.models.budget import cnn_for_budget
@@ -109,8 +110,8 @@ def run(smoke: bool = False, repeats: int | None = None) -> dict:
 
     def ours(repetition, tol=None):
         counts["dlprobe"][0] = 0
-        with counting(hessian_module, "_hvp_function", counts["dlprobe"], wraps_factory=True):
-            values = hessian_module.lanczos_eigenvalues(loss, theta, k=top, tol=tol)
+        with counting(spectrum_module, "_hvp_function", counts["dlprobe"], wraps_factory=True):
+            values = spectrum_module.lanczos_eigenvalues(loss, theta, k=top, tol=tol)
         return np.sort(values)[::-1], counts["dlprobe"][0]
 
     def theirs(repetition):

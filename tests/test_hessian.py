@@ -10,9 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlprobe.analysis.hessian import (dense_hessian, hessian_eigenvalues, hessian_vector_product,
-                                      hutchinson_trace, hvp_batch, lanczos_eigenvalues,
-                                      spectral_density)
+from dlprobe.analysis.hessian import dense_hessian, hessian_eigenvalues, hessian_vector_product, hvp_batch
+from dlprobe.analysis.spectrum import hutchinson_trace, lanczos_eigenvalues, spectral_density
 from dlprobe.analysis.params import (FlatLoss, flatten_params, load_flat_params, make_flat_loss,
                                      param_shapes, unflatten_params)
 from dlprobe.errors import ConfigError

@@ -1,10 +1,9 @@
-"""Exact Hessians, Hessian-vector products and Hessian spectra of a loss f(theta).
+"""Exact Hessians and Hessian-vector products of a loss f(theta); spectra from HVPs are in spectrum.py.
 
     f = make_flat_loss(model, loss_fn, x, y); theta = flatten_params(model)   # params.py
     H = dense_hessian(f, theta)                   # (P, P), exact, small P only
-    top = lanczos_eigenvalues(f, theta, k=5)      # any P, via Hessian-vector products
-    trace, stderr = hutchinson_trace(f, theta, num_samples=100, generator=g)
-    grid, density = spectral_density(f, theta, num_runs=3, lanczos_steps=80, generator=g)
+    Hv = hessian_vector_product(f, theta, v)      # any P
+    eigenvalues = hessian_eigenvalues(H)
 
 theta is a 1-D tensor of P parameters; f maps it to a 0-D tensor and must be written with
 torch.func-compatible operations (`make_flat_loss` is). Hessian-vector products use
@@ -19,7 +18,6 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import LinearOperator, eigsh
 from torch.func import grad, vjp, vmap
 
 from dlprobe.analysis.params import FlatLoss, unflatten_params
@@ -168,116 +166,3 @@ def hessian_eigenvalues(hessian: torch.Tensor) -> np.ndarray:
     """All eigenvalues of a symmetric (P, P) matrix, ascending, computed in float64."""
     h64 = hessian.detach().to(torch.float64)
     return torch.linalg.eigvalsh((h64 + h64.T) / 2).cpu().numpy()
-
-
-def _linear_operator(f: Loss, theta: torch.Tensor) -> LinearOperator:
-    hvp = _hvp_function(f, theta, vectorized=False)
-    num_params = theta.numel()
-
-    def matvec(v: np.ndarray) -> np.ndarray:
-        tangent = torch.as_tensor(np.ascontiguousarray(v).reshape(-1)).to(theta)
-        return hvp(tangent).detach().cpu().to(torch.float64).numpy()
-
-    return LinearOperator((num_params, num_params), matvec=matvec, dtype=np.float64)
-
-
-def lanczos_eigenvalues(f: Loss, theta: torch.Tensor, k: int = 5, which: str = "LA",
-                        tol: float | None = None, maxiter: int | None = None,
-                        seed: int = 0) -> np.ndarray:
-    """Extreme Hessian eigenvalues by implicitly restarted Lanczos (scipy eigsh) on HVPs.
-
-    which: "LA" the k largest (algebraic), "SA" the k smallest, "both" the k smallest and the
-    k largest (2k values). Returns a float64 array, ascending. tol is eigsh's relative accuracy
-    (default 1e-10 for float64 theta, 1e-5 otherwise, since HVPs carry theta's rounding).
-    """
-    num_params = theta.numel()
-    if which not in ("LA", "SA", "both"):
-        raise ConfigError(f"lanczos_eigenvalues: which must be 'LA', 'SA' or 'both', got {which!r}")
-    if not 1 <= k < num_params:
-        raise ConfigError(f"lanczos_eigenvalues: need 1 <= k < P={num_params}, got k={k}")
-    if tol is None:
-        tol = 1e-10 if theta.dtype == torch.float64 else 1e-5
-    operator = _linear_operator(f, theta)
-    start = np.random.default_rng(seed).standard_normal(num_params)
-    ends = ["SA", "LA"] if which == "both" else [which]
-    values = [eigsh(operator, k=k, which=end, tol=tol, maxiter=maxiter, v0=start,
-                    return_eigenvectors=False) for end in ends]
-    return np.sort(np.concatenate(values))
-
-
-def _rademacher(shape: tuple[int, ...], generator: torch.Generator | None,
-                like: torch.Tensor) -> torch.Tensor:
-    # Fixed seed 0 when no generator is passed: deterministic, never the global RNG.
-    generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    signs = torch.randint(0, 2, shape, generator=generator, dtype=torch.int64) * 2 - 1
-    return signs.to(dtype=like.dtype, device=like.device)
-
-
-def hutchinson_trace(f: Loss, theta: torch.Tensor, num_samples: int = 100,
-                     generator: torch.Generator | None = None) -> tuple[float, float]:
-    """Stochastic trace estimate tr(H) ~ mean of z^T H z over Rademacher probes z (P,).
-
-    Returns (estimate, standard error of the mean over the num_samples >= 2 probes).
-    """
-    if num_samples < 2:
-        raise ConfigError(f"hutchinson_trace: num_samples must be at least 2, got {num_samples}")
-    probes = _rademacher((num_samples, theta.numel()), generator, theta)
-    quadratic = (probes * hvp_batch(f, theta, probes)).sum(dim=1).to(torch.float64)
-    return quadratic.mean().item(), (quadratic.std() / num_samples ** 0.5).item()
-
-
-def _lanczos_tridiagonal(hvp: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor,
-                         steps: int, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """m-step Lanczos, full reorthogonalisation, float64 basis; HVPs in `dtype`.
-
-    Returns (alpha (m,), beta (m-1,)), the diagonal and off-diagonal of the tridiagonal T.
-    """
-    basis = [start / start.norm()]
-    alphas, betas = [], []
-    for step in range(steps):
-        w = hvp(basis[-1].to(dtype)).to(torch.float64)
-        alphas.append(torch.dot(w, basis[-1]).item())
-        stacked = torch.stack(basis)
-        for _ in range(2):  # twice is enough for orthogonality to rounding level
-            w = w - stacked.T @ (stacked @ w)
-        beta = w.norm().item()
-        scale = max(abs(a) for a in alphas) or 1.0
-        if step == steps - 1 or beta <= 1e-10 * scale:  # Krylov space exhausted: T is exact
-            break
-        betas.append(beta)
-        basis.append(w / beta)
-    return np.array(alphas), np.array(betas)
-
-
-def spectral_density(f: Loss, theta: torch.Tensor, num_runs: int = 3, lanczos_steps: int = 80,
-                     generator: torch.Generator | None = None, grid: np.ndarray | None = None,
-                     sigma: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Hessian eigenvalue density by stochastic Lanczos quadrature (Ghorbani et al. 2019).
-
-    Each run starts Lanczos from a Rademacher vector; the Ritz values theta_i with weights
-    tau_i = (first component of the i-th Ritz vector)^2 (sum 1) form a quadrature for the
-    spectral measure; each node is a Gaussian of width sigma (default 1% of the Ritz-value range)
-    and the runs are averaged. Default grid: 2000 points spanning the Ritz values +- 6 sigma,
-    so the density integrates to ~1. Returns (grid (G,), density (G,)) as float64 arrays.
-    """
-    if num_runs < 1 or lanczos_steps < 1:
-        raise ConfigError("spectral_density: num_runs and lanczos_steps must be positive")
-    hvp = _hvp_function(f, theta, vectorized=False)
-    steps = min(lanczos_steps, theta.numel())
-    nodes, weights = [], []
-    for start in _rademacher((num_runs, theta.numel()), generator, theta):
-        alphas, betas = _lanczos_tridiagonal(hvp, start.to(torch.float64), steps, theta.dtype)
-        tridiagonal = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
-        ritz_values, ritz_vectors = np.linalg.eigh(tridiagonal)
-        nodes.append(ritz_values)
-        weights.append(ritz_vectors[0] ** 2 / num_runs)
-    nodes, weights = np.concatenate(nodes), np.concatenate(weights)
-    if sigma is None:
-        spread = nodes.max() - nodes.min()
-        sigma = 0.01 * spread if spread > 0 else 1e-3 * max(abs(nodes.max()), 1.0)
-    if grid is None:
-        grid = np.linspace(nodes.min() - 6 * sigma, nodes.max() + 6 * sigma, 2000)
-    grid = np.asarray(grid, dtype=np.float64)
-    gaussians = np.exp(-0.5 * ((grid[:, None] - nodes[None, :]) / sigma) ** 2)
-    density = gaussians @ weights / (sigma * np.sqrt(2 * np.pi))
-    return grid, density
