@@ -1,4 +1,4 @@
-"""Critical points of R small MLPs at once: batched losses, exact Hessians, Newton polish, Levenberg-Marquardt.
+"""Critical points of R small MLPs at once: batched losses, exact Hessians, L-BFGS, Levenberg-Marquardt.
 
     loss = BatchedMLPLoss(spec, x, y)                          # loss(thetas (R, P)) -> (R,) MSE
     thetas, values = lbfgs(loss.value_and_gradients, thetas, 1000)  # polish: each run towards a minimum
@@ -6,15 +6,17 @@
     thetas, norms = levenberg_marquardt(loss, thetas, steps=100)    # each run to grad L = 0
     hessians = loss.hessians(thetas)                           # (R, P, P), exact
 
-The R runs never interact: run r's loss depends only on thetas[r], and every step, damping level and
-accept/reject decision is per run (tensors of shape (R,)). So each run follows the trajectory the one-run
-code in critical.py would (`damped_newton` takes the same steps, tests check it), while a step of all runs is
-one batched Hessian, one batched eigendecomposition and one batched forward pass instead of R of each. Parameter order is `MLP(spec).named_parameters()` (weight (out, in) row-major, bias).
+The R runs never interact: run r's loss depends only on thetas[r], and every step, damping level, line
+search and accept/reject decision is per run (tensors of shape (R,)). So each run follows the trajectory the
+one-run code would (`levenberg_marquardt` takes `critical.damped_newton`'s steps, tests check it), while a
+step of all runs is one batched Hessian, one batched eigendecomposition and one batched forward pass instead
+of R of each. Parameter order is `MLP(spec).named_parameters()` (weight (out, in) row-major, bias).
 """
 
 from __future__ import annotations
 
 import torch
+
 from ..models.mlp import MLPSpec, activation_module
 from ..training.ensemble import ensemble_linear
 

@@ -1,6 +1,6 @@
 """1-1 Deep vs Shallow, simulate a function: at one parameter budget, does a deeper net fit better?
 
-    dlprobe run fit-function --profile quick          # about 1-2 minutes on a 2-core CPU
+    dlprobe run fit-function --profile quick          # about 30 s on a 2-core CPU (full: about 6.5 minutes)
     dlprobe run fit-function --function "exp(-x**2)*sin(8*x)" --depths 1,2,4,8
 
 For each target function and each depth, the budget solver picks widths whose exact parameter count is

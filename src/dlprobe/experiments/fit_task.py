@@ -1,8 +1,8 @@
 """1-1 Deep vs Shallow, train on an actual task: at one parameter budget, do deeper CNNs and DNNs do better?
 
-    dlprobe run fit-task --profile quick                      # mnist-5k, 15 epochs: ~1.5 minutes on a 2-core CPU
+    dlprobe run fit-task --profile quick                      # mnist-5k, 15 epochs: ~30 s on a 2-core CPU
     dlprobe run fit-task --profile quick --dataset fashion-mnist   # where installed (`dlprobe data list`)
-    dlprobe run fit-task --profile full                       # mnist + cifar10, 20 epochs, 3 seeds (GPU advised)
+    dlprobe run fit-task --profile full                       # mnist + cifar10, 20 epochs, 3 seeds (GPU advised; on mnist-5k: ~6 min)
 
 Per dataset, three CNNs (`cnn_convs` conv blocks: 3x3 conv, ReLU, 2x2 max-pool; channels doubling; one
 dense hidden layer) share one exact parameter budget, and three DNNs (`dnn_depths` hidden layers) share

@@ -1,6 +1,6 @@
 """1-3 Flatness vs generalization, part 1: what lies on the straight line between two trained models?
 
-    dlprobe run interpolation --profile quick          # about 1 minute on a 2-core CPU
+    dlprobe run interpolation --profile quick          # about 10 s on a 2-core CPU
     dlprobe run interpolation --set pairs=batch_size --set batch_sizes=32,2048
 
 For each pair, m1 and m2 are the same MLP trained with Adam for `epochs` epochs in two ways that differ

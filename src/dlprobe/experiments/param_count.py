@@ -1,7 +1,7 @@
 """1-3 Generalization, number of parameters: how do train and test loss/accuracy change with model size?
 
-    dlprobe run param-count --profile quick        # 10 widths 4..512, 1 seed, 20 epochs: ~30 s on a 2-core CPU
-    dlprobe run param-count --profile full         # 14 widths 4..1024, 3 seeds, 60 epochs: ~10 minutes
+    dlprobe run param-count --profile quick        # 10 widths 4..512, 1 seed, 20 epochs: ~10 s on a 2-core CPU
+    dlprobe run param-count --profile full         # 14 widths 4..1024, 3 seeds, 60 epochs: ~4 minutes
     dlprobe run param-count --widths 8,16,32,64,128,256,512,1024,2048,4096 --hidden-layers 1 --dataset mnist
 
 One family of similar-structured models: MLPs with `hidden_layers` hidden layers of the same width w

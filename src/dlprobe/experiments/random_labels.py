@@ -1,7 +1,7 @@
 """1-3 Generalization, can a network fit random labels? Train an MLP on images whose labels are random.
 
-    dlprobe run random-labels --profile quick          # 0/50/100% noise, 70 epochs: ~1 minute on a 2-core CPU
-    dlprobe run random-labels --profile full           # 0, 20, ..., 100% noise, 200 epochs: ~6 minutes
+    dlprobe run random-labels --profile quick          # 0/50/100% noise, 70 epochs: ~30 s on a 2-core CPU
+    dlprobe run random-labels --profile full           # 0, 20, ..., 100% noise, 200 epochs: ~3 minutes
     dlprobe run random-labels --label-noise 0,0.5,1 --dataset mnist
 
 A fraction `label_noise` of the training labels is replaced by uniformly random classes (Zhang et al. 2017;

@@ -1,6 +1,6 @@
 """1-3 Flatness vs generalization, part 2: do sensitivity and sharpness follow the batch size?
 
-    dlprobe run sensitivity --profile quick            # about 1 minute on a 2-core CPU
+    dlprobe run sensitivity --profile quick            # about 10 s on a 2-core CPU
     dlprobe run sensitivity --set vary=lr --set learning_rates=1e-4,1e-3,1e-2,3e-2,1e-1
 
 One MLP architecture is trained with Adam at each batch size (log-spaced; the largest default, 4000,
