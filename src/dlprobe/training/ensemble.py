@@ -321,6 +321,7 @@ def train_ensemble(
             )
     if final is None:
         final = epoch_boundary(epochs_done, last=True)
+    model.__dict__.pop("_step_buffers", None)  # the hand-written step's scratch memory (ensemble_step.py)
     return EnsembleResult(model, status, log, final, snapshots, snapshot_epochs, snapshot_metrics, epochs_done, converged)
 
 

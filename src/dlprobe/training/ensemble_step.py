@@ -33,7 +33,7 @@ def _activate(name: str, z: torch.Tensor) -> torch.Tensor:
 
 
 def _derivative_times(name: str, grad: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-    """grad * sigma'(z) from the activation output a = sigma(z), in place in grad (a fresh tensor here)."""
+    """grad * sigma'(z) from the activation output a = sigma(z), in place in grad (a scratch buffer here)."""
     if name == "tanh":
         return torch.ops.aten.tanh_backward.grad_input(grad, output, grad_input=grad)
     if name == "relu":
