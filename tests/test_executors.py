@@ -31,6 +31,7 @@ from dlprobe.experiments.base import Experiment  # noqa: E402
 from dlprobe.experiments.runner import run_experiment  # noqa: E402
 from dlprobe.ray_executor import RayExecutor  # noqa: E402
 from dlprobe.store import RunDir, load_checkpoint  # noqa: E402
+from smoke import run_smoke  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,12 +47,6 @@ def cluster():
     finally:
         ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
         ray.shutdown()
-
-
-def smoke(name: str, out: Path, *extra: str) -> Path:
-    assert main(["run", name, "--profile", "smoke", "--out", str(out), "--quiet", *extra]) == 0
-    (done,) = list(out.rglob("DONE"))
-    return done.parent
 
 
 def assert_same_results(first, second):
@@ -72,8 +67,8 @@ def assert_same_results(first, second):
 
 
 def test_ray_gives_the_same_bytes_as_local_and_resumes_without_resubmitting(cluster, tmp_path):
-    local = smoke("param-count", tmp_path / "local")
-    remote = smoke("param-count", tmp_path / "ray", "--executor", "ray", "--ray-max-retries", "1")
+    local = run_smoke("param-count", tmp_path / "local")
+    remote = run_smoke("param-count", tmp_path / "ray", "--executor", "ray", "--ray-max-retries", "1")
     assert local.name == remote.name  # executor options are run options: same config hash, same directory
     for file in ("summary.json", "metrics.csv"):
         assert (local / file).read_bytes() == (remote / file).read_bytes(), file
@@ -89,7 +84,7 @@ def test_ray_gives_the_same_bytes_as_local_and_resumes_without_resubmitting(clus
     for file in ("DONE", "summary.json", "metrics.csv", "trials/width4.pt", "trials/width52.pt", "trials/width400.pt"):
         (remote / file).unlink()
     kept = {p.name: p.stat().st_mtime_ns for p in (remote / "trials").glob("*.pt")}
-    smoke("param-count", tmp_path / "ray", "--executor", "ray")
+    run_smoke("param-count", tmp_path / "ray", "--executor", "ray")
     assert {p.name: p.stat().st_mtime_ns for p in (remote / "trials").glob("*.pt") if p.name in kept} == kept  # not rewritten
     assert sorted(p.name for p in (remote / "trials").glob("*.pt")) == trials
     for file in ("summary.json", "metrics.csv"):
@@ -163,7 +158,7 @@ def test_failed_trials_are_recorded_the_others_saved_and_a_rerun_retries_only_th
 def test_a_worker_killed_mid_trial_is_replaced_and_the_numbers_match_local(cluster, tmp_path):
     # 80 epochs make each of the two trials last seconds, so the worker found busy is killed well before it ends.
     options = ["--set", "epochs=80"]
-    local = smoke("random-labels", tmp_path / "local", *options)
+    local = run_smoke("random-labels", tmp_path / "local", *options)
     command = [sys.executable, "-m", "dlprobe", "run", "random-labels", "--profile", "smoke", "--out", str(tmp_path / "ray"),
                "--executor", "ray", "--ray-address", cluster, *options]
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}

@@ -11,19 +11,17 @@ from dlprobe.data.images import load_dataset
 from dlprobe.experiments import get_experiment
 from dlprobe.experiments.fit_task import PROFILES, _error_stats, observe, table
 from dlprobe.models.budget import cnn_for_budget, mlp_for_budget
+from smoke import run_smoke
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("fit-task")
-    code = main(["run", "fit-task", "--profile", "smoke", "--out", str(out), "--quiet"])
-    (run_dir,) = (out / "fit-task").iterdir()
-    return code, out, run_dir
+    return out, run_smoke("fit-task", out)
 
 
 def test_smoke_run_finishes_with_figures(smoke_run):
-    code, _, run_dir = smoke_run
-    assert code == 0
+    _, run_dir = smoke_run  # run_smoke checked the exit code and DONE
     assert (run_dir / "DONE").exists()
     for name in ("loss_mnist-5k", "accuracy_mnist-5k"):
         for extension in ("png", "svg"):
@@ -32,7 +30,7 @@ def test_smoke_run_finishes_with_figures(smoke_run):
 
 
 def test_summary_budgets_and_accuracy(smoke_run):
-    _, _, run_dir = smoke_run
+    _, run_dir = smoke_run
     summary = json.loads((run_dir / "summary.json").read_text())
     dataset = summary["datasets"]["mnist-5k"]
     assert dataset["num_train"] == PROFILES["smoke"]["train_size"] and dataset["num_test"] == PROFILES["smoke"]["test_size"]
@@ -61,7 +59,7 @@ def test_summary_budgets_and_accuracy(smoke_run):
 
 
 def test_metrics_match_summary(smoke_run):
-    _, _, run_dir = smoke_run
+    _, run_dir = smoke_run
     summary = json.loads((run_dir / "summary.json").read_text())
     lines = (run_dir / "metrics.csv").read_text().splitlines()
     assert lines[0] == "run,step,name,value"
@@ -74,7 +72,7 @@ def test_metrics_match_summary(smoke_run):
 
 
 def test_observe_and_table_from_numbers(smoke_run):
-    _, _, run_dir = smoke_run
+    _, run_dir = smoke_run
     summary = json.loads((run_dir / "summary.json").read_text())
     sentences = observe(summary, {})
     assert "no spread is available" in sentences[0]
@@ -92,7 +90,7 @@ def test_error_stats_mirror_accuracy():
 
 
 def test_rerun_is_skipped(smoke_run, capsys):
-    _, out, run_dir = smoke_run
+    out, run_dir = smoke_run
     before = (run_dir / "summary.json").read_bytes()
     stamp = (run_dir / "summary.json").stat().st_mtime_ns
     assert main(["run", "fit-task", "--profile", "smoke", "--out", str(out)]) == 0

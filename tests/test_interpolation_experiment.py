@@ -10,7 +10,7 @@ from dlprobe.cli import main
 from dlprobe.data.images import load_dataset
 from dlprobe.experiments.interpolation import PROFILES, Config, alpha_grid, flatter
 from dlprobe.models.mlp import MLP, MLPSpec
-from smoke import assert_rerun_is_skipped
+from smoke import assert_rerun_is_skipped, run_smoke
 
 NAME = "interpolation"
 
@@ -18,14 +18,11 @@ NAME = "interpolation"
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    code = main(["run", NAME, "--profile", "smoke", "--out", str(out), "--quiet"])
-    (run_dir,) = (out / NAME).iterdir()
-    return code, out, run_dir
+    return out, run_smoke(NAME, out)
 
 
 def test_smoke_run_writes_figures_and_summary(smoke_run):
-    code, _, run_dir = smoke_run
-    assert code == 0
+    _, run_dir = smoke_run  # run_smoke checked the exit code and DONE
     assert (run_dir / "DONE").exists()
     for pair in ("batch_size", "learning_rate"):
         for extension in ("png", "svg"):
@@ -56,7 +53,7 @@ def test_smoke_run_writes_figures_and_summary(smoke_run):
 
 def test_endpoints_equal_the_trained_models_own_losses(smoke_run):
     """alpha = 0 and 1 of the vmapped line reproduce m1 and m2, evaluated here with a plain forward pass."""
-    _, _, run_dir = smoke_run
+    _, run_dir = smoke_run
     config = Config(**PROFILES["smoke"])
     data = load_dataset(config.dataset, train_size=config.train_size)
     spec = MLPSpec(784, config.widths, 10, config.activation)
@@ -83,7 +80,7 @@ def test_endpoints_equal_the_trained_models_own_losses(smoke_run):
 
 
 def test_metrics_hold_the_line_and_the_training_curves(smoke_run):
-    _, _, run_dir = smoke_run
+    _, run_dir = smoke_run
     lines = (run_dir / "metrics.csv").read_text().splitlines()
     assert lines[0] == "run,step,name,value"
     names = {tuple(line.split(",")[0:3:2]) for line in lines[1:]}
@@ -92,7 +89,7 @@ def test_metrics_hold_the_line_and_the_training_curves(smoke_run):
 
 
 def test_second_invocation_is_skipped(smoke_run):
-    _, out, run_dir = smoke_run
+    out, run_dir = smoke_run
     assert_rerun_is_skipped(["run", NAME, "--profile", "smoke", "--out", str(out), "--quiet"], run_dir)
 
 

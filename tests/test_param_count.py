@@ -9,7 +9,7 @@ import torch
 from dlprobe.cli import main
 from dlprobe.experiments.param_count import geometric_widths, observe, table
 from dlprobe.models.mlp import MLPSpec, build_mlp
-from smoke import assert_rerun_is_skipped
+from smoke import assert_rerun_is_skipped, run_smoke
 
 SMOKE = ["run", "param-count", "--profile", "smoke", "--quiet"]
 
@@ -17,9 +17,7 @@ SMOKE = ["run", "param-count", "--profile", "smoke", "--quiet"]
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("param_count")
-    assert main(SMOKE + ["--out", str(root)]) == 0
-    (done,) = list(root.rglob("DONE"))
-    return root, done.parent
+    return root, run_smoke("param-count", root)
 
 
 def test_models_span_two_decades_with_exact_counts(smoke_run):

@@ -7,7 +7,7 @@ import pytest
 from dlprobe.cli import main
 from dlprobe.data.images import load_dataset
 from dlprobe.experiments.random_labels import Config, _summarize, observe, table
-from smoke import assert_rerun_is_skipped
+from smoke import assert_rerun_is_skipped, run_smoke
 
 SMOKE = ["run", "random-labels", "--profile", "smoke", "--quiet"]
 
@@ -15,9 +15,7 @@ SMOKE = ["run", "random-labels", "--profile", "smoke", "--quiet"]
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("random_labels")
-    assert main(SMOKE + ["--out", str(root)]) == 0
-    (done,) = list(root.rglob("DONE"))
-    return root, done.parent
+    return root, run_smoke("random-labels", root)
 
 
 def test_figures_and_summary(smoke_run):

@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 from dlprobe.cli import main
 from dlprobe.config import build_config
 from dlprobe.experiments.sensitivity import PROFILES, Config, describe_trend, rank_correlation
-from smoke import assert_rerun_is_skipped
+from smoke import assert_rerun_is_skipped, run_smoke
 
 NAME = "sensitivity"
 PER_MODEL = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "loss_gap",
@@ -20,9 +20,7 @@ PER_MODEL = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "loss
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    code = main(["run", NAME, "--profile", "smoke", "--out", str(out), "--quiet"])
-    (run_dir,) = (out / NAME).iterdir()
-    return code, out, run_dir
+    return out, run_smoke(NAME, out)
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
@@ -36,8 +34,7 @@ def test_every_profile_trains_at_least_five_log_spaced_batch_sizes(profile):
 
 
 def test_smoke_run_writes_figures_and_summary(smoke_run):
-    code, _, run_dir = smoke_run
-    assert code == 0
+    _, run_dir = smoke_run  # run_smoke checked the exit code and DONE
     for name in ("loss", "accuracy", "sharpness"):
         for extension in ("png", "svg"):
             assert (run_dir / "figures" / f"{name}_vs_batch_size.{extension}").stat().st_size > 1000
@@ -65,7 +62,7 @@ def test_smoke_run_writes_figures_and_summary(smoke_run):
 
 
 def test_figures_and_metrics_name_the_definitions(smoke_run):
-    _, _, run_dir = smoke_run
+    _, run_dir = smoke_run
     svg = (run_dir / "figures" / "sharpness_vs_batch_size.svg").read_text()
     assert "Keskar" in svg and "Novak" in svg
     assert "assignment" in (run_dir / "figures" / "loss_vs_batch_size.svg").read_text()
@@ -74,7 +71,7 @@ def test_figures_and_metrics_name_the_definitions(smoke_run):
 
 
 def test_second_invocation_is_skipped(smoke_run):
-    _, out, run_dir = smoke_run
+    out, run_dir = smoke_run
     assert_rerun_is_skipped(["run", NAME, "--profile", "smoke", "--out", str(out), "--quiet"], run_dir)
 
 
