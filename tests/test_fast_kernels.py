@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dlprobe.models.fast_tanh import fast_tanh
-from dlprobe.training.ensemble import ensemble_linear
+from dlprobe.training.ensemble_step import ensemble_linear
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 4e-7), (torch.float64, 1e-15)])

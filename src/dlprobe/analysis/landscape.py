@@ -67,6 +67,16 @@ def batchnorm_modules(model):
     return [m for m in model.modules() if isinstance(m, batchnorm_type) and m.track_running_stats]
 
 
+def check_same_layout(params1, params2) -> None:
+    """Two states with the same names and shapes, else a ConfigError naming the difference."""
+    if params1.keys() != params2.keys():
+        raise ConfigError(f"the two states have different names: {sorted(params1.keys() ^ params2.keys())}")
+    for name, first in params1.items():
+        if first.shape != params2[name].shape:
+            shapes = f"{tuple(first.shape)} in one state, {tuple(params2[name].shape)} in the other"
+            raise ConfigError(f"{name} has shape {shapes}")
+
+
 def interpolate_params(params1, params2, alphas):
     """theta(alpha) = (1 - alpha) * theta1 + alpha * theta2 for every alpha: -> stacked (A, ...).
 
@@ -75,14 +85,10 @@ def interpolate_params(params1, params2, alphas):
     are copied from params1.
     """
     alphas = torch.as_tensor(alphas)
-    if params1.keys() != params2.keys():
-        raise ConfigError(f"the two states have different names: {sorted(params1.keys() ^ params2.keys())}")
+    check_same_layout(params1, params2)
     stacked = {}
     for name, first in params1.items():
         second = params2[name]
-        if first.shape != second.shape:
-            shapes = f"{tuple(first.shape)} in one state, {tuple(second.shape)} in the other"
-            raise ConfigError(f"{name} has shape {shapes}")
         if first.is_floating_point():
             weight = alphas.to(first).view(-1, *([1] * first.dim()))  # (A, 1, ..., 1)
             stacked[name] = (1 - weight) * first + weight * second
@@ -195,7 +201,7 @@ def evaluate_interpolation(
     Returns {"loss": (A,) float64 mean over the N examples, "accuracy": (A,) or None for "mse"}.
     """
     alphas = torch.as_tensor(alphas)
-    interpolate_params(params1, params2, alphas[:0])  # the states' names and shapes must match
+    check_same_layout(params1, params2)
     coefficients = torch.stack([1 - alphas, alphas], dim=1)  # (A, 2): (1 - alpha) theta1 + alpha theta2
     return _evaluate_points(model, [params1, params2], coefficients, x, y, loss, batch_size, bn_loader, chunk_size)
 

@@ -51,14 +51,18 @@ def _buffer(cache: dict, key, shape, like: torch.Tensor) -> torch.Tensor:
     return cache[key]
 
 
-def _linear_into(out, h, weight, bias, cache, index):
-    """out = h @ weight + bias as `ensemble_linear` computes it, written into `out`."""
+def ensemble_linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, out=None, scratch=None) -> torch.Tensor:
+    """h (M, B, fan_in) @ weight (M, fan_in, fan_out) + bias (M, 1, fan_out) -> (M, B, fan_out).
+
+    A one-wide side (the 1-input first layer or the 1-output last layer of a function fit) is written as a
+    broadcast product: batched matmul kernels are slow on such shapes, and their backward passes too
+    (measured for M=100, B=1000, 16 wide: last layer forward + backward 3.0 ms with bmm, 0.5 ms this way).
+    out: write the result there (no autograd then); scratch: (M, B, fan_in) for the 1-output product."""
     if weight.shape[1] == 1:
         return torch.addcmul(bias, h, weight, out=out)
     if weight.shape[2] == 1:
-        product = _buffer(cache, ("product", index), (h.shape[0], h.shape[1], weight.shape[1]), h)
-        torch.mul(h, weight.transpose(1, 2), out=product)
-        return torch.sum(product, dim=2, keepdim=True, out=out).add_(bias)
+        total = torch.sum(torch.mul(h, weight.transpose(1, 2), out=scratch), dim=2, keepdim=True, out=out)
+        return total.add_(bias) if out is not None else total + bias
     return torch.baddbmm(bias, h, weight, out=out)
 
 
@@ -76,7 +80,8 @@ def loss_and_gradients(model, x: torch.Tensor, target: torch.Tensor, loss: str, 
     outputs, last = [], len(model.weights) - 1
     for index, (weight, bias) in enumerate(zip(model.weights, model.biases)):
         out = _buffer(cache, ("output", index), (num_models, h.shape[1], weight.shape[2]), weight)
-        h = _linear_into(out, h, weight, bias, cache, index)
+        scratch = _buffer(cache, ("product", index), (num_models, h.shape[1], weight.shape[1]), h) if weight.shape[2] == 1 else None
+        h = ensemble_linear(h, weight, bias, out=out, scratch=scratch)
         if index < last:
             h = _activate(activation, h)
             outputs.append(h)
