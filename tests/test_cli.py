@@ -107,3 +107,26 @@ def test_data_commands(capsys, tmp_path):
     assert code == 0 and "nothing to download" in out
     code, _, err = run_cli(capsys, "data", "fetch", "imagenet", "--data-dir", str(tmp_path))
     assert code == 2 and "unknown dataset" in err and len(err.strip().splitlines()) == 1
+
+
+def test_interrupt_exits_130_even_when_it_ends_string_exec_code(tmp_path):
+    """Under `python -m`, CPython kills itself with SIGINT at exit (code -2) if a KeyboardInterrupt once ended code
+    run by a string `exec` -- even a caught one; libraries do that (dataclasses, namedtuple). The command must
+    still exit 130 with its one-line hint."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "interrupted_in_exec.py").write_text(
+        "import dlprobe.cli as cli\n"
+        "def interrupted(args):\n"
+        "    exec('raise KeyboardInterrupt', {})\n"
+        "cli.command_list = interrupted\n"
+        "import sys; sys.argv = ['dlprobe', 'list']\n"
+        "cli.run_as_command()\n")
+    source = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(source), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "interrupted_in_exec"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert done.stderr.strip().splitlines() == ["dlprobe: interrupted; run the same command again to resume where it stopped"]

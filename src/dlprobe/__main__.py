@@ -1,7 +1,5 @@
 """`python -m dlprobe` is the `dlprobe` command."""
 
-import sys
+from .cli import run_as_command
 
-from .cli import main
-
-sys.exit(main())
+run_as_command()

@@ -299,5 +299,19 @@ def main(argv=None) -> int:
         return 130
 
 
+def run_as_command() -> None:
+    """The `dlprobe` command (console script and `python -m dlprobe`): `main`, then exit with its code.
+
+    After an interrupt the exit code must be 130 whatever the interrupted code was doing. CPython (3.11, 3.12)
+    raises a process-wide flag when a KeyboardInterrupt ends code run from a string by `exec`/`eval` (which
+    libraries do, e.g. `dataclasses`, `collections.namedtuple`), even when a caller catches it, and under
+    `python -m` it then kills itself with SIGINT at exit instead of returning our code. Every string `exec`
+    clears that flag first, so one harmless `exec` here makes the 130 stick."""
+    code = main()
+    if code == 130:
+        exec("pass")  # clears CPython's "unhandled KeyboardInterrupt" flag; see the docstring
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_as_command()
