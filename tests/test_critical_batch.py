@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from dlprobe.analysis.critical import damped_newton
-from dlprobe.analysis.critical_batch import BatchedMLPLoss, lbfgs, levenberg_marquardt
+from dlprobe.analysis.batched_lbfgs import lbfgs
+from dlprobe.analysis.critical_batch import BatchedMLPLoss, levenberg_marquardt
 from dlprobe.analysis.hessian import dense_hessian
 from dlprobe.analysis.params import make_flat_loss
 from dlprobe.models.mlp import MLP, MLPSpec

@@ -40,8 +40,9 @@ from functools import partial
 import numpy as np
 import torch
 
+from ..analysis.batched_lbfgs import lbfgs
 from ..analysis.critical import hessian_index, minimal_ratio, sampling_minimal_ratio
-from ..analysis.critical_batch import BatchedMLPLoss, lbfgs, levenberg_marquardt
+from ..analysis.critical_batch import BatchedMLPLoss, levenberg_marquardt
 from ..config import ExperimentConfig, param
 from ..data.functions import function_dataset, get_function
 from ..errors import ConfigError
