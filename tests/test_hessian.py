@@ -190,6 +190,11 @@ def test_quadratic_exact_hessian_and_eigenvalues():
     np.testing.assert_allclose(hessian_eigenvalues(hessian), sorted(SPECTRUM), atol=1e-10)
     np.testing.assert_allclose(lanczos_eigenvalues(f, theta, k=2, which="both"),
                                [-2.0, -0.5, 10.0, 20.0], atol=1e-8)
+    # largest magnitude: 20, 10, 10, 5, 3, then |-2| = |2| (the smaller positive 1, 0.3, 0.1 are left out)
+    np.testing.assert_allclose(lanczos_eigenvalues(f, theta, k=7, which="LM"), [-2.0, 2.0, 3.0, 5.0, 10.0, 10.0, 20.0], atol=1e-8)
+    negative_first, _, point = quadratic([-30.0, -0.5, 0.0, 1.0, 4.0])
+    np.testing.assert_allclose(lanczos_eigenvalues(negative_first, point, k=2, which="LM"),
+                               [-30.0, 4.0], atol=1e-8)
 
 
 def test_hutchinson_trace_within_a_few_standard_errors():

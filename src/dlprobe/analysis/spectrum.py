@@ -37,13 +37,14 @@ def lanczos_eigenvalues(f: Loss, theta: torch.Tensor, k: int = 5, which: str = "
                         seed: int = 0) -> np.ndarray:
     """Extreme Hessian eigenvalues by implicitly restarted Lanczos (scipy eigsh) on HVPs.
 
-    which: "LA" the k largest (algebraic), "SA" the k smallest, "both" the k smallest and the
-    k largest (2k values). Returns a float64 array, ascending. tol is eigsh's relative accuracy
+    which: "LA" the k largest (algebraic), "SA" the k smallest, "LM" the k largest in magnitude (what
+    power iteration with deflation, e.g. PyHessian, estimates), "both" the k smallest and the k largest
+    (2k values). Returns a float64 array, ascending. tol is eigsh's relative accuracy
     (default 1e-10 for float64 theta, 1e-5 otherwise, since HVPs carry theta's rounding).
     """
     num_params = theta.numel()
-    if which not in ("LA", "SA", "both"):
-        raise ConfigError(f"lanczos_eigenvalues: which must be 'LA', 'SA' or 'both', got {which!r}")
+    if which not in ("LA", "SA", "LM", "both"):
+        raise ConfigError(f"lanczos_eigenvalues: which must be 'LA', 'SA', 'LM' or 'both', got {which!r}")
     if not 1 <= k < num_params:
         raise ConfigError(f"lanczos_eigenvalues: need 1 <= k < P={num_params}, got k={k}")
     if tol is None:
