@@ -16,11 +16,6 @@ from dlprobe.analysis.params import (FlatLoss, flatten_params, load_flat_params,
                                      param_shapes, unflatten_params)
 from dlprobe.errors import ConfigError
 
-# torch.func.hessian (the reference) loads torch's forward-AD decompositions, which call the
-# deprecated torch.jit.script inside torch itself.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-
 
 def tiny_regression(seed: int = 0, num_samples: int = 23):
     """2-4-3-1 tanh/softplus MLP (31 params) with a regression target, float64."""
