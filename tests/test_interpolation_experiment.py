@@ -113,3 +113,19 @@ def test_bad_config_is_a_one_line_error(tmp_path, capsys):
     code = main(["run", NAME, "--profile", "smoke", "--out", str(tmp_path), "--set", "batch_sizes=16,64,256", "--quiet"])
     assert code == 2
     assert "exactly two" in capsys.readouterr().err
+
+
+def test_observations_say_falls_for_a_negative_rise(smoke_run):
+    """A loss that drops beyond an endpoint is reported as falling (never "rises by -x") and as not measurable."""
+    import copy
+
+    from dlprobe.experiments.interpolation import observe
+
+    _, run_dir = smoke_run
+    summary = copy.deepcopy(json.loads((run_dir / "summary.json").read_text()))
+    config = json.loads((run_dir / "config.json").read_text())
+    numbers = summary["pairs"]["batch_size"]["flatness"]["train"]
+    numbers.update(rise_beyond_m1=-0.00074, rise_beyond_m2=0.0352, flatter=flatter(-0.00074, 0.0352))
+    text = " ".join(observe(summary, config))
+    assert "the train loss falls by 7.40e-04 beyond m1" in text and "rises by 0.0352 beyond m2" in text, text
+    assert "rises by -" not in text and "falls beyond m1, which is therefore no minimum" in text

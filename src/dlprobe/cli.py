@@ -198,9 +198,9 @@ def command_run(args) -> int:
     finally:
         executor.close()
     if args.experiment == "all":
-        report_path = _build_report(run_dirs, args.report_dir)
-        if report_path is not None:
-            print(f"report: {report_path.resolve()}")
+        from .report import build_report
+
+        print(f"report: {build_report(run_dirs, args.report_dir).resolve()}")
     else:
         print(f"run directory: {run_dirs[0].resolve()}")
     return 0
@@ -227,15 +227,6 @@ def _check_set_keys(args, experiments) -> None:
         key = item.split("=", 1)[0].strip().replace("-", "_")
         if not any(key in {f.name for f in fields(e.config_class)} for e in experiments):
             raise ConfigError(f"--set {key}: no such config field in {', '.join(e.name for e in experiments)}")
-
-
-def _build_report(run_dirs, out: Path):
-    try:
-        from .report import build_report
-    except ImportError:
-        print("report: not available in this version", file=sys.stderr)
-        return None
-    return build_report(run_dirs, out)
 
 
 def command_report(args) -> int:

@@ -239,8 +239,9 @@ def observe(summary: dict, config: dict) -> list[str]:
         d = flat["distance"]
         for split in SPLITS:
             numbers = flat[split]
-            rise = (f"moving {fmt(d)}·‖θ₂−θ₁‖ beyond each endpoint, the {split} loss rises by {fmt(numbers['rise_beyond_m1'])} "
-                    f"beyond m1 (α = {fmt(-d)}) and by {fmt(numbers['rise_beyond_m2'])} beyond m2 (α = {fmt(1 + d)})")
+            change_m1, change_m2 = (_change(numbers[f"rise_beyond_{name}"]) for name in ("m1", "m2"))
+            rise = (f"moving {fmt(d)}·‖θ₂−θ₁‖ beyond each endpoint, the {split} loss {change_m1} beyond m1 (α = {fmt(-d)}) "
+                    f"and {change_m2} beyond m2 (α = {fmt(1 + d)})")
             verdict = numbers["flatter"]
             if verdict in ("m1", "m2"):
                 ratio = max(numbers["rise_beyond_m1"], numbers["rise_beyond_m2"]) / min(numbers["rise_beyond_m1"], numbers["rise_beyond_m2"])
@@ -256,6 +257,10 @@ def observe(summary: dict, config: dict) -> list[str]:
         sentences.append("Each pair is one training run per model (seed " f"{summary['seed']}); flatness along a single line is "
                          "one direction in parameter space, not a full curvature measurement.")
     return sentences
+
+
+def _change(rise: float) -> str:
+    return f"rises by {fmt(rise)}" if rise >= 0 else f"falls by {fmt(-rise)}"
 
 
 def table(summary: dict):
