@@ -19,3 +19,10 @@ def test_smoke_run_reports_every_run(tmp_path):
         assert run["grad_norm"] < run["grad_norm_after_training"]
         assert run["top_eigenvalues"][0] >= run["bottom_eigenvalues"][0]
     assert (done.parent / "figures" / "minimal_ratio_vs_loss.png").stat().st_size > 1000
+    rho, p_value = summary["spearman_loss_vs_minimal_ratio"], summary["spearman_loss_vs_minimal_ratio_p"]
+    assert (rho is None) == (p_value is None) and (p_value is None or 0 < p_value <= 1)
+    if rho is not None:  # 4 runs: exact permutation p-value, never small enough to call a trend
+        from dlprobe.experiments.observe import rank_correlation
+        good = [r for r in summary["runs"] if r["status"] == "ok"]
+        assert (rho, p_value) == rank_correlation([r["loss"] for r in good], [r["minimal_ratio"] for r in good])
+        assert p_value >= 1 / 12

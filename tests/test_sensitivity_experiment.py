@@ -9,7 +9,8 @@ from scipy.stats import spearmanr
 
 from dlprobe.cli import main
 from dlprobe.config import build_config
-from dlprobe.experiments.sensitivity import PROFILES, Config, describe_trend, rank_correlation
+from dlprobe.experiments.observe import describe_trend, rank_correlation
+from dlprobe.experiments.sensitivity import PROFILES, Config
 from smoke import assert_rerun_is_skipped, run_smoke
 
 NAME = "sensitivity"
@@ -90,7 +91,11 @@ def test_rank_correlation_matches_scipy_and_has_exact_small_sample_p_values():
 def test_describe_trend_says_when_there_is_no_monotonic_trend():
     assert describe_trend(0.1, 0.8).startswith("no monotonic trend")
     assert describe_trend(-0.9, 0.01).startswith("strong decreasing")
-    assert describe_trend(0.5, 0.1).startswith("moderate increasing")
+    assert describe_trend(0.5, 0.01).startswith("moderate increasing")
+    # 5 runs, rho = -0.9: exact permutation p = 0.083 (rank_correlation); a lean, not a trend
+    assert describe_trend(-0.9, 0.083).startswith("no significant trend: the ranks lean decreasing")
+    assert describe_trend(0.5, 0.1).startswith("no significant trend: the ranks lean increasing")
+    assert "trend (" not in describe_trend(0.6, None)
     assert describe_trend(None, None).startswith("not measurable")
 
 

@@ -28,8 +28,8 @@ reported as measured, not assumed.
 summary.json: runs = list of {seed, loss, train_loss_after_adam, grad_norm_after_training,
 grad_norm_after_grad_min, grad_norm (final), minimal_ratio, minimal_ratio_strict, sampling_ratio, index,
 num_negative, num_near_zero, num_positive, top_eigenvalues (5 largest), bottom_eigenvalues (5 smallest),
-status}; grad_norm_reached (seed stats), fraction_below_1e-6, spearman_loss_vs_minimal_ratio,
-spearman_minimal_vs_sampling_ratio, num_params, settings.
+status}; grad_norm_reached (seed stats), fraction_below_1e-6, spearman_loss_vs_minimal_ratio (+ _p, its
+permutation p-value), spearman_minimal_vs_sampling_ratio (+ _p), num_params, settings.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
 from .common import seed_stats
-from .observe import fmt
+from .observe import describe_trend, fmt, rank_correlation
 
 CHUNK = 25  # runs per trial, refined together: the unit of resumption (and of a Ray task)
 
@@ -166,19 +166,19 @@ def run(config: Config, ctx) -> dict:
         "function": target.formula, "architecture": spec.describe(), "num_params": spec.num_params, "num_runs": len(runs),
         "runs": runs, "grad_norm_reached": seed_stats(grads), "grad_norm_median": float(np.median(grads)),
         "fraction_below_1e-6": float(np.mean(np.asarray(grads) < 1e-6)),
-        "spearman_loss_vs_minimal_ratio": _spearman([r["loss"] for r in good], [r["minimal_ratio"] for r in good]),
-        "spearman_minimal_vs_sampling_ratio": _spearman([r["minimal_ratio"] for r in good], [r["sampling_ratio"] for r in good]),
+        **_spearman("loss_vs_minimal_ratio", [r["loss"] for r in good], [r["minimal_ratio"] for r in good]),
+        **_spearman("minimal_vs_sampling_ratio", [r["minimal_ratio"] for r in good], [r["sampling_ratio"] for r in good]),
         "num_minima": sum(r["num_negative"] == 0 for r in good), "num_saddles": sum(r["num_negative"] > 0 for r in good),
         "settings": {"eigen_rel_tol": config.eigen_rel_tol, "radius": config.radius, "num_samples": config.num_samples, "phase2": config.phase2},
     }
 
 
-def _spearman(a, b):
-    from scipy.stats import spearmanr
-
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return None
-    return float(spearmanr(a, b).statistic)
+def _spearman(name: str, a, b) -> dict:
+    """{spearman_<name>: rho, spearman_<name>_p: permutation p-value}, both None when undefined."""
+    rho = p_value = None
+    if len(a) >= 3 and np.ptp(a) > 0 and np.ptp(b) > 0:
+        rho, p_value = rank_correlation(a, b)
+    return {f"spearman_{name}": rho, f"spearman_{name}_p": p_value}
 
 
 def observe(summary: dict, config: dict) -> list[str]:
@@ -197,11 +197,7 @@ def observe(summary: dict, config: dict) -> list[str]:
         f"{fmt(max(ratios))}; on average {np.mean(near_zero):.1f} of {summary['num_params']} eigenvalues lie inside the band, "
         f"which is why the ratio stays below 1 even at minima (strict ratio without tolerance: mean {fmt(np.mean([r['minimal_ratio_strict'] for r in good]))}).")
     rho = summary["spearman_loss_vs_minimal_ratio"]
-    if rho is None:
-        sentences.append("The rank correlation between loss and minimal ratio is undefined (too few runs or constant values).")
-    else:
-        strength = "no clear monotonic relation" if abs(rho) < 0.3 else ("lower loss goes with a higher minimal ratio" if rho < 0 else "higher loss goes with a higher minimal ratio")
-        sentences.append(f"Spearman rank correlation between loss and minimal ratio: {rho:+.2f} ({strength}).")
+    sentences.append(f"Minimal ratio vs loss over {len(good)} runs: {describe_trend(rho, summary.get('spearman_loss_vs_minimal_ratio_p'))}.")
     rho_s = summary["spearman_minimal_vs_sampling_ratio"]
     sampled = [r["sampling_ratio"] for r in good]
     if rho_s is None and len(set(sampled)) == 1:
@@ -209,7 +205,7 @@ def observe(summary: dict, config: dict) -> list[str]:
                          "positive curvature directions dominate a random step, so this definition cannot separate the runs here.")
     if rho_s is not None:
         sentences.append(f"The sampling ratio (radius {fmt(summary['settings']['radius'])}) has mean {fmt(np.mean([r['sampling_ratio'] for r in good]))}; "
-                         f"its rank correlation with the Hessian minimal ratio is {rho_s:+.2f}.")
+                         f"against the Hessian minimal ratio: {describe_trend(rho_s, summary.get('spearman_minimal_vs_sampling_ratio_p'))}.")
     return sentences
 
 

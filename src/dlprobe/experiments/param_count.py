@@ -39,7 +39,7 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
 from .common import seed_stats
-from .observe import fmt, mean_std, separated
+from .observe import describe_trend, fmt, mean_std, rank_correlation, separated
 
 FINAL = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
@@ -171,11 +171,12 @@ def observe(summary: dict, config: dict) -> list[str]:
     fitted = [m for m in models if m["final_train_accuracy"]["mean"] >= 0.99]
     sentences.append(f"The smallest model with >= 99% training accuracy has {fitted[0]['num_params']:,} parameters."
                      if fitted else "No model reached 99% training accuracy.")
-    correlation = float(np.corrcoef(np.log10(params), gap)[0, 1]) if np.nanstd(gap) > 0 else 0.0
-    trend = "grows" if correlation > 0.5 else "shrinks" if correlation < -0.5 else "shows no consistent trend"
+    finite = np.isfinite(gap)
+    rho, p_value = (rank_correlation(params[finite], gap[finite]) if finite.sum() >= 3 and np.ptp(gap[finite]) > 0
+                    else (None, None))
     widest = int(np.nanargmax(gap))
-    sentences.append(f"The train-test accuracy gap {trend} with the parameter count (correlation with log10 #params "
-                     f"{correlation:+.2f}): {100 * gap[0]:.1f} points at the smallest model, largest ({100 * gap[widest]:.1f}) "
+    sentences.append(f"Train-test accuracy gap vs parameter count: {describe_trend(rho, p_value)}; "
+                     f"{100 * gap[0]:.1f} points at the smallest model, largest ({100 * gap[widest]:.1f}) "
                      f"at {int(params[widest]):,} parameters, {100 * gap[best]:.1f} at the test-accuracy peak and "
                      f"{100 * gap[-1]:.1f} at the largest model.")
     return sentences

@@ -18,7 +18,7 @@ Per model (setting x seed): final train/test loss and accuracy, and three number
   `sharpness_examples` (projected sign-gradient ascent, `sharpness_steps` steps from a random start in the
   box, seeded), a lower bound of the true maximum.
 Trends are Spearman rank correlations over all runs (setting x seed pairs) between the varied setting
-and each quantity; |rho| < WEAK_RHO is reported as no monotonic trend.
+and each quantity, worded by `observe.describe_trend` (a trend only when the permutation p-value is below 0.05).
 
 summary.json: dataset, dataset_note, model, num_params, optimizer, epochs, seeds, vary ("batch_size" or
 "learning_rate"), num_train, definitions {name: text}, epsilon, sensitivity_examples, sharpness_examples,
@@ -38,7 +38,6 @@ from functools import partial
 
 import numpy as np
 import torch
-from scipy.stats import permutation_test, rankdata
 
 from ..analysis.sensitivity import input_gradient_sensitivity, jacobian_sensitivity
 from ..analysis.sharpness import epsilon_sharpness
@@ -53,10 +52,8 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
 from .common import seed_stats
-from .observe import fmt, mean_std
+from .observe import describe_trend, fmt, mean_std, rank_correlation
 
-WEAK_RHO = 0.3  # |Spearman rho| below this: "no monotonic trend"; 0.3-0.7 moderate, above 0.7 strong
-STRONG_RHO = 0.7
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 QUANTITIES = ("input_gradient_sensitivity", "jacobian_sensitivity", "sharpness", "loss_gap", "test_loss", "test_accuracy")
 LEGENDS = {
@@ -176,25 +173,6 @@ def _summarize_model(batch_size, learning_rate, result) -> dict:
             **{name: seed_stats(values) for name, values in measured.items()}}
 
 
-def _pearson(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    x = x - x.mean(axis=axis, keepdims=True)
-    y = y - y.mean(axis=axis, keepdims=True)
-    return (x * y).sum(axis=axis) / np.sqrt((x * x).sum(axis=axis) * (y * y).sum(axis=axis))
-
-
-def rank_correlation(x, y, seed: int = 0) -> tuple[float, float]:
-    """(Spearman rho, two-sided permutation p-value) of x (n,) and y (n,); ties get average ranks.
-
-    The p-value permutes the pairing: exact (all n! pairings) for n <= 7 (n! <= 9999), else 9999 seeded random ones;
-    the usual t approximation is far off for the handful of runs here (it gives p ~ 1e-24 for rho = 1, n = 5).
-    """
-    ranks_x, ranks_y = rankdata(x), rankdata(y)
-    # One sample with permutation_type "pairings" permutes y against a fixed x: n! distinct pairings.
-    result = permutation_test((ranks_y,), lambda y, axis=-1: _pearson(ranks_x, y, axis), permutation_type="pairings",
-                              vectorized=True, n_resamples=9999, random_state=np.random.default_rng(seed))
-    return float(result.statistic), float(result.pvalue)
-
-
 def spearman_trends(models: list[dict], varied: str) -> dict:
     """Spearman rho (and p-value) of the varied setting vs each quantity over all (setting, seed) runs."""
     trends = {}
@@ -253,16 +231,6 @@ def _draw(ctx, models, varied, config, spec, dataset_name) -> None:
                                title=f"{title} vs {xlabel.split(' (')[0]}\n{setting}", left_log=left_log, right_log=right_log)
         ctx.run_dir.save_figure(ax.figure, f"{name}_vs_{varied}")
         close(ax.figure)
-
-
-def describe_trend(rho: float | None, p_value: float | None) -> str:
-    if rho is None:
-        return "not measurable (too few runs or constant values)"
-    if abs(rho) < WEAK_RHO:
-        return f"no monotonic trend (Spearman ρ = {rho:+.2f}, p = {fmt(p_value, 2)})"
-    strength = "strong" if abs(rho) >= STRONG_RHO else "moderate"
-    direction = "increasing" if rho > 0 else "decreasing"
-    return f"{strength} {direction} trend (Spearman ρ = {rho:+.2f}, p = {fmt(p_value, 2)})"
 
 
 def observe(summary: dict, config: dict) -> list[str]:
