@@ -35,6 +35,9 @@ def test_list_shows_experiments(capsys):
         (["run", "fit-function", "--depths", "1,100"], "depths must be <= 64"),
         (["run", "fit-function", "--config", "/nonexistent.toml"], "cannot read config file"),
         (["run", "fit-function", "--bogus-flag"], "unrecognized arguments"),
+        (["run", "random-labels", "--seeds", "3"], "--seeds: random-labels has no such setting"),
+        (["run", "fit-function", "--dataset", "cifar10"], "--dataset: fit-function has no such setting"),
+        (["run", "critical-points", "--train-size", "5"], "--train-size: critical-points has no such setting"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -92,6 +95,22 @@ def test_run_dir_of_another_config_is_refused(capsys, tmp_path):
     assert code == 2 and "cannot read" in err
 
 
+def test_finished_run_of_an_older_config_is_not_reused(capsys, tmp_path):
+    """A run directory's name hashes only the settings that differ from the defaults, so a run finished by an
+    older dlprobe (a field it did not have, or a default since changed) can sit under the same name: refused,
+    not skipped. A different --device (marked as not changing the results) still skips."""
+    argv = ["run", "fit-function", "--profile", "smoke", "--out", str(tmp_path), "--quiet", "--set", "max_epochs=20"]
+    assert run_cli(capsys, *argv)[0] == 0
+    (run_dir,) = [p.parent for p in tmp_path.rglob("DONE")]
+    assert run_cli(capsys, *argv, "--device", "cpu")[0] == 0
+    record = json.loads((run_dir / "config.json").read_text())
+    del record["config"]["patience"]  # as if written before the field existed
+    (run_dir / "config.json").write_text(json.dumps(record))
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and "belongs to another configuration (differs in: patience;" in err, err
+    assert (run_dir / "DONE").exists()  # refused, not touched
+
+
 def test_help_lists_experiment_fields(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["run", "fit-function", "--help"])
@@ -130,3 +149,26 @@ def test_interrupt_exits_130_even_when_it_ends_string_exec_code(tmp_path):
     done = subprocess.run([sys.executable, "-m", "interrupted_in_exec"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 130, (done.returncode, done.stderr)
     assert done.stderr.strip().splitlines() == ["dlprobe: interrupted; run the same command again to resume where it stopped"]
+
+
+def test_run_all_checks_every_dataset_and_the_report_dir_before_anything_runs(capsys, tmp_path):
+    """A dataset missing for a later experiment, or a report directory that cannot be written, stops `run all`
+    at once: no experiment runs first (the full profile would otherwise train for minutes before failing)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    cases = [(["--dataset", "mnist", "--data-dir", str(tmp_path / "no-data")], "mnist not found"),
+             (["--report-dir", str(blocker / "report")], "cannot write the report to")]
+    for extra, fragment in cases:
+        out = tmp_path / "runs"
+        code, _, err = run_cli(capsys, "run", "all", "--profile", "smoke", "--out", str(out), "--quiet", *extra)
+        assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()
+
+
+def test_report_to_an_unwritable_place_is_a_one_line_error(capsys, tmp_path):
+    assert main(["run", "error-surface", "--profile", "smoke", "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    capsys.readouterr()
+    code, _, err = run_cli(capsys, "report", "--runs", str(tmp_path / "runs"), "--out", str(blocker / "report"))
+    assert code == 2 and "cannot write the report to" in err and len(err.strip().splitlines()) == 1, err

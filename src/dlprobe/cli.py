@@ -157,11 +157,12 @@ def _file_values(file_data: dict, experiment_name: str, all_names: set[str]) -> 
 
 def command_run(args) -> int:
     from .experiments import all_experiments, get_experiment
-    from .experiments.runner import run_experiment
+    from .experiments.runner import check_before_running, run_experiment
 
     experiments = all_experiments() if args.experiment == "all" else [get_experiment(args.experiment)]
     all_names = {e.name for e in all_experiments()}
     file_data = load_config_file(args.config) if args.config else {}
+    _check_common_options(args, experiments)
     _check_set_keys(args, experiments)
     _check_file_keys(file_data, experiments, all_names)
     if args.threads < 1:
@@ -186,6 +187,12 @@ def command_run(args) -> int:
             cli_values["seeds"] = ",".join(str(config.seed + i) for i in range(len(config.seeds)))
             config = build_config(experiment.config_class, profile, file_values, cli_values, context=context)
         configs.append((experiment, config))
+    for experiment, config in configs:  # data and experiment checks for all, before the first one runs
+        check_before_running(experiment, config, args.data_dir)
+    if args.experiment == "all":
+        from .report import check_report_dir
+
+        check_report_dir(args.report_dir)
     ray_options = {"address": args.ray_address, "cpus_per_trial": args.ray_cpus_per_trial,
                    "gpus_per_trial": args.ray_gpus_per_trial, "max_retries": args.ray_max_retries}
     # one executor (one Ray connection) for every experiment; a --ray-* option without --executor ray is a mistake
@@ -216,6 +223,20 @@ def _check_file_keys(file_data: dict, experiments, all_names: set[str]) -> None:
             continue
         if key.replace("-", "_") not in known:
             raise ConfigError(f"unknown config file key {key!r}: no experiment being run has it")
+
+
+def _check_common_options(args, experiments) -> None:
+    """A common option (--seeds, --dataset, ...) must set a field of at least one experiment being run:
+    never silently dropped (with `all`, each experiment takes the options it has)."""
+    from dataclasses import fields
+
+    for option, candidates in COMMON_FIELDS.items():
+        if getattr(args, option) is None:
+            continue
+        if not any(c in {f.name for f in fields(e.config_class)} for e in experiments for c in candidates):
+            names = ", ".join(e.name for e in experiments)
+            raise ConfigError(f"--{option.replace('_', '-')}: {names} {'has' if len(experiments) == 1 else 'have'} no such setting "
+                              f"(see `dlprobe run {experiments[0].name if len(experiments) == 1 else 'NAME'} --help`)")
 
 
 def _check_set_keys(args, experiments) -> None:

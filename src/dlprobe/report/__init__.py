@@ -11,8 +11,10 @@ in figures/<experiment>/. Both files are written atomically.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
+from ..errors import ReportError
 from ..store import atomic_write_bytes, atomic_write_text
 from .collect import ReportData, collect, is_png
 from .html import render_html
@@ -20,7 +22,7 @@ from .markdown import render_markdown
 from .scan import find_run_dirs
 from .text import anchor
 
-__all__ = ["build_report", "find_run_dirs", "collect", "render_html", "render_markdown"]
+__all__ = ["build_report", "check_report_dir", "find_run_dirs", "collect", "render_html", "render_markdown"]
 
 HTML_NAME = "index.html"
 MARKDOWN_NAME = "report.md"
@@ -35,11 +37,26 @@ def build_report(run_dirs: list[Path], out: Path) -> Path:
     """
     out = Path(out)
     report = collect(run_dirs)
-    links = _copy_figures(report, out)
-    atomic_write_text(out / MARKDOWN_NAME, render_markdown(report, links))
-    html_path = out / HTML_NAME
-    atomic_write_text(html_path, render_html(report))
+    try:
+        links = _copy_figures(report, out)
+        atomic_write_text(out / MARKDOWN_NAME, render_markdown(report, links))
+        html_path = out / HTML_NAME
+        atomic_write_text(html_path, render_html(report))
+    except OSError as error:
+        raise ReportError(f"cannot write the report to {out}: {error.strerror or error}; choose another directory") from None
     return html_path
+
+
+def check_report_dir(out: Path) -> None:
+    """Fail now (before hours of runs) when the report cannot be written to `out`: creates the directory
+    (it is written at the end anyway) and a probe file in it, which is deleted."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise ReportError(f"cannot write the report to {out}: {error.strerror or error}; choose another --report-dir") from None
 
 
 def _copy_figures(report: ReportData, out: Path) -> dict[Path, str]:
