@@ -100,6 +100,7 @@ OPTION_CASES = [
     (["run", "random-labels", "--set", "label_noise=1.5"], "label_noise must be <= 1.0"),
     (["run", "random-labels", "--set", "label_noise=0.5,0.5"], "fractions must be distinct"),
     (["run", "random-labels", "--set", "fit_threshold=2"], "fit_threshold must be <= 1.0"),
+    (["run", "random-labels", "--set", "label_mode=permute"], "choose one of shuffle, random"),
     (["run", "sensitivity", "--set", "batch_sizes=0,64"], "batch_sizes must be >= 1"),
     (["run", "param-count", "--set", "widths=4"], "at least two distinct widths"),
     (["run", "fit-function", "--depths", "0"], "depths must be >= 1"),

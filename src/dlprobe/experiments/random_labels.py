@@ -3,24 +3,32 @@
     dlprobe run random-labels --profile quick          # 0/50/100% noise, 70 epochs: ~30 s on a 2-core CPU
     dlprobe run random-labels --profile full           # 0, 20, ..., 100% noise, 200 epochs: ~3 minutes
     dlprobe run random-labels --label-noise 0,0.5,1 --dataset mnist
+    dlprobe run random-labels --label-mode random      # uniformly random classes instead of shuffled labels
 
-A fraction `label_noise` of the training labels is replaced by uniformly random classes (Zhang et al. 2017;
-a replacement may equal the true label, so 100% noise changes about 90% of ten-class labels). Test labels
-are never touched, so test accuracy measures what transfers from the training set: with 100% noise nothing
-can, and test accuracy should sit at chance while training accuracy climbs to ~100% (memorization). Each
-noise level trains one model (3x256 ReLU MLP, Adam 1e-3, minibatches, the assignment's setting) with the
-plain loop, checkpointed so an interrupted run resumes. All noise levels share the initial weights and
-the data order (both from `seed`); the labels are drawn from `seed` too.
+A fraction `label_noise` of the training images, chosen at random, has its labels corrupted. label_mode
+"shuffle" (the default, as the assignment asks) permutes the labels among the chosen images, so the class
+counts stay exactly the same; "random" replaces them by uniformly random classes (Zhang et al. 2017),
+which lets the class counts drift. Either way a label can land back on its own class, so 100% noise
+changes about 90% of ten-class labels (labels_changed records the share). Test labels are never touched,
+so test accuracy measures what transfers from the training set: with 100% noise nothing can, and test
+accuracy should sit at chance while training accuracy climbs to ~100% (memorization). Each noise level
+trains one model (3x256 ReLU MLP, Adam 1e-3, minibatches, the assignment's setting) with the plain loop,
+checkpointed so an interrupted run resumes. All noise levels share the initial weights and the data order
+(both from `seed`); the labels are drawn from `seed` too.
 
-Measured on mnist-5k (4000 training images), seed 0: with 100% noise training accuracy passes 99% after
-48-50 epochs (the exact epoch depends on the torch thread count, which changes float rounding) and is
-100% at the end of the full profile's 200 epochs, while test accuracy ends at 9.8% (chance 10%); 20-80%
-noise fit in 32-50 epochs, clean labels in 9. The quick profile's 70 epochs already memorize.
+Measured on mnist-5k (4000 training images), seed 0, label_mode random: with 100% noise training accuracy
+passes 99% after 48-50 epochs (the exact epoch depends on the torch thread count, which changes float
+rounding) and is 100% at the end of the full profile's 200 epochs, while test accuracy ends at 9.8% (chance
+10%); 20-80% noise fit in 32-50 epochs, clean labels in 9. The quick profile's 70 epochs already memorize.
+With label_mode shuffle (the default), quick profile (70 epochs), same data and seed: 100% noise changes
+90.2% of the labels with every class count unchanged; training accuracy passes 99% after 43 epochs and
+ends at 99.7%, test accuracy at 10.3%; 50% noise fits in 49 epochs, clean labels in 9.
 
 summary.json: dataset, dataset_note, num_train, num_test, num_classes, chance_accuracy (1/num_classes),
 majority_test_accuracy (share of the most common test class), model {widths, activation, num_params},
-optimizer, learning_rate, batch_size, epochs, fit_threshold, seed, and runs.<fraction> (fraction as "%g",
+optimizer, learning_rate, batch_size, epochs, fit_threshold, seed, label_mode, and runs.<fraction> (fraction as "%g",
 e.g. "0.2") = {label_noise, labels_changed (share of training labels that differ from the true ones),
+max_class_count_change (largest change, in images, of any class's training count; 0 when shuffled),
 status, final_train_loss, final_train_accuracy, final_test_loss, final_test_accuracy, best_test_accuracy,
 best_test_accuracy_epoch, min_test_loss, final_train_accuracy_true_labels (the training images scored
 against their true labels), epochs_to_fit (first evaluated epoch with training accuracy >= fit_threshold, null if never),
@@ -36,7 +44,7 @@ from functools import partial
 import torch
 
 from ..config import ExperimentConfig, param
-from ..data.images import load_dataset, randomize_labels
+from ..data.images import LABEL_MODES, corrupt_labels, load_dataset
 from ..errors import ConfigError
 from ..models.mlp import ACTIVATIONS, MLPSpec, build_mlp
 from ..plotting.generalization import plot_epochs_to_fit, plot_final_vs_noise, plot_split_curves
@@ -55,7 +63,8 @@ class Config(ExperimentConfig):
     dataset: str = param("mnist-5k", "image dataset (mnist-5k is built in; mnist, fashion-mnist, cifar10 need files)")
     train_size: int | None = param(None, "use a stratified subset of this many training images (None: all)", minimum=1)
     test_size: int | None = param(None, "use a stratified subset of this many test images (None: all)", minimum=1)
-    label_noise: tuple[float, ...] = param((1.0,), "fractions of training labels replaced by random classes (several: a sweep)", minimum=0.0, maximum=1.0)
+    label_noise: tuple[float, ...] = param((1.0,), "fractions of training labels corrupted as label_mode says (several: a sweep)", minimum=0.0, maximum=1.0)
+    label_mode: str = param("shuffle", "shuffle: permute the chosen labels (class counts kept); random: uniformly random classes", choices=LABEL_MODES)
     widths: tuple[int, ...] = param((256, 256, 256), "hidden layer widths of the MLP", minimum=1)
     activation: str = param("relu", "hidden activation", choices=tuple(ACTIVATIONS))
     learning_rate: float = param(1e-3, "Adam learning rate", minimum=1e-8, maximum=10.0)
@@ -113,24 +122,31 @@ def run(config: Config, ctx) -> dict:
         "majority_test_accuracy": counts.max().item() / clean.num_test,
         "model": {"widths": list(config.widths), "activation": config.activation}, "optimizer": "adam",
         "learning_rate": config.learning_rate, "batch_size": config.batch_size, "epochs": config.epochs,
-        "fit_threshold": config.fit_threshold, "seed": config.seed, "runs": {},
+        "fit_threshold": config.fit_threshold, "seed": config.seed, "label_mode": config.label_mode, "runs": {},
     }
     fractions = sorted(config.label_noise)
-    # The same draw load_dataset(..., label_noise=fraction, seed=seed) makes (tests check this).
-    noisy = {fraction: randomize_labels(clean.y_train, fraction, clean.num_classes, torch.Generator().manual_seed(config.seed))
-             for fraction in fractions}
+    # The same draw load_dataset(..., label_noise=fraction, label_mode=mode, seed=seed) makes (tests check this).
+    noisy = {fraction: corrupt_labels(clean.y_train, fraction, config.label_mode, clean.num_classes,
+                                      torch.Generator().manual_seed(config.seed)) for fraction in fractions}
     trials = [(f"noise_{_key(fraction).replace('.', 'p')}",
                partial(_train_one, config, TensorData(clean.x_train, noisy[fraction], clean.x_test, clean.y_test),
                        clean.y_train, clean.num_classes)) for fraction in fractions]
     results = {}
     for fraction, result in zip(fractions, ctx.map_trials(trials, "random-labels", steps=config.epochs)):
         result["labels_changed"] = (noisy[fraction] != clean.y_train).double().mean().item()
+        result["max_class_count_change"] = _max_class_count_change(clean.y_train, noisy[fraction], clean.num_classes)
         results[fraction] = result
         summary["model"]["num_params"] = result["num_params"]
         summary["runs"][_key(fraction)] = _summarize(fraction, result, config)
         _record_metrics(ctx.log, _key(fraction), result["curves"])
     _draw(ctx, results, summary)
     return summary
+
+
+def _max_class_count_change(true_labels: torch.Tensor, noisy_labels: torch.Tensor, num_classes: int) -> int:
+    """Largest absolute change, in images, of any class's count between two label vectors (N,)."""
+    true_counts = torch.bincount(true_labels, minlength=num_classes)
+    return int((torch.bincount(noisy_labels, minlength=num_classes) - true_counts).abs().max())
 
 
 def _summarize(fraction: float, result: dict, config: Config) -> dict:
@@ -140,7 +156,8 @@ def _summarize(fraction: float, result: dict, config: Config) -> dict:
     fitted = first_step_below(curves["epoch"], error, 1.0 - config.fit_threshold + 1e-12)
     at_fit = curves["test_accuracy"][curves["epoch"].index(fitted)] if fitted is not None else None
     return {
-        "label_noise": fraction, "labels_changed": result["labels_changed"], "status": result["status"],
+        "label_noise": fraction, "labels_changed": result["labels_changed"],
+        "max_class_count_change": result["max_class_count_change"], "status": result["status"],
         **{f"final_{name}": curves[name][-1] for name in METRICS},
         "best_test_accuracy": max(curves["test_accuracy"]), "min_test_loss": min(curves["test_loss"]),
         "best_test_accuracy_epoch": int(curves["epoch"][curves["test_accuracy"].index(max(curves["test_accuracy"]))]),
@@ -155,15 +172,21 @@ def _record_metrics(log, key: str, curves: dict) -> None:
             log.add(f"label_noise={key}", int(epoch), name, curves[name][index])
 
 
+def _mode_word(summary: dict) -> str:
+    """How the corrupted labels were made, as an adjective: "shuffled" or "random"."""
+    return {"shuffle": "shuffled", "random": "random"}[summary["label_mode"]]
+
+
 def _draw(ctx, results: dict, summary: dict) -> None:
-    labels = {f: f"{100 * f:g}% random ({100 * results[f]['labels_changed']:.0f}% changed)" for f in results}
+    word = _mode_word(summary)
+    labels = {f: f"{100 * f:g}% {word} ({100 * results[f]['labels_changed']:.0f}% changed)" for f in results}
     params = f"MLP {'x'.join(map(str, summary['model']['widths']))}, {summary['model']['num_params']:,} params"
     for metric, ylabel, scale in (("loss", "cross-entropy loss (log scale)", 1.0), ("accuracy", "accuracy (%)", 100.0)):
         curves = {labels[f]: (r["curves"]["epoch"], [scale * v for v in r["curves"][f"train_{metric}"]],
                               [scale * v for v in r["curves"][f"test_{metric}"]]) for f, r in results.items()}
         chance = 100 * summary["chance_accuracy"] if metric == "accuracy" else None
         ax = plot_split_curves(curves, ylabel=ylabel, log_y=metric == "loss", chance=chance, unit="%",
-                               title=f"Random labels on {summary['dataset']}: train and test {metric} ({params})")
+                               title=f"{word.capitalize()} labels on {summary['dataset']}: train and test {metric} ({params})")
         ctx.run_dir.save_figure(ax.figure, f"{metric}_vs_epochs")
         close(ax.figure)
     if len(results) > 1:
@@ -174,7 +197,8 @@ def _draw(ctx, results: dict, summary: dict) -> None:
                             best_test_accuracy=[r["best_test_accuracy"] for r in runs], ax=left)
         plot_epochs_to_fit([r["label_noise"] for r in runs], [r["epochs_to_fit"] for r in runs], summary["epochs"],
                            summary["fit_threshold"], ax=right)
-        figure.suptitle(f"Label-noise sweep on {summary['dataset']} ({params}, {summary['epochs']} epochs)", fontsize=10)
+        figure.suptitle(f"Label-noise sweep, {word} labels, on {summary['dataset']} ({params}, {summary['epochs']} epochs)",
+                        fontsize=10)
         ctx.run_dir.save_figure(figure, "noise_sweep")
         close(figure)
 
@@ -184,11 +208,12 @@ def _percent(value) -> str:
 
 
 def observe(summary: dict, config: dict) -> list[str]:
-    sentences, chance = [], summary["chance_accuracy"]
+    sentences, chance, word = [], summary["chance_accuracy"], _mode_word(summary)
     runs = sorted(summary["runs"].values(), key=lambda r: r["label_noise"])
     threshold = _percent(summary["fit_threshold"])
     for r in runs:
-        lead = f"On {r['label_noise'] * 100:g}% random labels ({_percent(r['labels_changed'])} of the {summary['num_train']} training labels changed)"
+        lead = (f"On {r['label_noise'] * 100:g}% {word} labels ({_percent(r['labels_changed'])} of the {summary['num_train']} "
+                f"training labels changed, {_class_counts(r['max_class_count_change'])})")
         if r["epochs_to_fit"] is not None:
             sentences.append(f"{lead} the MLP reached {threshold} training accuracy after {r['epochs_to_fit']} epochs and ended at "
                              f"{_percent(r['final_train_accuracy'])} after {summary['epochs']}; test accuracy ended at "
@@ -204,7 +229,7 @@ def observe(summary: dict, config: dict) -> list[str]:
         side = f"{fmt(abs(gap), 2)} points {'above' if gap > 0 else 'below'} chance" if abs(gap) >= 0.05 else "at chance"
         verdict = ("the network memorized labels that carry no information about the images" if r["epochs_to_fit"] is not None
                    else f"it had not memorized the labels within {summary['epochs']} epochs")
-        sentences.append(f"With all labels random, final test accuracy is {side} and the test "
+        sentences.append(f"With all labels {word}, final test accuracy is {side} and the test "
                          f"loss went from its minimum {fmt(r['min_test_loss'])} to {fmt(r['final_test_loss'])} "
                          f"(ln {summary['num_classes']} = {fmt(math.log(summary['num_classes']))} is the loss of a uniform guess): {verdict}.")
     if len(runs) > 1:
@@ -219,6 +244,10 @@ def observe(summary: dict, config: dict) -> list[str]:
         for r in (r for r in runs if 0 < r["label_noise"] < 1):
             sentences.append(_partial_noise(r))
     return sentences
+
+
+def _class_counts(change: int) -> str:
+    return "class counts unchanged" if change == 0 else f"class counts changed by up to {change} images"
 
 
 def _partial_noise(r: dict) -> str:
