@@ -1,8 +1,11 @@
-"""fit-function end to end in the smoke profile: equal budgets, figures, summary numbers, expressions."""
+"""fit-function end to end in the smoke profile: equal budgets, figures, summary numbers, expressions,
+the stopping rule's record (converged vs the max_epochs cap) and learning rates at the edge of the grid."""
 
 import json
+from types import SimpleNamespace
 
 from dlprobe.cli import main
+from dlprobe.experiments.fit_function import Config, _summarize, grid_edge, observe
 
 
 def only_run_dir(root):
@@ -28,6 +31,17 @@ def test_smoke_run_fits_sinc_with_equal_budgets(tmp_path):
             assert (run_dir / "figures" / f"{name}.{extension}").stat().st_size > 1000
     header = (run_dir / "metrics.csv").read_text().splitlines()[0]
     assert header == "run,step,name,value"
+    # smoke has patience 0: the rule is off, so no seed can have converged and all trained the 600 epochs
+    for model in models.values():
+        assert model["converged"] == [False, False] and model["converged_at_epoch"] == [None, None]
+        assert model["epochs_trained"] == 600
+        # a two-rate grid has no inside: the chosen rate (the search's argmin) is one of its ends
+        best = min(model["lr_search"], key=model["lr_search"].get)
+        assert float(best) == model["learning_rate"]
+        assert model["lr_grid_edge"] == {3e-3: "lowest", 1e-2: "highest"}[model["learning_rate"]]
+    sentences = observe(summary, {})
+    assert "sin(5πx)/(5πx): the stopping rule is off (patience 0): 4 of 4 model x seed runs trained to the max_epochs cap of 600." in sentences
+    assert sum("a wider grid (the `learning_rates` field) may find a better rate" in s for s in sentences) >= 1
 
 
 def test_expression_flows_through(tmp_path):
@@ -38,3 +52,77 @@ def test_expression_flows_through(tmp_path):
     summary = json.loads((only_run_dir(tmp_path) / "summary.json").read_text())
     assert list(summary["functions"]) == [expression]
     assert summary["functions"][expression]["formula"] == expression
+
+
+def smoke_summary(tmp_path, *settings):
+    assert main(["run", "fit-function", "--profile", "smoke", *settings, "--out", str(tmp_path), "--quiet"]) == 0
+    return json.loads((only_run_dir(tmp_path) / "summary.json").read_text())
+
+
+def test_runs_capped_before_the_patience_cannot_converge(tmp_path):
+    # the rule needs `patience` epochs without improvement, so 40 epochs with patience 600 must hit the cap
+    summary = smoke_summary(tmp_path, "--set", "max_epochs=40", "--set", "patience=600")
+    for model in summary["functions"]["sinc"]["models"].values():
+        assert model["converged"] == [False, False] and model["converged_at_epoch"] == [None, None]
+        assert model["epochs_trained"] == 40
+    sentence = ("sin(5πx)/(5πx): stopping rule (train MSE improved by less than 0.1% over 600 epochs): 0 of 4 model x seed runs converged, "
+                "4 hit the max_epochs cap of 40 (converged per model: 1 layer 0/2, 3 layers 0/2); 2 of 2 models trained all 40 epochs "
+                "(a model's seeds train together until all have converged).")
+    assert sentence in observe(summary, {})
+
+
+def test_loose_rule_on_an_easy_target_converges_before_the_cap(tmp_path):
+    # sinc fits well in a few hundred epochs; with patience 20 the rule fires long before 5000 epochs
+    summary = smoke_summary(tmp_path, "--set", "max_epochs=5000", "--set", "patience=20")
+    for model in summary["functions"]["sinc"]["models"].values():
+        assert model["converged"] == [True, True]
+        # the seeds stop together, at the evaluation where the last of them converged
+        assert max(model["converged_at_epoch"]) == model["epochs_trained"] < 5000
+    (sentence,) = [s for s in observe(summary, {}) if "stopping rule" in s]
+    assert "4 of 4 model x seed runs converged (at epochs " in sentence and "0 hit the max_epochs cap of 5000" in sentence
+    assert "0 of 2 models trained all 5000 epochs" in sentence
+
+
+def test_grid_edge():
+    grid = (1e-3, 3e-3, 1e-2)
+    assert grid_edge(1e-3, grid) == "lowest"
+    assert grid_edge(1e-2, grid) == "highest"
+    assert grid_edge(3e-3, grid) is None
+    assert grid_edge(1e-2, (1e-2, 1e-3)) == "highest"  # by value, not by position
+    assert grid_edge(1e-2, (1e-2,)) == "only"
+
+
+def model_summary(depth, converged_at, status, rate, edge):
+    return {"depth": depth, "epochs_trained": 3000, "converged": [e is not None for e in converged_at], "converged_at_epoch": converged_at,
+            "status": status, "learning_rate": rate, "lr_grid_edge": edge,
+            "final_test_mse": {"mean": 0.1, "std": 0.0, "min": 0.1, "max": 0.1, "n": len(status)},
+            "epochs_to_mse": {"0.01": None, "0.001": None}}
+
+
+def test_observations_count_converged_capped_diverged_and_name_grid_edges():
+    models = {"1": model_summary(1, [None, None, None], ["ok"] * 3, 3e-3, None),
+              "3": model_summary(3, [1200, None, 2400], ["ok"] * 3, 1e-2, "highest"),
+              "6": model_summary(6, [800, None, None], ["ok", "ok", "diverged at step 5"], 1e-2, "highest")}
+    summary = {"functions": {"f": {"formula": "f(x)", "models": models}},
+               "stopping_rule": {"patience": 600, "rel_improvement": 1e-3, "max_epochs": 3000}}
+    sentences = observe(summary, {})
+    assert ("f(x): stopping rule (train MSE improved by less than 0.1% over 600 epochs): 3 of 9 model x seed runs converged "
+            "(at epochs 800-2400), 5 hit the max_epochs cap of 3000; 1 diverged (converged per model: 1 layer 0/3, 3 layers 2/3, "
+            "6 layers 1/3); 3 of 3 models trained all 3000 epochs (a model's seeds train together until all have converged).") in sentences
+    edge = [s for s in sentences if "wider grid" in s]
+    assert edge == ["f(x): the chosen learning rate is the highest rate of the searched grid for 3 layers (lr 0.01), 6 layers (lr 0.01); "
+                    "a wider grid (the `learning_rates` field) may find a better rate."]
+    models["3"]["lr_grid_edge"] = models["6"]["lr_grid_edge"] = None  # every rate inside the grid: no such sentence
+    assert not [s for s in observe(summary, {}) if "wider grid" in s]
+
+
+def test_a_diverged_seed_is_not_counted_as_converged():
+    # the trainer's rule fires on a diverged seed too (a NaN loss never improves); the summary must not call that converged
+    result = {"widths": [4], "num_params": 13, "learning_rate": 1e-2, "lr_search": {}, "epochs_trained": 900,
+              "status": ["ok", "diverged at step 7"], "converged_epoch": [900, 620],
+              "final_train": [0.1, float("nan")], "final_test": [0.1, float("nan")],
+              "curves": [{"epoch": [0, 900], "train_loss": [1.0, 0.1]}] * 2}
+    target = SimpleNamespace(formula="f(x)", domain=(-1.0, 1.0))
+    model = _summarize(target, {1: result}, Config())["models"]["1"]
+    assert model["converged"] == [True, False] and model["converged_at_epoch"] == [900, None]
+    assert model["lr_grid_edge"] == "highest"  # 1e-2 is the top of the default grid (1e-3, 3e-3, 1e-2)

@@ -14,8 +14,17 @@ exponentially with depth but only linearly with width (Montufar et al. 2014): th
 depth, so it is the activation under which this experiment asks its question. `--activation tanh` works.
 
 summary.json: functions.<name> = {formula, domain, models: {"<depth>": {depth, widths, num_params,
-learning_rate, lr_search {rate: geometric-mean train MSE}, final_train_mse / final_test_mse (seed stats:
-mean, std, min, max, values, n), epochs_trained (per seed), epochs_to_mse {"1e-2": seed stats or None}}}}.
+learning_rate, lr_search {rate: geometric-mean train MSE}, lr_grid_edge, status (per seed), converged,
+converged_at_epoch, final_train_mse / final_test_mse (seed stats: mean, std, min, max, values, n),
+epochs_trained, epochs_to_mse {"1e-2": seed stats or None}}}}, and stopping_rule {patience,
+rel_improvement, max_epochs}.
+- converged (per seed): true when the stopping rule fired for that seed, at converged_at_epoch (null when
+  it never fired or the seed diverged). The seeds of one depth train together until every one has
+  converged, so epochs_trained (shared by the seeds) is below max_epochs only when all converged (or
+  diverged); a seed that neither converged nor diverged (status) trained to the max_epochs cap.
+- lr_grid_edge: "lowest" or "highest" when the chosen rate is that end of the searched grid
+  (learning_rates_tried), "only" when the grid has one rate, null when it lies inside: at an edge, the
+  best rate may lie outside the grid.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from .observe import compare_lower_is_better, fmt, mean_std
 
 THRESHOLDS = (1e-2, 1e-3, 1e-4)
 EXTRAPOLATION = 0.15  # the prediction plot extends this fraction of the domain width beyond each end
+STOP_REL_IMPROVEMENT = 1e-3  # converged: train MSE improved by less than this fraction over `patience` epochs
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,7 @@ def _train_depth(config: Config, data: TensorData, depth: int, trial) -> dict:
     lr_search = {repr(rate): geometric_mean(scores[i].tolist()) for i, rate in enumerate(rates)}
     best_rate = min(rates, key=lambda r: lr_search[repr(r)])
     final_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=best_rate), epochs=config.max_epochs,
-                           eval_every=config.eval_every, stop_patience=config.patience)
+                           eval_every=config.eval_every, stop_patience=config.patience, stop_rel_improvement=STOP_REL_IMPROVEMENT)
     result = train_ensemble(spec, seeds, data, final_spec, device=device, progress=trial.progress,
                             checkpoint_path=trial.checkpoint, checkpoint_every=max(1, config.max_epochs // 20))
     low, high = data.x_train.min().item(), data.x_train.max().item()
@@ -102,7 +112,7 @@ def _train_depth(config: Config, data: TensorData, depth: int, trial) -> dict:
         curves[index]["epoch"] = epochs
     return {
         "widths": list(spec.widths), "num_params": spec.num_params, "learning_rate": best_rate, "lr_search": lr_search,
-        "status": result.status, "epochs_trained": result.epochs_done,
+        "status": result.status, "epochs_trained": result.epochs_done, "converged_epoch": list(result.converged_epoch),
         "final_train": result.final["train_loss"].tolist(), "final_test": result.final["test_loss"].tolist(),
         "curves": [curves[i] for i in range(len(seeds))], "grid": grid[:, 0].cpu(), "predictions": predictions,
     }
@@ -110,7 +120,8 @@ def _train_depth(config: Config, data: TensorData, depth: int, trial) -> dict:
 
 def run(config: Config, ctx) -> dict:
     summary = {"functions": {}, "budget": config.budget, "activation": config.activation, "seeds": list(config.seeds),
-               "optimizer": "adam (full batch)", "learning_rates_tried": list(config.learning_rates)}
+               "optimizer": "adam (full batch)", "learning_rates_tried": list(config.learning_rates),
+               "stopping_rule": {"patience": config.patience, "rel_improvement": STOP_REL_IMPROVEMENT, "max_epochs": config.max_epochs}}
     targets = [get_function(name) for name in config.functions]
     check_same_budget([mlp_for_budget(config.budget, d, 1, 1, config.activation) for d in config.depths])
     datasets = {target.name: TensorData(*function_dataset(target, config.num_train, config.num_test)) for target in targets}
@@ -129,6 +140,8 @@ def run(config: Config, ctx) -> dict:
 def _summarize(target, results, config) -> dict:
     models = {}
     for depth, r in results.items():
+        # the trainer's rule also fires on a diverged seed (its loss is NaN, so it stops improving): not a convergence
+        converged = [epoch if status == "ok" else None for epoch, status in zip(r["converged_epoch"], r["status"])]
         epochs_to = {}
         for threshold in THRESHOLDS:
             reached = [first_step_below(c["epoch"], c["train_loss"], threshold) for c in r["curves"]]
@@ -136,11 +149,21 @@ def _summarize(target, results, config) -> dict:
             epochs_to[f"{threshold:g}"] = {**seed_stats(hits), "reached": len(hits), "of": len(reached)} if hits else None
         models[str(depth)] = {
             "depth": depth, "widths": r["widths"], "num_params": r["num_params"], "learning_rate": r["learning_rate"],
-            "lr_search": r["lr_search"], "status": r["status"], "epochs_trained": r["epochs_trained"],
+            "lr_search": r["lr_search"], "lr_grid_edge": grid_edge(r["learning_rate"], config.learning_rates), "status": r["status"],
+            "converged": [epoch is not None for epoch in converged], "converged_at_epoch": converged,
+            "epochs_trained": r["epochs_trained"],
             "final_train_mse": seed_stats(r["final_train"]), "final_test_mse": seed_stats(r["final_test"]),
             "epochs_to_mse": epochs_to,
         }
     return {"formula": target.formula, "domain": list(target.domain), "models": models}
+
+
+def grid_edge(rate: float, grid) -> str | None:
+    """Where `rate` sits in the searched grid: "only" (a one-rate grid), "lowest", "highest", or None (inside)."""
+    low, high = min(grid), max(grid)
+    if low == high:
+        return "only"
+    return "lowest" if rate == low else "highest" if rate == high else None
 
 
 def _record_metrics(log, key, results, config) -> None:
@@ -196,6 +219,39 @@ def observe(summary: dict, config: dict) -> list[str]:
             reached = [(m["depth"], m["epochs_to_mse"].get(threshold)) for m in models]
             parts = [f"{_layers(d)}: {fmt(r['mean'])} epochs ({r['reached']}/{r['of']} seeds)" if r else f"{_layers(d)}: not reached" for d, r in reached]
             sentences.append(lead + f"epochs to reach training MSE {threshold}: " + "; ".join(parts) + ".")
+        sentences.append(lead + _stopping_sentence(models, summary["stopping_rule"]))
+        sentences.extend(lead + sentence for sentence in _grid_edge_sentences(models))
+    return sentences
+
+
+def _stopping_sentence(models: list[dict], rule: dict) -> str:
+    """How many model x seed runs the stopping rule ended vs how many trained to the max_epochs cap."""
+    runs = [(done, status != "ok", epoch) for m in models for done, status, epoch in zip(m["converged"], m["status"], m["converged_at_epoch"])]
+    converged = [epoch for done, _, epoch in runs if done]
+    diverged = sum(failed for _, failed, _ in runs)
+    capped = len(runs) - len(converged) - diverged
+    failed = f"; {diverged} diverged" if diverged else ""
+    if not rule["patience"]:
+        return f"the stopping rule is off (patience 0): {capped} of {len(runs)} model x seed runs trained to the max_epochs cap of {rule['max_epochs']}{failed}."
+    when = "" if not converged else f" (at epoch {converged[0]})" if len(converged) == 1 else f" (at epochs {min(converged)}-{max(converged)})"
+    per_depth = ", ".join(f"{_layers(m['depth'])} {sum(m['converged'])}/{len(m['converged'])}" for m in models)
+    full = sum(m["epochs_trained"] == rule["max_epochs"] for m in models)
+    return (f"stopping rule (train MSE improved by less than {rule['rel_improvement'] * 100:g}% over {rule['patience']} epochs): "
+            f"{len(converged)} of {len(runs)} model x seed runs converged{when}, {capped} hit the max_epochs cap of {rule['max_epochs']}"
+            f"{failed} (converged per model: {per_depth}); {full} of {len(models)} models trained all {rule['max_epochs']} epochs "
+            "(a model's seeds train together until all have converged).")
+
+
+def _grid_edge_sentences(models: list[dict]) -> list[str]:
+    """A sentence per grid edge that some model's chosen learning rate sits on."""
+    sentences = []
+    for edge in ("lowest", "highest", "only"):
+        at_edge = [m for m in models if m["lr_grid_edge"] == edge]
+        if not at_edge:
+            continue
+        names = ", ".join(f"{_layers(m['depth'])} (lr {fmt(m['learning_rate'])})" for m in at_edge)
+        where = "the only rate searched" if edge == "only" else f"the {edge} rate of the searched grid"
+        sentences.append(f"the chosen learning rate is {where} for {names}; a wider grid (the `learning_rates` field) may find a better rate.")
     return sentences
 
 
