@@ -2,6 +2,7 @@
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -14,7 +15,7 @@ from dlprobe.analysis.landscape import (
     interpolate_params,
     loss_along_line,
     loss_surface_2d,
-    project_onto_directions,
+    projection_onto_plane,
     recompute_batchnorm_statistics,
 )
 from dlprobe.errors import ConfigError
@@ -209,14 +210,32 @@ def test_loss_along_line_is_interpolation_from_start_to_end():
     assert torch.equal(line["loss"], evaluate_interpolation(start, state(start), state(end), alphas, x, y)["loss"])
 
 
-def test_project_onto_directions_recovers_coordinates():
-    generator = torch.Generator().manual_seed(0)
-    center, direction1, direction2 = torch.randn(3, 50, generator=generator, dtype=torch.float64)
-    coordinates = torch.randn(7, 2, generator=generator, dtype=torch.float64)
-    points = center + coordinates[:, :1] * direction1 + coordinates[:, 1:] * direction2
-    assert torch.allclose(project_onto_directions(points, center, direction1, direction2), coordinates, atol=1e-10)
-    with pytest.raises(ConfigError):
-        project_onto_directions(points, center, direction1, 2 * direction1)
+def test_projection_onto_plane_constructed_cases():
+    """Non-orthogonal directions: 2 d1 - 3 d2 lies in the plane, a vector orthogonal to both has nothing in it."""
+    direction1 = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    direction2 = torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=torch.float64)  # 45 degrees from direction1
+    center = torch.tensor([0.5, -1.0, 2.0, 3.0], dtype=torch.float64)
+    in_plane, orthogonal = center + 2 * direction1 - 3 * direction2, center + torch.tensor([0.0, 0.0, 3.0, -4.0], dtype=torch.float64)
+    result = projection_onto_plane(torch.stack([in_plane, orthogonal]), center, direction1, direction2)
+    assert torch.allclose(result["coordinates"], torch.tensor([[2.0, -3.0], [0.0, 0.0]], dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(result["distance"], torch.tensor([10 ** 0.5, 5.0], dtype=torch.float64))  # ||(-1, -3, 0, 0)||, ||(0, 0, 3, -4)||
+    assert torch.allclose(result["projected_norm"] / result["distance"], torch.tensor([1.0, 0.0], dtype=torch.float64), atol=1e-12)
+    with pytest.raises(ConfigError, match="linearly independent"):
+        projection_onto_plane(torch.stack([in_plane, orthogonal]), center, direction1, -2 * direction1)
+
+
+def test_projection_onto_plane_matches_numpy_lstsq():
+    generator = torch.Generator().manual_seed(1)
+    center, direction1, direction2 = torch.randn(3, 40, generator=generator, dtype=torch.float64)
+    direction2 = direction2 + 0.5 * direction1  # far from orthogonal
+    points = torch.randn(6, 40, generator=generator, dtype=torch.float64)
+    result = projection_onto_plane(points, center, direction1, direction2)
+    basis, offsets = torch.stack([direction1, direction2], dim=1).numpy(), (points - center).numpy()
+    coordinates, *_ = np.linalg.lstsq(basis, offsets.T, rcond=None)
+    np.testing.assert_allclose(result["coordinates"].numpy(), coordinates.T, rtol=1e-10)
+    np.testing.assert_allclose(result["projected_norm"].numpy(), np.linalg.norm(coordinates.T @ basis.T, axis=1), rtol=1e-10)
+    np.testing.assert_allclose(result["distance"].numpy(), np.linalg.norm(offsets, axis=1), rtol=1e-12)
+    assert (result["projected_norm"] < result["distance"]).all()
 
 
 def test_unknown_loss_is_a_config_error():

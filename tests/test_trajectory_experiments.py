@@ -149,3 +149,31 @@ def test_error_surface_endpoints(runs):
     assert plane["path_coordinates"][-1] == [0.0, 0.0]
     alphas = [float(row["value"]) for row in _metrics(run_dir) if row["run"] == "line" and row["name"] == "alpha"]
     assert min(alphas) == -0.5 and max(alphas) == 1.5 and 0.0 in alphas and 1.0 in alphas
+
+
+def test_error_surface_random_plane_path_matches_numpy_lstsq(runs):
+    from dlprobe.analysis.landscape import filter_normalized_direction
+    from dlprobe.analysis.params import unflatten_params
+    from dlprobe.models.mlp import MLPSpec, build_mlp
+
+    run_dir = runs[0]["error-surface"]
+    summary, config = _summary(run_dir), _config(run_dir)
+    surface = summary["surface"]
+    num_snapshots = len(summary["snapshot_epochs"])
+    assert len(surface["path_coordinates"]) == num_snapshots and all(len(point) == 2 for point in surface["path_coordinates"])
+    assert len(surface["path_fraction_captured"]) == num_snapshots
+    assert surface["path_coordinates"][-1] == [0.0, 0.0] and surface["path_fraction_captured"][-1] is None  # the centre itself
+    # Independent reference: the directions rebuilt from the saved final weights, numpy least squares on the flat vectors.
+    snapshots = torch.load(run_dir / "trials" / "train.pt", weights_only=True)["result"]["snapshots"].double()  # (T, P)
+    model = build_mlp(MLPSpec(1, tuple(config["widths"]), 1, config["activation"]), torch.Generator().manual_seed(0)).double()
+    final = unflatten_params(snapshots[-1], model)
+    generator = torch.Generator().manual_seed(config["seed"] + 1)
+    basis = np.stack([torch.cat([t.reshape(-1) for t in filter_normalized_direction(final, generator).values()]).numpy()
+                      for _ in range(2)], axis=1)  # (P, 2)
+    offsets = (snapshots - snapshots[-1]).numpy()  # (T, P)
+    coordinates = np.linalg.lstsq(basis, offsets.T, rcond=None)[0].T  # (T, 2)
+    np.testing.assert_allclose(surface["path_coordinates"], coordinates, rtol=1e-8, atol=1e-12)
+    projected, distance = np.linalg.norm(coordinates @ basis.T, axis=1), np.linalg.norm(offsets, axis=1)
+    np.testing.assert_allclose(surface["path_fraction_captured"][:-1], projected[:-1] / distance[:-1], rtol=1e-8)
+    overall = np.sqrt((projected ** 2).sum() / (distance ** 2).sum())
+    assert surface["path_fraction_captured_overall"] == pytest.approx(overall, rel=1e-8) and 0 < overall < 1

@@ -287,10 +287,20 @@ def loss_surface_2d(
     return result["loss"].view(len(coords1), len(coords2))
 
 
-def project_onto_directions(points, center, direction1, direction2):
-    """Least-squares coordinates (T, 2) of points (T, P) - center (P,) in the span of two directions (P,)."""
-    basis = torch.stack([torch.as_tensor(direction1), torch.as_tensor(direction2)], dim=1)  # (P, 2)
+def projection_onto_plane(points, center, direction1, direction2):
+    """How much of each displacement points (T, P) - center (P,) lies in the plane of two directions (P,).
+
+    Returns coordinates (T, 2): the least-squares (a, b) with a d1 + b d2 closest to the displacement,
+    from the 2x2 normal equations G (a, b) = (d1 . r, d2 . r), G the Gram matrix of d1, d2 (they need
+    not be orthogonal; torch.linalg.lstsq on the (P, 2) basis gave last-bit differences between runs
+    here, this gives the same bits every time); projected_norm (T,) = ||a d1 + b d2||, the length of the orthogonal projection on the plane;
+    distance (T,) = ||points - center||. projected_norm / distance is the fraction of each
+    displacement the plane captures, in [0, 1].
+    """
+    basis = torch.stack([torch.as_tensor(direction1), torch.as_tensor(direction2)])  # (2, P)
     offsets = (torch.as_tensor(points) - torch.as_tensor(center)).to(basis.dtype)  # (T, P)
-    if torch.linalg.matrix_rank(basis) < 2:
+    gram = basis @ basis.T  # (2, 2)
+    if torch.linalg.matrix_rank(gram) < 2:
         raise ConfigError("the two directions must be linearly independent to project onto them")
-    return torch.linalg.lstsq(basis, offsets.T).solution.T
+    coordinates = torch.linalg.solve(gram, basis @ offsets.T).T  # (T, 2)
+    return {"coordinates": coordinates, "projected_norm": (coordinates @ basis).norm(dim=1), "distance": offsets.norm(dim=1)}

@@ -8,7 +8,9 @@ One MLP is trained (snapshots every `snapshot_every` epochs), then three views o
    (Goodfellow et al. 2015): alpha = 0 is the initial model, alpha = 1 the final one;
 2. a 2-D surface theta_final + a d1 + b d2 on two random filter-normalized directions (Li et al. 2018;
    each row of a weight matrix of d is rescaled to the norm of that row of theta_final, biases 0), so
-   a = 1 is a step as large as the weights themselves;
+   a = 1 is a step as large as the weights themselves; the snapshots are projected on this plane too
+   (least-squares (a, b) of theta_t - theta_final on d1, d2, which are not exactly orthogonal). In
+   high dimensions two random directions capture almost none of the path, so it sits near the centre;
 3. the plane of the training path (Li et al. 2018 section 7): d1, d2 = the top two principal
    components of the snapshots minus theta_final (unit vectors, so coordinates are Euclidean distances
    in weight space), the loss on that plane around theta_final, and the snapshots projected on it.
@@ -21,7 +23,10 @@ loss_at_0, loss_at_1, max_loss_01 (max over alpha in [0, 1]), barrier_height (ma
 larger endpoint loss: 0 when nothing rises above both ends), min_loss, alpha_of_min (over the whole
 line), non_increasing_01 (the loss never rises between consecutive alphas in [0, 1]), test_loss_at_1},
 surface {num_points (per axis), range, center_loss, mean_loss_radius1 (mean over RADIUS_ANGLES
-directions cos(t) d1 + sin(t) d2 at distance 1), max_loss, min_loss}, pca_plane {explained_variance_ratio
+directions cos(t) d1 + sin(t) d2 at distance 1), max_loss, min_loss, path_coordinates (T, 2): the
+snapshots' (a, b), path_fraction_captured (T,): ||a d1 + b d2|| / ||theta_t - theta_final|| per snapshot (null
+where the snapshot is theta_final itself), path_fraction_captured_overall: sqrt(sum_t ||a_t d1 + b_t d2||^2 /
+sum_t ||theta_t - theta_final||^2)}, pca_plane {explained_variance_ratio
 (PC1, PC2 of the path), center_loss, coordinate_range [[min, max] per axis], path_coordinates (T, 2)}.
 metrics.csv: run "train" (step = epoch: train_loss, test_loss), run "line" (step = point index:
 alpha, train_loss, test_loss), runs "surface_random" / "surface_pca" (step = grid index: a, b, loss),
@@ -35,8 +40,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..analysis.landscape import evaluate_interpolation, filter_normalized_direction, loss_along_line, loss_surface_2d
-from ..analysis.params import unflatten_params
+from ..analysis.landscape import (evaluate_interpolation, filter_normalized_direction, loss_along_line, loss_surface_2d,
+                                  projection_onto_plane)
+from ..analysis.params import flatten_params, unflatten_params
 from ..analysis.trajectory import fit_pca
 from ..config import ExperimentConfig, param
 from ..errors import ConfigError
@@ -122,6 +128,7 @@ def _landscapes(config, data, spec, loss, flat) -> dict:
     half = config.surface_points // 2
     coords = _grid(half, -config.surface_range, config.surface_range)
     random_surface = loss_surface_2d(model, final, direction1, direction2, coords, coords, x, y, loss, chunk_size=32)
+    random_path = projection_onto_plane(flat, flat[-1], flatten_params(direction1), flatten_params(direction2))
     ring = []
     for angle in torch.arange(RADIUS_ANGLES, dtype=torch.float64) * (2 * math.pi / RADIUS_ANGLES):
         end = {name: final[name] + torch.cos(angle) * direction1[name] + torch.sin(angle) * direction2[name] for name in final}
@@ -138,6 +145,7 @@ def _landscapes(config, data, spec, loss, flat) -> dict:
                                   axes[0], axes[1], x, y, loss, chunk_size=32)
     return {"alphas": alphas, "line": line["loss"], "line_accuracy": line["accuracy"], "line_test": line_test["loss"],
             "line_test_accuracy": line_test["accuracy"], "coords": coords, "random_surface": random_surface, "ring": torch.stack(ring),
+            "random_path": random_path,
             "explained_variance_ratio": torch.from_numpy(pca.explained_variance_ratio), "path": path, "pca_axes": axes, "pca_surface": pca_surface}
 
 
@@ -170,13 +178,23 @@ def _summarize(config, task, spec, trained, land) -> dict:
                  "alpha_of_min": alphas[line.argmin()].item(), "non_increasing_01": bool((line[inside].diff() <= 0).all()),
                  "test_loss_at_1": land["line_test"][alphas == 1].item()},
         "surface": {"num_points": len(coords), "range": config.surface_range, "center_loss": surface[half, half].item(),
-                    "mean_loss_radius1": ring.mean().item(), "max_loss": surface.max().item(), "min_loss": surface.min().item()},
+                    "mean_loss_radius1": ring.mean().item(), "max_loss": surface.max().item(), "min_loss": surface.min().item(),
+                    **_random_path_summary(land["random_path"])},
         "pca_plane": {"explained_variance_ratio": land["explained_variance_ratio"].tolist(), "center_loss": land["pca_surface"][half, half].item(),
                       "coordinate_range": [[a.min().item(), a.max().item()] for a in land["pca_axes"]], "path_coordinates": land["path"].tolist()},
     }
     if task["note"]:
         summary["dataset_note"] = task["note"]
     return summary
+
+
+def _random_path_summary(projection) -> dict:
+    """Summary keys for the snapshots projected on the random plane (see the module docstring)."""
+    projected, distance = projection["projected_norm"], projection["distance"]
+    fractions = [(p / d).item() if d > 0 else None for p, d in zip(projected, distance)]
+    overall = (projected.square().sum() / distance.square().sum()).sqrt().item()
+    return {"path_coordinates": projection["coordinates"].tolist(), "path_fraction_captured": fractions,
+            "path_fraction_captured_overall": overall}
 
 
 def _record(log, trained, land) -> None:
@@ -210,8 +228,12 @@ def _draw(ctx, config, task, spec, trained, land, summary) -> None:
     ctx.run_dir.save_figure(ax.figure, "loss_line")
     close(ax.figure)
     ax = plot_loss_contour(land["coords"].numpy(), land["coords"].numpy(), land["random_surface"].numpy(),
-                           title=f"Training loss around the final weights on two random filter-normalized directions\n(Li et al. 2018); {model_text}",
-                           axis_labels=["direction 1 (filter-normalized units)", "direction 2 (filter-normalized units)"])
+                           title=(f"Training loss around the final weights on two random filter-normalized directions (Li et al. 2018),\n"
+                                  f"training path projected on them; {model_text}"),
+                           axis_labels=["direction 1 (filter-normalized units)", "direction 2 (filter-normalized units)"],
+                           path=land["random_path"]["coordinates"].numpy(),
+                           path_label=(f"snapshots (projected; epochs 0-{trained['epochs'][-1]}): the plane holds "
+                                       f"{100 * summary['surface']['path_fraction_captured_overall']:.1f}% of their distance"))
     ctx.run_dir.save_figure(ax.figure, "loss_surface_random")
     close(ax.figure)
     ratio = summary["pca_plane"]["explained_variance_ratio"]
@@ -234,11 +256,24 @@ def observe(summary: dict, config: dict) -> list[str]:
         f"Random filter-normalized plane: loss {fmt(surface['center_loss'])} at the final weights, {fmt(surface['mean_loss_radius1'])} on average at "
         f"distance 1 ({fmt(surface['mean_loss_radius1'] / surface['center_loss'], 2)}× higher), up to {fmt(surface['max_loss'])} in the "
         f"[-{fmt(surface['range'])}, {fmt(surface['range'])}]² window.",
+        _random_path_sentence(surface),
         f"The training path's top two principal directions explain {100 * plane['explained_variance_ratio'][0]:.1f}% and "
         f"{100 * plane['explained_variance_ratio'][1]:.1f}% of its variance ({100 * sum(plane['explained_variance_ratio']):.1f}% together), "
         f"so the 2-D picture shows {'most' if sum(plane['explained_variance_ratio']) > 0.5 else 'only part'} of the motion.",
     ]
     return sentences
+
+
+def _random_path_sentence(surface: dict) -> str:
+    """How much of the training path the random plane shows: captured fraction and extent in the window."""
+    fractions = [f for f in surface["path_fraction_captured"] if f is not None]
+    extent = max(max(abs(a), abs(b)) for a, b in surface["path_coordinates"])
+    sentence = (f"The random plane captures {100 * surface['path_fraction_captured_overall']:.1f}% of the training path's distance from the "
+                f"final weights (all snapshots pooled; {100 * min(fractions):.1f}% to {100 * max(fractions):.1f}% per snapshot): "
+                f"projected on it, the path stays within {fmt(extent)} filter-normalized units of the centre")
+    if extent < 0.1 * surface["range"]:
+        return sentence + ", so the path is nearly a point here, which is why the PCA plane of the path is also drawn."
+    return sentence + f" ({100 * extent / surface['range']:.0f}% of the window's half-width)."
 
 
 def table(summary: dict):
@@ -248,6 +283,7 @@ def table(summary: dict):
             ["max train loss on [0, 1]", fmt(line["max_loss_01"])], ["barrier height", fmt(line["barrier_height"])],
             ["min train loss on the line (α)", f"{fmt(line['min_loss'])} ({fmt(line['alpha_of_min'])})"],
             ["surface: loss at centre", fmt(surface["center_loss"])], ["surface: mean loss at radius 1", fmt(surface["mean_loss_radius1"])],
+            ["surface: share of the path's distance captured", f"{100 * surface['path_fraction_captured_overall']:.1f}%"],
             ["path PCA explained variance", ", ".join(f"{100 * r:.1f}%" for r in summary["pca_plane"]["explained_variance_ratio"])]]
     return columns, rows
 
