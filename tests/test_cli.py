@@ -172,3 +172,25 @@ def test_report_to_an_unwritable_place_is_a_one_line_error(capsys, tmp_path):
     capsys.readouterr()
     code, _, err = run_cli(capsys, "report", "--runs", str(tmp_path / "runs"), "--out", str(blocker / "report"))
     assert code == 2 and "cannot write the report to" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path):
+    """torch takes most of a second to load; an interrupt then is still the one-line hint and exit code 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(source), os.environ.get("PYTHONPATH", "")])}
+    for delay in (0.4, 0.8):
+        process = subprocess.Popen([sys.executable, "-m", "dlprobe", "run", "fit-function", "--profile", "smoke", "--quiet",
+                                    "--out", str(tmp_path / str(delay))], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 130, (delay, process.returncode, err)
+        assert "Traceback" not in err and err.strip().splitlines() == [
+            "dlprobe: interrupted; run the same command again to resume where it stopped"], err

@@ -23,12 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
-from typing import Any, Callable, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .errors import ConfigError, DlprobeError
-from .training.common import resolve_device
+
+if TYPE_CHECKING:  # torch is imported where it is used: `dlprobe` starts (and answers Ctrl-C) before torch loads
+    import torch
 
 EXECUTORS = ("local", "ray")
 
@@ -64,6 +64,8 @@ class LocalExecutor:
 
     def devices(self, requested: str) -> tuple[torch.device, torch.device]:
         """(driver device, trial device) for the config's device name ('auto', 'cpu', 'cuda[:k]')."""
+        from .training.common import resolve_device
+
         device = resolve_device(requested)
         return device, device
 
