@@ -31,6 +31,10 @@ def test_smoke_run_fits_sinc_with_equal_budgets(tmp_path):
             assert (run_dir / "figures" / f"{name}.{extension}").stat().st_size > 1000
     header = (run_dir / "metrics.csv").read_text().splitlines()[0]
     assert header == "run,step,name,value"
+    # smoke: 2 depths on 1 function, below the assignment's 3 and 2: the report says so
+    sentences = observe(summary, {})
+    assert sentences[0].startswith("Fewer depths than the assignment asks for (2, at least 3)")
+    assert sentences[1].startswith("Fewer target functions than the assignment asks for (1, at least 2)")
     # smoke has patience 0: the rule is off, so no seed can have converged and all trained the 600 epochs
     for model in models.values():
         assert model["converged"] == [False, False] and model["converged_at_epoch"] == [None, None]

@@ -27,6 +27,12 @@ def test_models_span_two_decades_with_exact_counts(smoke_run):
     assert len(models) >= 10
     counts = [m["num_params"] for m in models]
     assert counts == sorted(counts) and max(counts) / min(counts) >= 100
+    from dlprobe.experiments.param_count import observe
+    assert not any("than the assignment asks for" in s for s in observe(summary, {}))  # 10 models, > 2 decades
+    fewer = {**summary, "models": models[:3]}  # 3 models over less than 2 decades
+    warnings = [s for s in observe(fewer, {}) if "than the assignment asks for" in s]
+    assert len(warnings) == 2 and warnings[0].startswith("Fewer models than the assignment asks for (3, at least 10)")
+    assert warnings[1].startswith("Fewer decades of parameter count than the assignment asks for")
     for m in models:
         assert m["widths"] == [m["width"]] * summary["hidden_layers"]
         built = build_mlp(MLPSpec(784, tuple(m["widths"]), 10, summary["activation"]), torch.Generator().manual_seed(0))

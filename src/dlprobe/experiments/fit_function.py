@@ -47,10 +47,11 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
 from .common import first_step_below, geometric_mean, seed_stats, slug
-from .observe import compare_lower_is_better, fmt, mean_std
+from .observe import below_minimum, compare_lower_is_better, fmt, mean_std
 
 THRESHOLDS = (1e-2, 1e-3, 1e-4)
 EXTRAPOLATION = 0.15  # the prediction plot extends this fraction of the domain width beyond each end
+MIN_DEPTHS, MIN_FUNCTIONS = 3, 2  # the assignment's minimum: shallow/middle/deep models on 2+ functions
 STOP_REL_IMPROVEMENT = 1e-3  # converged: train MSE improved by less than this fraction over `patience` epochs
 
 
@@ -204,7 +205,8 @@ def _same_length(curves):
 
 
 def observe(summary: dict, config: dict) -> list[str]:
-    sentences = []
+    depths = {m["depth"] for function in summary["functions"].values() for m in function["models"].values()}
+    sentences = below_minimum("depths", len(depths), MIN_DEPTHS) + below_minimum("target functions", len(summary["functions"]), MIN_FUNCTIONS)
     for name, function in summary["functions"].items():
         models = sorted(function["models"].values(), key=lambda m: m["depth"])
         shallow, deep = models[0], models[-1]

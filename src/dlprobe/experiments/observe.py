@@ -91,3 +91,11 @@ def describe_trend(rho: float | None, p_value: float | None) -> str:
         return f"no significant trend: the ranks lean {direction}, but p ≥ {SIGNIFICANCE:g} ({numbers})"
     strength = "strong" if abs(rho) >= STRONG_RHO else "moderate"
     return f"{strength} {direction} trend ({numbers})"
+
+
+def below_minimum(what: str, count: float, minimum: float) -> list[str]:
+    """[one sentence] when a run has fewer `what` than the assignment asks for (e.g. a smoke-sized run), else []."""
+    if count >= minimum:
+        return []
+    return [f"Fewer {what} than the assignment asks for ({fmt(count)}, at least {fmt(minimum)}): a small sample, "
+            "so read its comparisons as tentative."]

@@ -39,9 +39,10 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
 from .common import seed_stats
-from .observe import describe_trend, fmt, mean_std, rank_correlation, separated
+from .observe import below_minimum, describe_trend, fmt, mean_std, rank_correlation, separated
 
 FINAL = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+MIN_MODELS, MIN_DECADES = 10, 2  # the assignment's minimum: 10+ models over 2+ orders of magnitude of #params
 
 
 def geometric_widths(smallest: int, largest: int, count: int) -> tuple[int, ...]:
@@ -151,6 +152,8 @@ def observe(summary: dict, config: dict) -> list[str]:
     seeds = len(summary["seeds"])
     sentences = [f"{len(models)} models from {int(params.min()):,} to {int(params.max()):,} parameters "
                  f"({fmt(params.max() / params.min(), 3)}x), {summary['num_train']} training images, {seeds} seed{'s' if seeds > 1 else ''} each."]
+    sentences += below_minimum("models", len(models), MIN_MODELS)
+    sentences += below_minimum("decades of parameter count", np.log10(params.max() / params.min()), MIN_DECADES)
     best = int(np.nanargmax(test_accuracy))
     largest = models[-1]
     peak = models[best]
