@@ -117,6 +117,7 @@ def test_help_lists_experiment_fields(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "--budget" in out and "--learning-rates" in out and "--profile" in out
+    assert "one of: tanh, relu, sigmoid" in " ".join(out.split())  # a field with choices lists them
 
 
 def test_data_commands(capsys, tmp_path):

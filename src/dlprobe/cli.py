@@ -70,10 +70,15 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 def _add_field_options(parser: argparse.ArgumentParser, config_class) -> None:
     group = parser.add_argument_group("experiment options (every config field; defaults shown are before the profile)")
     taken = {name for names in COMMON_FIELDS.values() for name in names}
+    from dataclasses import fields
+
+    choices = {f.name: f.metadata.get("choices") for f in fields(config_class)}
     for name, type_text, help_text, default in field_help(config_class):
         if name in taken:
             continue
-        group.add_argument(f"--{name.replace('_', '-')}", dest=f"field__{name}", metavar=type_text.upper().replace(" ", ""), help=f"{help_text} (default: {default})".replace("%", "%%"))
+        allowed = f"one of: {', '.join(map(str, choices[name]))}; " if choices[name] else ""
+        group.add_argument(f"--{name.replace('_', '-')}", dest=f"field__{name}", metavar=type_text.upper().replace(" ", ""),
+                           help=f"{help_text} ({allowed}default: {default})".replace("%", "%%"))
 
 
 def build_parser(experiment=None) -> argparse.ArgumentParser:
