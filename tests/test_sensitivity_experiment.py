@@ -5,17 +5,19 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import spearmanr
 
 from dlprobe.cli import main
 from dlprobe.config import build_config
-from dlprobe.experiments.observe import describe_trend, rank_correlation
-from dlprobe.experiments.sensitivity import PROFILES, Config
+from dlprobe.experiments.observe import describe_trend, fmt, rank_correlation
+from dlprobe.experiments.sensitivity import NAMES, PROFILES, Config, observe, top_hessian_eigenvalues
+from dlprobe.models.mlp import MLPSpec, build_mlp
 from smoke import assert_rerun_is_skipped, run_smoke
 
 NAME = "sensitivity"
 PER_MODEL = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "loss_gap",
-             "input_gradient_sensitivity", "jacobian_sensitivity", "sharpness")
+             "input_gradient_sensitivity", "jacobian_sensitivity", "sharpness", "hessian_top_eigenvalue")
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +38,13 @@ def test_every_profile_trains_at_least_five_log_spaced_batch_sizes(profile):
 
 def test_smoke_run_writes_figures_and_summary(smoke_run):
     _, run_dir = smoke_run  # run_smoke checked the exit code and DONE
-    for name in ("loss", "accuracy", "sharpness"):
+    for name in ("loss", "accuracy", "sharpness", "hessian"):
         for extension in ("png", "svg"):
             assert (run_dir / "figures" / f"{name}_vs_batch_size.{extension}").stat().st_size > 1000
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["vary"] == "batch_size" and summary["dataset"] == "mnist-5k" and summary["dataset_note"]
-    assert set(summary["definitions"]) == {"input_gradient_sensitivity", "jacobian_sensitivity", "sharpness"}
+    assert set(summary["definitions"]) == {"input_gradient_sensitivity", "jacobian_sensitivity", "sharpness", "hessian_top_eigenvalue"}
+    assert summary["hessian_examples"] == 200 and summary["hessian_top_k"] == 3
     models = summary["models"]
     assert len(models) >= 5
     assert [m["batch_size"] for m in models] == sorted(m["batch_size"] for m in models)
@@ -55,11 +58,66 @@ def test_smoke_run_writes_figures_and_summary(smoke_run):
         for name in ("train_loss", "test_loss", "input_gradient_sensitivity", "jacobian_sensitivity"):
             assert m[name]["min"] > 0, name
         assert m["sharpness"]["min"] >= 0
+        # Per seed the top-k eigenvalues, descending; the first is the recorded lambda_max.
+        assert len(m["hessian_top_eigenvalues"]) == len(summary["seeds"])
+        for top, largest in zip(m["hessian_top_eigenvalues"], m["hessian_top_eigenvalue"]["values"]):
+            assert len(top) == summary["hessian_top_k"] and top == sorted(top, reverse=True) and top[0] == largest
+        assert m["hessian_top_eigenvalue"]["min"] > 0
         assert 0 <= m["test_accuracy"]["min"] <= m["test_accuracy"]["max"] <= 1
     for quantity, trend in summary["spearman"].items():
         assert trend["n"] == len(models) * len(summary["seeds"]), quantity
         assert trend["rho"] is None or (-1 <= trend["rho"] <= 1 and 0 < trend["p_value"] <= 1), quantity
-    assert {"input_gradient_sensitivity", "jacobian_sensitivity", "sharpness", "loss_gap"} <= set(summary["spearman"])
+    assert {"input_gradient_sensitivity", "jacobian_sensitivity", "sharpness", "hessian_top_eigenvalue", "loss_gap"} <= set(summary["spearman"])
+
+
+def test_observations_word_the_hessian_trend(smoke_run):
+    _, run_dir = smoke_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    trend = summary["spearman"]["hessian_top_eigenvalue"]
+    first, last = summary["models"][0], summary["models"][-1]
+    expected = (f"{NAMES['hessian_top_eigenvalue']} vs batch size: {describe_trend(trend['rho'], trend['p_value'])} over {trend['n']} runs "
+                f"({first['batch_size']}: {fmt(first['hessian_top_eigenvalue']['mean'])} → {last['batch_size']}: "
+                f"{fmt(last['hessian_top_eigenvalue']['mean'])}).")
+    assert expected in observe(summary, {})
+    assert not any("than the assignment asks for" in s for s in observe(summary, {}))  # smoke: 5 batch sizes
+    fewer = observe({**summary, "models": summary["models"][:2]}, {})
+    assert fewer[0].startswith("Fewer batch size settings than the assignment asks for (2, at least 5)")
+
+
+def _hand_written_loss(x, y, widths):
+    """Mean cross-entropy of a tanh MLP as a function of its flat parameters (nn.Linear order), written out by hand."""
+    def loss(theta):
+        hidden, offset = x, 0
+        for index, (fan_in, fan_out) in enumerate(widths):
+            weight = theta[offset: offset + fan_in * fan_out].reshape(fan_out, fan_in)
+            bias = theta[offset + fan_in * fan_out: offset + fan_in * fan_out + fan_out]
+            offset += fan_in * fan_out + fan_out
+            hidden = hidden @ weight.T + bias
+            if index < len(widths) - 1:
+                hidden = torch.tanh(hidden)
+        return torch.nn.functional.cross_entropy(hidden, y)
+    return loss
+
+
+def test_recorded_hessian_eigenvalues_are_the_top_of_the_dense_spectrum():
+    spec = MLPSpec(6, (5,), 3, "tanh")  # P = 6*5 + 5 + 5*3 + 3 = 53
+    model = build_mlp(spec, torch.Generator().manual_seed(0))  # float32, as in the experiment
+    generator = torch.Generator().manual_seed(1)
+    x, y = torch.randn(12, 6, generator=generator), torch.randint(0, 3, (12,), generator=generator)
+    recorded = top_hessian_eigenvalues(model, x, y, k=3, seed=0)
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double()
+    dense = torch.autograd.functional.hessian(_hand_written_loss(x.double(), y, spec.layer_sizes), theta)
+    reference = torch.linalg.eigvalsh(dense).flip(0)[:3].numpy()  # float64, descending
+    # float32 Hessian-vector products and eigsh's relative tolerance 1e-5: agreement to 1e-4 of lambda_max.
+    assert np.abs(np.array(recorded) - reference).max() <= 1e-4 * reference[0]
+    assert reference[0] - reference[1] > 1e-3 * reference[0]  # distinct eigenvalues: the order is meaningful
+    assert top_hessian_eigenvalues(model, x, y, k=3, seed=0) == recorded  # the seeded start vector: same result
+
+
+def test_hessian_top_k_not_below_the_parameter_count_is_a_one_line_error(tmp_path, capsys):
+    code = main(["run", NAME, "--profile", "smoke", "--out", str(tmp_path), "--set", "hessian_top_k=30000", "--quiet"])
+    assert code == 2
+    assert "hessian_top_k=30000 must be below the model's 25450 parameters" in capsys.readouterr().err
 
 
 def test_figures_and_metrics_name_the_definitions(smoke_run):

@@ -16,19 +16,27 @@ Per model (setting x seed): final train/test loss and accuracy, and three number
   both over the first `sensitivity_examples` test examples;
 - sharpness: Keskar et al. 2017 epsilon-sharpness in percent on a fixed random training subset of
   `sharpness_examples` (projected sign-gradient ascent, `sharpness_steps` steps from a random start in the
-  box, seeded), a lower bound of the true maximum.
+  box, seeded), a lower bound of the true maximum;
+- hessian_top_eigenvalue: the curvature measure of flatness, lambda_max of the Hessian (w.r.t. all parameters)
+  of the mean training cross-entropy over a fixed random training subset of `hessian_examples` (the first
+  examples of the same seeded permutation the sharpness subset takes), from the `hessian_top_k` largest
+  eigenvalues found by Lanczos on Hessian-vector products (analysis.spectrum.lanczos_eigenvalues, which="LA",
+  start vector seeded by the run seed, in the model's float32 with eigsh's default tolerance 1e-5).
 Trends are Spearman rank correlations over all runs (setting x seed pairs) between the varied setting
-and each quantity, worded by `observe.describe_trend` (a trend only when the permutation p-value is below 0.05).
+and each quantity (lambda_max among them), worded by `observe.describe_trend` (a trend only when the permutation p-value is below 0.05).
 
 summary.json: dataset, dataset_note, model, num_params, optimizer, epochs, seeds, vary ("batch_size" or
 "learning_rate"), num_train, definitions {name: text}, epsilon, sensitivity_examples, sharpness_examples,
-models: list in setting order of {batch_size, learning_rate, steps (optimizer steps per model), status
-(per seed), and seed stats (mean, std, min, max, values, n) of train_loss, test_loss, train_accuracy,
-test_accuracy, loss_gap (test - train loss), input_gradient_sensitivity, jacobian_sensitivity, sharpness},
-spearman: {quantity: {rho, p_value (two-sided permutation test), n}} of the varied setting vs
-input_gradient_sensitivity, jacobian_sensitivity, sharpness, loss_gap, test_loss, test_accuracy.
+hessian_examples, hessian_top_k, models: list in setting order of {batch_size, learning_rate, steps
+(optimizer steps per model), status (per seed), seed stats (mean, std, min, max, values, n) of train_loss,
+test_loss, train_accuracy, test_accuracy, loss_gap (test - train loss), input_gradient_sensitivity,
+jacobian_sensitivity, sharpness, hessian_top_eigenvalue (lambda_max), and hessian_top_eigenvalues: per seed
+the hessian_top_k largest eigenvalues, descending}, spearman: {quantity: {rho, p_value (two-sided permutation
+test), n}} of the varied setting vs input_gradient_sensitivity, jacobian_sensitivity, sharpness,
+hessian_top_eigenvalue, loss_gap, test_loss, test_accuracy.
 metrics.csv: run "<setting>/seed<s>": per-epoch train/test loss and accuracy (step = epoch), and the
-final input_gradient_sensitivity, jacobian_sensitivity, sharpness (step = last epoch).
+final input_gradient_sensitivity, jacobian_sensitivity, sharpness, hessian_top_eigenvalue (step = last epoch).
+Figures: loss, accuracy, sharpness and hessian (lambda_max, log scale, with the loss gap) vs the varied setting.
 """
 
 from __future__ import annotations
@@ -38,9 +46,12 @@ from functools import partial
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from ..analysis.params import flatten_params, make_flat_loss
 from ..analysis.sensitivity import input_gradient_sensitivity, jacobian_sensitivity
 from ..analysis.sharpness import epsilon_sharpness
+from ..analysis.spectrum import lanczos_eigenvalues
 from ..config import ExperimentConfig, param
 from ..data.images import load_dataset
 from ..errors import ConfigError
@@ -52,16 +63,19 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
 from .common import seed_stats
-from .observe import describe_trend, fmt, mean_std, rank_correlation
+from .observe import below_minimum, describe_trend, fmt, mean_std, rank_correlation
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
-QUANTITIES = ("input_gradient_sensitivity", "jacobian_sensitivity", "sharpness", "loss_gap", "test_loss", "test_accuracy")
+MIN_SETTINGS = 5  # the assignment's minimum: 5+ models trained at different batch sizes
+QUANTITIES = ("input_gradient_sensitivity", "jacobian_sensitivity", "sharpness", "hessian_top_eigenvalue", "loss_gap", "test_loss",
+              "test_accuracy")
 LEGENDS = {
     "input_gradient_sensitivity": "sensitivity: mean ‖∂loss/∂x‖ (assignment)",
     "jacobian_sensitivity": "‖∂softmax/∂x‖_F (Novak et al. 2018)",
 }
 NAMES = {"input_gradient_sensitivity": "sensitivity (assignment: mean ‖∂loss/∂x‖)",
          "jacobian_sensitivity": "Jacobian sensitivity (Novak et al. 2018)", "sharpness": "ε-sharpness (Keskar et al. 2017)",
+         "hessian_top_eigenvalue": "top Hessian eigenvalue λ_max of the training loss",
          "loss_gap": "test − train loss gap", "test_loss": "test loss", "test_accuracy": "test accuracy"}
 
 
@@ -82,6 +96,8 @@ class Config(ExperimentConfig):
     sharpness_examples: int = param(1000, "size of the fixed random training subset for ε-sharpness", minimum=1)
     epsilon: float = param(1e-3, "ε of Keskar's sharpness box |z_i| <= ε (|θ_i| + 1)", minimum=0.0, maximum=1.0)
     sharpness_steps: int = param(10, "projected ascent steps of the sharpness search", minimum=0)
+    hessian_examples: int = param(1000, "size of the fixed random training subset for the Hessian's top eigenvalues", minimum=1)
+    hessian_top_k: int = param(3, "largest Hessian eigenvalues found by Lanczos per model (the first is λ_max)", minimum=1)
 
     def validate(self):
         settings = self.batch_sizes if self.vary == "batch_size" else self.learning_rates
@@ -93,9 +109,9 @@ class Config(ExperimentConfig):
 
 PROFILES = {
     "smoke": dict(train_size=500, widths=(32,), batch_sizes=(25, 50, 100, 250, 500), epochs=2, seeds=(0,),
-                  sensitivity_examples=100, sharpness_examples=200, sharpness_steps=3),
+                  sensitivity_examples=100, sharpness_examples=200, sharpness_steps=3, hessian_examples=200),
     "quick": dict(epochs=20, seeds=(0,)),
-    "full": dict(epochs=30, seeds=(0, 1, 2)),
+    "full": dict(dataset="mnist", epochs=30, seeds=(0, 1, 2)),
 }
 
 
@@ -106,16 +122,25 @@ def _settings(config: Config) -> list[tuple[int, float]]:
     return [(config.batch_size, lr) for lr in sorted(config.learning_rates)]
 
 
-def _train_setting(spec, data, config, batch_size, learning_rate, sharpness_subset, trial) -> dict:
+def top_hessian_eigenvalues(model, x, y, k: int, seed: int) -> list[float]:
+    """The k largest eigenvalues, descending, of the Hessian w.r.t. all parameters of model's mean cross-entropy on
+    x (N, ...), y (N,): Lanczos on Hessian-vector products in the model's dtype, start vector drawn from `seed`."""
+    loss = make_flat_loss(model, F.cross_entropy, x, y)
+    eigenvalues = lanczos_eigenvalues(loss, flatten_params(model), k=k, which="LA", seed=seed)  # ascending
+    return [float(value) for value in eigenvalues[::-1]]
+
+
+def _train_setting(spec, data, config, batch_size, learning_rate, sharpness_subset, hessian_subset, trial) -> dict:
     """Train all seeds of one setting together on trial.device, then measure every member: a checkpoint-safe dict."""
     device = trial.device
-    data, sharpness_subset = data.to(device), sharpness_subset.to(device)
+    data, sharpness_subset, hessian_subset = data.to(device), sharpness_subset.to(device), hessian_subset.to(device)
     train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=learning_rate), batch_size=batch_size,
                            epochs=config.epochs, eval_every=1)
     result = train_ensemble(spec, config.seeds, data, train_spec, device=device, progress=trial.progress)
     x_sensitivity = data.x_test[: config.sensitivity_examples]
     y_sensitivity = data.y_test[: config.sensitivity_examples]
-    measured = {"input_gradient_sensitivity": [], "jacobian_sensitivity": [], "sharpness": []}
+    measured = {"input_gradient_sensitivity": [], "jacobian_sensitivity": [], "sharpness": [], "hessian_top_eigenvalue": []}
+    hessian_top = []  # per seed: the hessian_top_k largest eigenvalues, descending
     for index, seed in enumerate(config.seeds):
         model = result.model.member(index)
         measured["input_gradient_sensitivity"].append(
@@ -124,9 +149,14 @@ def _train_setting(spec, data, config, batch_size, learning_rate, sharpness_subs
         generator = torch.Generator(device=device).manual_seed(int(seed))
         measured["sharpness"].append(epsilon_sharpness(model, data.x_train[sharpness_subset], data.y_train[sharpness_subset],
                                                        epsilon=config.epsilon, steps=config.sharpness_steps, generator=generator)["sharpness"])
+        # A plain MLP (Linear + activation, no BatchNorm): its loss is a function of the parameters alone.
+        hessian_top.append(top_hessian_eigenvalues(model, data.x_train[hessian_subset], data.y_train[hessian_subset],
+                                                   config.hessian_top_k, int(seed)))
+        measured["hessian_top_eigenvalue"].append(hessian_top[-1][0])
     curves = [{name: result.log.series(name, str(i))[1] for name in ("epoch", *METRICS)} for i in range(len(config.seeds))]
     steps_per_epoch = -(-len(data.x_train) // batch_size)
-    return {"final": {name: result.final[name].tolist() for name in METRICS}, "measured": measured, "curves": curves,
+    return {"final": {name: result.final[name].tolist() for name in METRICS}, "measured": measured,
+            "hessian_top_eigenvalues": hessian_top, "curves": curves,
             "status": list(result.status), "steps": steps_per_epoch * result.epochs_done}
 
 
@@ -137,11 +167,15 @@ def run(config: Config, ctx) -> dict:
     if too_large:
         raise ConfigError(f"batch sizes {too_large} exceed the {num_train} training images of {dataset.name}; use at most {num_train}")
     spec = MLPSpec(int(np.prod(dataset.input_shape)), config.widths, dataset.num_classes, config.activation)
+    if config.hessian_top_k >= spec.num_params:
+        raise ConfigError(f"hessian_top_k={config.hessian_top_k} must be below the model's {spec.num_params} parameters")
     data = TensorData(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test).to(ctx.device)
-    # One fixed training subset for every model, so sharpness values are comparable across settings.
-    subset = torch.randperm(num_train, generator=torch.Generator().manual_seed(config.seed))[: config.sharpness_examples].to(ctx.device)
+    # Fixed training subsets for every model, so sharpness and Hessian values are comparable across settings; both are
+    # the first examples of one seeded permutation (the same subset when their sizes agree).
+    order = torch.randperm(num_train, generator=torch.Generator().manual_seed(config.seed)).to(ctx.device)
+    subsets = order[: config.sharpness_examples], order[: config.hessian_examples]
     settings = _settings(config)
-    trials = [(f"bs{batch_size}_lr{learning_rate:g}", partial(_train_setting, spec, data, config, batch_size, learning_rate, subset))
+    trials = [(f"bs{batch_size}_lr{learning_rate:g}", partial(_train_setting, spec, data, config, batch_size, learning_rate, *subsets))
               for batch_size, learning_rate in settings]
     results = ctx.map_trials(trials, "sensitivity", steps=config.epochs)
     varied = "batch_size" if config.vary == "batch_size" else "learning_rate"
@@ -149,7 +183,8 @@ def run(config: Config, ctx) -> dict:
     summary = {"dataset": dataset.name, "dataset_note": dataset.note, "model": f"MLP {spec.describe()} ({config.activation})",
                "num_params": spec.num_params, "optimizer": "adam", "epochs": config.epochs, "seeds": list(config.seeds),
                "vary": varied, "num_train": num_train, "epsilon": config.epsilon, "sensitivity_examples": min(config.sensitivity_examples, dataset.num_test),
-               "sharpness_examples": min(config.sharpness_examples, num_train), "definitions": _definitions(config),
+               "sharpness_examples": min(config.sharpness_examples, num_train), "hessian_examples": min(config.hessian_examples, num_train),
+               "hessian_top_k": config.hessian_top_k, "definitions": _definitions(config),
                "models": models, "spearman": spearman_trends(models, varied)}
     _record(ctx.log, settings, results, config, varied)
     _draw(ctx, models, varied, config, spec, dataset.name)
@@ -162,6 +197,10 @@ def _definitions(config: Config) -> dict:
         "jacobian_sensitivity": "Novak et al. 2018: mean over test examples of the Frobenius norm of d softmax(f(x_n)) / d x_n",
         "sharpness": (f"Keskar et al. 2017 epsilon-sharpness (percent), epsilon={config.epsilon:g}, box |z_i| <= epsilon (|theta_i| + 1), "
                       f"{config.sharpness_steps} projected sign-gradient ascent steps from a random start (a lower bound)"),
+        "hessian_top_eigenvalue": ("largest eigenvalue lambda_max of the Hessian w.r.t. all parameters of the mean training cross-entropy "
+                                   f"over a fixed random subset of {config.hessian_examples} training examples (fewer if the set is smaller), "
+                                   f"by Lanczos on Hessian-vector products (scipy eigsh, the {config.hessian_top_k} largest, float32, "
+                                   "relative tolerance 1e-5, start vector seeded by the run seed)"),
     }
 
 
@@ -170,7 +209,7 @@ def _summarize_model(batch_size, learning_rate, result) -> dict:
     gap = [test - train for test, train in zip(final["test_loss"], final["train_loss"])]
     return {"batch_size": batch_size, "learning_rate": learning_rate, "steps": result["steps"], "status": result["status"],
             **{name: seed_stats(values) for name, values in final.items()}, "loss_gap": seed_stats(gap),
-            **{name: seed_stats(values) for name, values in measured.items()}}
+            **{name: seed_stats(values) for name, values in measured.items()}, "hessian_top_eigenvalues": result["hessian_top_eigenvalues"]}
 
 
 def spearman_trends(models: list[dict], varied: str) -> dict:
@@ -225,6 +264,9 @@ def _draw(ctx, models, varied, config, spec, dataset_name) -> None:
         "sharpness": ({f"ε-sharpness, ε={config.epsilon:g} (Keskar et al. 2017)": (_runs(models, "sharpness"), "-")},
                       {LEGENDS["jacobian_sensitivity"]: (_runs(models, "jacobian_sensitivity"), "-.")},
                       "ε-sharpness (% loss increase)", "Jacobian sensitivity (Novak et al. 2018)", False, False, "Sharpness and Jacobian sensitivity"),
+        "hessian": ({"λ_max of the training-loss Hessian (Lanczos)": (_runs(models, "hessian_top_eigenvalue"), "-")},
+                    {"test − train loss gap": (_runs(models, "loss_gap"), "--")},
+                    "top Hessian eigenvalue λ_max (log scale)", "test − train cross-entropy", True, False, "Top Hessian eigenvalue and loss gap"),
     }
     for name, (left, right, left_label, right_label, left_log, right_log, title) in figures.items():
         ax = plot_twin_metrics(x_values, left, right, xlabel=xlabel, left_label=left_label, right_label=right_label,
@@ -236,7 +278,7 @@ def _draw(ctx, models, varied, config, spec, dataset_name) -> None:
 def observe(summary: dict, config: dict) -> list[str]:
     varied = summary["vary"].replace("_", " ")
     models = summary["models"]
-    sentences = []
+    sentences = below_minimum(f"{varied} settings", len(models), MIN_SETTINGS)
     for quantity in QUANTITIES:
         trend = summary["spearman"][quantity]
         ends = f"{models[0][summary['vary']]:g}: {mean_std(models[0][quantity])} → {models[-1][summary['vary']]:g}: {mean_std(models[-1][quantity])}"
@@ -252,15 +294,16 @@ def observe(summary: dict, config: dict) -> list[str]:
 
 def table(summary: dict):
     columns = ["batch size", "learning rate", "steps", "train loss", "test loss", "train acc", "test acc",
-               "sensitivity (assignment)", "Jacobian (Novak)", "ε-sharpness %"]
+               "sensitivity (assignment)", "Jacobian (Novak)", "ε-sharpness %", "Hessian λ_max"]
     rows = [[m["batch_size"], fmt(m["learning_rate"]), m["steps"], *(mean_std(m[name]) for name in METRICS),
-             mean_std(m["input_gradient_sensitivity"]), mean_std(m["jacobian_sensitivity"]), mean_std(m["sharpness"])]
+             mean_std(m["input_gradient_sensitivity"]), mean_std(m["jacobian_sensitivity"]), mean_std(m["sharpness"]),
+             mean_std(m["hessian_top_eigenvalue"])]
             for m in summary["models"]]
     return columns, rows
 
 
 EXPERIMENT = Experiment(
     name="sensitivity", section="1-3", title="Flatness vs generalization (2): sensitivity and sharpness vs batch size",
-    description="models trained at 5+ batch sizes (or learning rates): loss, accuracy, two input sensitivities and ε-sharpness",
+    description="models trained at 5+ batch sizes (or learning rates): loss, accuracy, two input sensitivities, ε-sharpness and Hessian λ_max",
     config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
 )
