@@ -3,8 +3,8 @@
 Runs the CLI as a child process and takes its peak resident memory from os.wait4 (that child alone). The
 per-experiment breakdown comes from each run directory's run_info.json (wall_time_s; peak_rss_mb there is the
 process's peak so far, so it only grows along the sequence). Whatever time is not inside an experiment is
-start-up, imports and the report. `--suite-profile full` runs the assignment's scale with fit-task on mnist-5k
-(`--set datasets=mnist-5k`: MNIST and CIFAR-10 are not shipped).
+start-up, imports and the report. `--suite-profile full` runs the assignment's settings on mnist-5k
+(`--dataset mnist-5k`: the full profiles' MNIST and CIFAR-10 are not shipped).
 In smoke mode only `dlprobe run fit-function --profile smoke` runs (the path is exercised, in seconds).
 """
 
@@ -43,8 +43,8 @@ def run(smoke: bool = False, repeats: int | None = None, profile: str = "quick")
     with tempfile.TemporaryDirectory(prefix="dlprobe-suite-") as out:
         command = [sys.executable, "-m", "dlprobe", "run", which, "--profile", profile, "--out", out,
                    "--report-dir", str(Path(out) / "report"), "--quiet"]
-        if profile == "full":  # fit-task's full datasets (mnist, cifar10) are not shipped: use the built-in 5000 digits
-            command += ["--set", "datasets=mnist-5k"]
+        if profile == "full":  # the full profiles' datasets (mnist, cifar10) are not shipped: use the built-in 5000 digits
+            command += ["--dataset", "mnist-5k"]
         wall, peak_mb, code, tail = run_child(command)
         experiments = []
         for info_path in sorted(Path(out).glob("*/*/run_info.json"), key=lambda p: p.stat().st_mtime):

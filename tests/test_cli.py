@@ -195,3 +195,22 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path):
         assert process.returncode == 130, (delay, process.returncode, err)
         assert "Traceback" not in err and err.strip().splitlines() == [
             "dlprobe: interrupted; run the same command again to resume where it stopped"], err
+
+
+def test_full_profile_needs_the_assignments_data_and_says_so_before_running(capsys, tmp_path, monkeypatch):
+    """`full` is the assignment's scale: MNIST (and CIFAR-10 for fit-task), never a silent switch to mnist-5k."""
+    from dlprobe.data.images import locate
+    from dlprobe.errors import DatasetError
+
+    monkeypatch.delenv("DLPROBE_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.cache/dlprobe/mnist
+    try:
+        locate("mnist", None)
+        pytest.skip("MNIST files are installed on this machine")
+    except DatasetError:
+        pass
+    for name in ("random-labels", "param-count", "interpolation", "sensitivity", "grad-norm", "all"):
+        out = tmp_path / name
+        code, _, err = run_cli(capsys, "run", name, "--profile", "full", "--out", str(out), "--quiet")
+        assert code == 2 and "mnist not found" in err, (name, err)
+        assert not out.exists()

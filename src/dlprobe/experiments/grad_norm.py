@@ -88,7 +88,7 @@ def norm_order(text: str) -> float:
 PROFILES = {
     "smoke": dict(seeds=(0, 1), widths=(16,), function_epochs=8, image_epochs=1, train_size=500, num_train=200, num_test=50),
     "quick": dict(),
-    "full": dict(function_epochs=300, image_epochs=20),
+    "full": dict(dataset="mnist", function_epochs=300, image_epochs=20),
 }
 
 

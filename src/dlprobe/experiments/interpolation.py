@@ -88,7 +88,7 @@ class Config(ExperimentConfig):
 PROFILES = {
     "smoke": dict(train_size=600, widths=(32,), epochs=2, num_alphas=50),
     "quick": dict(epochs=30),
-    "full": dict(epochs=50),
+    "full": dict(dataset="mnist", epochs=50),
 }
 
 

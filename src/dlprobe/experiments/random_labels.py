@@ -1,7 +1,8 @@
 """1-3 Generalization, can a network fit random labels? Train an MLP on images whose labels are random.
 
     dlprobe run random-labels --profile quick          # 0/50/100% noise, 70 epochs: ~30 s on a 2-core CPU
-    dlprobe run random-labels --profile full           # 0, 20, ..., 100% noise, 200 epochs: ~3 minutes
+    dlprobe run random-labels --profile full           # 0, 20, ..., 100% noise, 200 epochs on MNIST (needs its files)
+    dlprobe run random-labels --profile full --dataset mnist-5k   # the same offline: ~3 minutes
     dlprobe run random-labels --label-noise 0,0.5,1 --dataset mnist
     dlprobe run random-labels --label-mode random      # uniformly random classes instead of shuffled labels
 
@@ -85,7 +86,7 @@ class Config(ExperimentConfig):
 PROFILES = {
     "smoke": dict(label_noise=(0.0, 1.0), widths=(64, 64), train_size=500, test_size=300, epochs=6, batch_size=100),
     "quick": dict(label_noise=(0.0, 0.5, 1.0), epochs=70),
-    "full": dict(label_noise=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), epochs=200),
+    "full": dict(dataset="mnist", label_noise=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), epochs=200),
 }
 
 
