@@ -1,6 +1,6 @@
 """1-1 Deep vs Shallow, train on an actual task: at one parameter budget, do deeper CNNs and DNNs do better?
 
-    dlprobe run fit-task --profile quick                      # mnist-5k, 15 epochs: ~30 s on a 2-core CPU
+    dlprobe run fit-task --profile quick                      # mnist-5k, 15 epochs, 2 seeds: ~50 s on a 2-core CPU
     dlprobe run fit-task --profile quick --dataset fashion-mnist   # where installed (`dlprobe data list`)
     dlprobe run fit-task --profile full                       # mnist + cifar10, 20 epochs, 3 seeds (GPU advised; on mnist-5k: ~6 min)
 
@@ -84,7 +84,7 @@ class Config(ExperimentConfig):
 PROFILES = {
     "smoke": dict(datasets=("mnist-5k",), cnn_budget=12_750, dnn_budget=12_750, epochs=3, seeds=(0,),
                   batch_size=20, train_size=1000, test_size=500),
-    "quick": dict(datasets=("mnist-5k",), cnn_budget=24_750, dnn_budget=24_750, epochs=15, seeds=(0,)),
+    "quick": dict(datasets=("mnist-5k",), cnn_budget=24_750, dnn_budget=24_750, epochs=15, seeds=(0, 1)),
     "full": dict(),
 }
 

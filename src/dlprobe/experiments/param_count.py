@@ -1,6 +1,6 @@
 """1-3 Generalization, number of parameters: how do train and test loss/accuracy change with model size?
 
-    dlprobe run param-count --profile quick        # 10 widths 4..512, 1 seed, 20 epochs: ~10 s on a 2-core CPU
+    dlprobe run param-count --profile quick        # 10 widths 4..512, 2 seeds, 20 epochs: ~25 s on a 2-core CPU
     dlprobe run param-count --profile full         # 14 widths 4..1024, 3 seeds, 60 epochs on MNIST (needs its files)
     dlprobe run param-count --profile full --dataset mnist-5k   # the same offline: ~4 minutes
     dlprobe run param-count --widths 8,16,32,64,128,256,512,1024,2048,4096 --hidden-layers 1 --dataset mnist
@@ -74,7 +74,7 @@ class Config(ExperimentConfig):
 
 PROFILES = {
     "smoke": dict(widths=geometric_widths(4, 400, 10), train_size=500, test_size=300, epochs=2, eval_every=2, seeds=(0, 1), batch_size=100),
-    "quick": dict(widths=geometric_widths(4, 512, 10), epochs=20, seeds=(0,)),
+    "quick": dict(widths=geometric_widths(4, 512, 10), epochs=20, seeds=(0, 1)),
     "full": dict(dataset="mnist"),
 }
 

@@ -1,6 +1,6 @@
 """1-3 Flatness vs generalization, part 2: do sensitivity and sharpness follow the batch size?
 
-    dlprobe run sensitivity --profile quick            # about 10 s on a 2-core CPU
+    dlprobe run sensitivity --profile quick            # 5 batch sizes x 2 seeds: about 30 s on a 2-core CPU
     dlprobe run sensitivity --set vary=lr --set learning_rates=1e-4,1e-3,1e-2,3e-2,1e-1
 
 One MLP architecture is trained with Adam at each batch size (log-spaced; the largest default, 4000,
@@ -110,7 +110,7 @@ class Config(ExperimentConfig):
 PROFILES = {
     "smoke": dict(train_size=500, widths=(32,), batch_sizes=(25, 50, 100, 250, 500), epochs=2, seeds=(0,),
                   sensitivity_examples=100, sharpness_examples=200, sharpness_steps=3, hessian_examples=200),
-    "quick": dict(epochs=20, seeds=(0,)),
+    "quick": dict(epochs=20, seeds=(0, 1)),
     "full": dict(dataset="mnist", epochs=30, seeds=(0, 1, 2)),
 }
 
