@@ -170,7 +170,7 @@ def refine(config, model, seed, x, y, clock):
     directions = directions / directions.norm(dim=1, keepdim=True)
     with torch.no_grad():
         centre = f(theta)
-        higher = sum(float(f(theta + config.radius * u) > centre) for u in directions)
+        higher = sum(float(f(theta + config.sampling_radii[0] * u) > centre) for u in directions)
     final_loss, grad_norm = float(f(theta)), float(gradient(f, theta).norm())
     clock["analysis"] += time.perf_counter() - start
     return {"seed": seed, "loss": final_loss, "grad_norm": grad_norm, "minimal_ratio": float(np.mean(eigenvalues > band)),

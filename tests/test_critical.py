@@ -6,8 +6,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlprobe.analysis.critical import (_grad_norm_squared, damped_newton, grad_norm, hessian_index,
-                                       minimal_ratio, minimize_grad_norm, sampling_minimal_ratio)
+from dlprobe.analysis.critical import (_grad_norm_squared, check_probe, damped_newton, grad_norm, hessian_index,
+                                       minimal_ratio, minimize_grad_norm, probe_eigen_directions,
+                                       sampling_minimal_ratio, sampling_minimal_ratios)
 from dlprobe.analysis.hessian import dense_hessian, hessian_eigenvalues
 from dlprobe.analysis.params import flatten_params, make_flat_loss
 from dlprobe.errors import ConfigError
@@ -117,6 +118,89 @@ def test_sampling_minimal_ratio(signs, expected, tolerance):
     batched = sampling_minimal_ratio(f, theta, num_samples=200,
                                      generator=torch.Generator().manual_seed(1))
     assert looped == batched
+
+
+def test_sampling_ratios_use_the_same_directions_at_every_radius():
+    # f = |t|^2 - |t|^4 depends only on |t|: on the sphere of radius r it is r^2 - r^4, above f(0) = 0 iff r < 1.
+    f = lambda t: t.pow(2).sum() - t.pow(2).sum() ** 2  # noqa: E731
+    theta = torch.zeros(5, dtype=torch.float64)
+    assert sampling_minimal_ratios(f, theta, num_samples=100, radii=(0.5, 2.0)) == [1.0, 0.0]
+    saddle_like = symmetric_quadratic([1.0, -1.0] * 3)
+    ratios = sampling_minimal_ratios(saddle_like, theta[:6].new_zeros(6), num_samples=300, radii=(1e-3, 1e-1, 10.0),
+                                     generator=torch.Generator().manual_seed(4))
+    # A quadratic looks the same at every scale: the same directions give the same ratio at every radius.
+    assert ratios[0] == ratios[1] == ratios[2] == sampling_minimal_ratio(
+        saddle_like, theta.new_zeros(6), num_samples=300, radius=1e-3, generator=torch.Generator().manual_seed(4))
+    with pytest.raises(ConfigError):
+        sampling_minimal_ratios(f, theta, radii=())
+
+
+def hadamard_basis(size: int) -> torch.Tensor:
+    """(size, size) orthogonal matrix with entries ±1/sqrt(size), size a power of 4 so they are exact in binary."""
+    basis = torch.ones(1, 1, dtype=torch.float64)
+    while len(basis) < size:
+        basis = torch.kron(torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=torch.float64), basis)
+    return basis / size ** 0.5
+
+
+# Dyadic eigenvalues: with the Hadamard basis, theta = 0.5 and a radius 2^-10 every loss below is computed exactly.
+EIGENVALUES = torch.tensor([-1.5, 0.0, 0.0, 0.0, 0.25, 0.5, 0.5, 1.0, 1.0, 1.5, 2.0, 2.0, 3.0, 4.0, 0.0, -0.25], dtype=torch.float64)
+RADIUS = 2.0 ** -10
+
+
+def quadratic_with_spectrum(basis: torch.Tensor, quartic_index: int | None = None):
+    """f(t) = 1/2 (t - c)^T A (t - c), A = basis diag(EIGENVALUES) basis^T, c = 0.5; its Hessian is A everywhere.
+    quartic_index k: plus (v_k . (t - c))^4, which has zero second derivative at c."""
+    matrix, centre = basis @ torch.diag(EIGENVALUES) @ basis.T, torch.full((len(basis),), 0.5, dtype=torch.float64)
+
+    def f(t):
+        shift = t - centre
+        value = 0.5 * shift @ matrix @ shift
+        return value if quartic_index is None else value + (basis[:, quartic_index] @ shift) ** 4
+    return f, centre
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_probe_gives_the_eigenvalue_signs_of_a_quadratic(vectorize):
+    basis = hadamard_basis(16)
+    f, centre = quadratic_with_spectrum(basis)
+    eigenvalues = hessian_eigenvalues(dense_hessian(f, centre))
+    np.testing.assert_allclose(eigenvalues, np.sort(EIGENVALUES.numpy()), atol=1e-14)
+    rising = probe_eigen_directions(f, centre, basis, RADIUS, vectorize=vectorize)
+    # exactly the positive ones: zero eigenvalues give f(c ± r v) = f(c) exactly, so they do not rise
+    assert rising.tolist() == (EIGENVALUES > 0).tolist()
+    check = check_probe(rising, EIGENVALUES, np.zeros(16), RADIUS)
+    assert check == (10 / 16, 1.0, 0, 0) and check.probed_ratio == minimal_ratio(EIGENVALUES)
+    with pytest.raises(ConfigError):
+        probe_eigen_directions(f, centre, basis[:15], RADIUS)
+
+
+def test_probe_sees_a_quartic_term_the_hessian_calls_flat():
+    basis = hadamard_basis(16)
+    flat = 2  # EIGENVALUES[2] == 0
+    f, centre = quadratic_with_spectrum(basis, quartic_index=flat)
+    hessian = dense_hessian(f, centre)
+    np.testing.assert_allclose(hessian, basis @ torch.diag(EIGENVALUES) @ basis.T, atol=1e-14)  # the quartic adds nothing
+    eigenvalues = hessian_eigenvalues(hessian)
+    assert hessian_index(eigenvalues).num_near_zero == 4 and minimal_ratio(eigenvalues) == 10 / 16
+    rising = probe_eigen_directions(f, centre, basis, RADIUS)
+    assert rising[flat] and rising.tolist() == [(value > 0) or index == flat for index, value in enumerate(EIGENVALUES.tolist())]
+    # inside the band, so the sign check outside it is untouched; the probed ratio counts the quartic direction
+    assert check_probe(rising, EIGENVALUES, np.zeros(16), RADIUS) == (11 / 16, 1.0, 0, 0)
+
+
+def test_probe_disagreement_from_a_residual_gradient_is_explained():
+    # f(t) = 1/2 sum_i l_i t_i^2 + b . t at t = 0 (not critical): along e_i, f(±r e_i) = ±r b_i + r^2 l_i / 2.
+    curvatures = torch.tensor([2.0, 1.0, 1.0, -1.0, 0.0], dtype=torch.float64)
+    slopes = torch.tensor([0.0, 0.06, 0.04, 0.0, 0.0], dtype=torch.float64)  # r l / 2 = 0.05 along e_1, e_2
+    f = lambda t: 0.5 * (curvatures * t * t).sum() + slopes @ t  # noqa: E731
+    rising = probe_eigen_directions(f, torch.zeros(5, dtype=torch.float64), torch.eye(5, dtype=torch.float64), radius=0.1)
+    assert rising.tolist() == [True, False, True, False, False]  # e_1: 0.006 > 0.005, so -r e_1 goes down
+    assert check_probe(rising, curvatures, slopes, radius=0.1) == (0.4, 0.75, 1, 0)
+    # A disagreement the second-order model does not predict (e.g. a rising negative direction) is unexplained.
+    assert check_probe([True, False, True, True, False], curvatures, slopes, radius=0.1) == (0.6, 0.5, 2, 1)
+    with pytest.raises(ConfigError):
+        check_probe(rising, curvatures[:4], slopes, radius=0.1)
 
 
 def test_grad_norm_objective_differentiates_through_the_gradient(trained):

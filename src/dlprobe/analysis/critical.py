@@ -1,9 +1,11 @@
 """Critical points: driving the gradient to ~0 and classifying the point reached.
 
     theta_c, norms = damped_newton(f, theta_trained, steps=50)     # any critical point, |g| -> 0
-    eigenvalues = hessian_eigenvalues(dense_hessian(f, theta_c))   # hessian.py
+    eigenvalues, eigenvectors = torch.linalg.eigh(dense_hessian(f, theta_c))  # hessian.py
     ratio = minimal_ratio(eigenvalues)                             # fraction of eigenvalues > 0
-    sampled = sampling_minimal_ratio(f, theta_c, generator=g)      # fraction of higher neighbours
+    sampled = sampling_minimal_ratios(f, theta_c, radii=(1e-3, 1e-1), generator=g)  # higher random neighbours
+    rising = probe_eigen_directions(f, theta_c, eigenvectors, radius=1e-3)  # f(theta_c ± r v_i) both higher
+    check = check_probe(rising, eigenvalues, eigenvectors.T @ grad(f)(theta_c), radius=1e-3)  # vs the signs
 
 f maps a flat (P,) theta to a 0-D loss (e.g. `make_flat_loss`); theta may be float32 or
 float64 (float64 is needed to get gradient norms much below ~1e-6).
@@ -11,7 +13,7 @@ float64 (float64 is needed to get gradient norms much below ~1e-6).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -69,28 +71,97 @@ def sampling_minimal_ratio(f: Loss, theta: torch.Tensor, num_samples: int = 1000
                            chunk_size: int = 256, vectorize: bool = True) -> float:
     """Fraction of random neighbours theta + radius * u with f strictly higher than f(theta).
 
-    u is uniform on the unit sphere in R^P (a normalised standard Gaussian). Points are evaluated
-    `chunk_size` at a time with vmap(f); `vectorize=False` evaluates them one by one for closures
-    vmap cannot handle. Loss differences are ~radius^2 * curvature, so use float64 theta; and
-    the ratio only reflects curvature where ||grad f|| << radius * |eigenvalues| (otherwise the
-    linear term wins and any point gives ~0.5), i.e. after driving the gradient to ~0.
+    One radius of `sampling_minimal_ratios` (which see: directions, vectorisation, precision).
+    """
+    return sampling_minimal_ratios(f, theta, num_samples, (radius,), generator, chunk_size, vectorize)[0]
+
+
+def sampling_minimal_ratios(f: Loss, theta: torch.Tensor, num_samples: int = 1000,
+                            radii: Sequence[float] = (1e-3,), generator: torch.Generator | None = None,
+                            chunk_size: int = 256, vectorize: bool = True) -> list[float]:
+    """For each radius r in radii, the fraction of neighbours theta + r * u with f strictly higher than f(theta).
+
+    u is uniform on the unit sphere in R^P (a normalised standard Gaussian); the same `num_samples`
+    directions serve every radius, so the ratios differ only through the radius. Points are
+    evaluated `chunk_size` at a time with vmap(f); `vectorize=False` evaluates them one by one for
+    closures vmap cannot handle. Loss differences are ~r^2 * curvature, so use float64 theta; and
+    a ratio only reflects curvature where ||grad f|| << r * |eigenvalues| (otherwise the linear
+    term wins and any point gives ~0.5), i.e. after driving the gradient to ~0.
     generator: torch.Generator for u (None: a fresh one seeded with 0).
     """
-    if num_samples < 1 or radius <= 0:
-        raise ConfigError("sampling_minimal_ratio: num_samples and radius must be positive")
+    if num_samples < 1 or len(radii) == 0 or min(radii) <= 0:
+        raise ConfigError("sampling_minimal_ratios: num_samples and at least one radius, all positive, are needed")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     theta = theta.detach()
     directions = torch.randn(num_samples, theta.numel(), generator=generator, dtype=torch.float64)
     directions = (directions / directions.norm(dim=1, keepdim=True)).to(theta)
+    scale = torch.tensor(radii, dtype=theta.dtype, device=theta.device).view(-1, 1, 1)
+    points = theta + scale * directions  # (len(radii), num_samples, P)
+    higher = _higher_than_centre(f, theta, points.reshape(-1, theta.numel()), chunk_size, vectorize)
+    return higher.reshape(len(radii), num_samples).double().mean(dim=1).tolist()
+
+
+def probe_eigen_directions(f: Loss, theta: torch.Tensor, eigenvectors: torch.Tensor, radius: float = 1e-3,
+                           chunk_size: int = 256, vectorize: bool = True) -> np.ndarray:
+    """(K,) bool: direction i "rises" when f(theta + radius v_i) and f(theta - radius v_i) are both > f(theta).
+
+    eigenvectors: (P, K), unit columns v_i (as torch.linalg.eigh returns them). A loss-only check of
+    the Hessian's eigenvalue signs: with gradient g, f(theta ± r v) - f(theta) = ±r v.g + r^2 lambda / 2
+    + O(r^3), so for lambda clearly above zero (and |v.g| < r lambda / 2) both sides rise, for lambda
+    clearly below zero they do not; along near-zero eigenvalues the higher-order terms decide.
+    Evaluation as in `sampling_minimal_ratios` (2K points, vmap in chunks); use float64 theta.
+    """
+    if radius <= 0 or eigenvectors.dim() != 2 or eigenvectors.shape[0] != theta.numel():
+        raise ConfigError(f"probe_eigen_directions: need radius > 0 and eigenvectors of shape ({theta.numel()}, K), "
+                          f"got radius {radius} and shape {tuple(eigenvectors.shape)}")
+    theta = theta.detach()
+    directions = eigenvectors.detach().T.to(theta)  # (K, P)
+    points = theta + radius * torch.stack([directions, -directions])  # (2, K, P)
+    higher = _higher_than_centre(f, theta, points.reshape(-1, theta.numel()), chunk_size, vectorize)
+    return higher.reshape(2, -1).all(dim=0).cpu().numpy()
+
+
+def _higher_than_centre(f: Loss, theta: torch.Tensor, points: torch.Tensor, chunk_size: int,
+                        vectorize: bool) -> torch.Tensor:
+    """(N,) bool: f(point) > f(theta) for each row of points (N, P)."""
     with torch.no_grad():
         centre = f(theta)
-        points = theta + radius * directions  # (num_samples, P)
         if vectorize:
-            values = torch.cat([vmap(f)(points[i:i + chunk_size])
-                                for i in range(0, num_samples, chunk_size)])
+            values = torch.cat([vmap(f)(points[i:i + chunk_size]) for i in range(0, len(points), chunk_size)])
         else:
             values = torch.stack([f(point) for point in points])
-    return float((values > centre).double().mean())
+    return values > centre
+
+
+class ProbeCheck(NamedTuple):
+    """Eigen-direction probing against the Hessian's eigenvalue signs (`check_probe`)."""
+
+    probed_ratio: float      # fraction of probed directions that rise
+    agreement: float | None  # outside the band: share of directions where "rises" == (eigenvalue > 0); None if none
+    disagreements: int       # outside-band directions where the two differ
+    unexplained: int         # of those, the ones the second-order model with the measured gradient does not predict
+
+
+def check_probe(rising, eigenvalues, slopes, radius: float, rel_tol: float = 1e-6) -> ProbeCheck:
+    """Compare `probe_eigen_directions`' verdicts with the signs of the eigenvalues, outside the band.
+
+    rising (K,) bool, eigenvalues (K,) and slopes (K,) = v_i . grad f(theta) for the same directions;
+    the band is |eigenvalue| <= rel_tol * max|eigenvalue|, as in `minimal_ratio`. The second-order model
+    f(theta ± r v_i) - f(theta) = ±r slope_i + r^2 lambda_i / 2 rises iff r lambda_i / 2 > |slope_i|: a
+    residual gradient with |slope_i| >= r lambda_i / 2 makes one side lower even for lambda_i > 0, so such
+    a disagreement is predicted ("explained"); unexplained ones come from third and higher orders (or rounding).
+    """
+    rising = np.asarray(rising, dtype=bool).reshape(-1)
+    values = _as_array(eigenvalues)
+    slopes = np.asarray(slopes, dtype=np.float64).reshape(-1)
+    if not rising.size == values.size == slopes.size:
+        raise ConfigError(f"check_probe: rising, eigenvalues and slopes differ in length "
+                          f"({rising.size}, {values.size}, {slopes.size})")
+    outside = np.abs(values) > _threshold(values, rel_tol)
+    differs = outside & (rising != (values > 0))
+    modelled = radius * values / 2 > np.abs(slopes)
+    agreement = float(1 - differs.sum() / outside.sum()) if outside.any() else None
+    return ProbeCheck(float(rising.mean()), agreement, int(differs.sum()), int((differs & (rising != modelled)).sum()))
 
 
 def grad_norm(f: Loss, theta: torch.Tensor) -> float:

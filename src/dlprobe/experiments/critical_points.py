@@ -11,11 +11,18 @@ to a point where the gradient is (almost) zero, and classified there:
 2. the gradient is driven towards zero by minimising ||grad L||^2 with true double backprop (L-BFGS on that
    objective; its gradient is 2 H grad L, `grad_norm_steps`) and/or by Levenberg-Marquardt steps on the
    equation grad L = 0 with the exact Hessian (`newton_steps`), as chosen by `phase2`;
-3. at the point reached: the exact Hessian (float64), its eigenvalues, the minimal ratio = fraction of
-   eigenvalues > rel_tol * max|eigenvalue| (`eigen_rel_tol`; eigenvalues inside the band count as not
-   positive), the same with no tolerance ("strict"), the index (fraction of eigenvalues below -band), and
-   the sampling minimal ratio = fraction of `num_samples` random points theta + radius*u (u uniform on the
-   unit sphere) with higher loss.
+3. at the point reached (float64 throughout), three estimates of the minimal ratio that check each other:
+   a. Hessian: the exact Hessian's eigenvalues; minimal ratio = fraction of eigenvalues > rel_tol *
+      max|eigenvalue| (`eigen_rel_tol`; eigenvalues inside the band count as not positive), the same with
+      no tolerance ("strict"), and the index (fraction of eigenvalues below -band);
+   b. eigen-direction probing: along every eigenvector v_i, the direction "rises" when L(theta ± r v_i) are
+      both higher than L(theta) (r = `probe_radius`); probed ratio = fraction of rising directions. Outside
+      the band it is a loss-only check of the eigenvalue signs (L(theta ± r v) - L(theta) = ±r v.g +
+      r^2 lambda / 2 + O(r^3)), inside it shows what the higher-order terms do;
+   c. random sampling: fraction of `num_samples` random points theta + r*u (u uniform on the unit sphere,
+      the same u at every radius) with higher loss, for each r in `sampling_radii`.
+   `sampling_radii` replaced the single `radius` field: an older config's radius = r is sampling_radii =
+   (r,), and its first radius still gives the per-run `sampling_ratio`, the figure and the Spearman test.
 
 Phases 1b-3 run for `CHUNK` runs at once (analysis/critical_batch.py: batched L-BFGS, Hessians, eigh and
 Levenberg-Marquardt with per-run step sizes, damping and stopping), which is what makes 100 runs take about
@@ -26,10 +33,17 @@ flat directions, and no local step removes it. The gradient norm reached is ther
 reported as measured, not assumed.
 
 summary.json: runs = list of {seed, loss, train_loss_after_adam, grad_norm_after_training,
-grad_norm_after_grad_min, grad_norm (final), minimal_ratio, minimal_ratio_strict, sampling_ratio, index,
-num_negative, num_near_zero, num_positive, top_eigenvalues (5 largest), bottom_eigenvalues (5 smallest),
-status}; grad_norm_reached (seed stats), fraction_below_1e-6, spearman_loss_vs_minimal_ratio (+ _p, its
-permutation p-value), spearman_minimal_vs_sampling_ratio (+ _p), num_params, settings.
+grad_norm_after_grad_min, grad_norm (final), minimal_ratio, minimal_ratio_strict, probed_ratio,
+probe_agreement (outside the band: share of directions where "rises" matches eigenvalue > 0; None when no
+eigenvalue is outside), probe_disagreements (their count), probe_unexplained (disagreements the second-order
+model with the measured gradient does not predict: |v.g| < r |lambda| / 2; see analysis/critical.check_probe),
+sampling_ratios (one per sampling radius), sampling_ratio (= sampling_ratios[0]), index, num_negative,
+num_near_zero, num_positive, top_eigenvalues (5 largest), bottom_eigenvalues (5 smallest), status};
+grad_norm_reached (seed stats), fraction_below_1e-6, spearman_loss_vs_minimal_ratio (+ _p, its permutation
+p-value), spearman_minimal_vs_sampling_ratio (+ _p; first radius), estimates (over the analysed runs: means of
+minimal_ratio, minimal_ratio_strict and probed_ratio, sampling_ratio_means one per radius, and the pooled
+probe_agreement, probe_directions_outside_band, probe_disagreements, probe_unexplained), num_params,
+settings (eigen_rel_tol, probe_radius, sampling_radii, num_samples, phase2).
 """
 
 from __future__ import annotations
@@ -41,7 +55,7 @@ import numpy as np
 import torch
 
 from ..analysis.batched_lbfgs import lbfgs
-from ..analysis.critical import hessian_index, minimal_ratio, sampling_minimal_ratio
+from ..analysis.critical import check_probe, hessian_index, minimal_ratio, probe_eigen_directions, sampling_minimal_ratios
 from ..analysis.critical_batch import BatchedMLPLoss, levenberg_marquardt
 from ..config import ExperimentConfig, param
 from ..data.functions import function_dataset, get_function
@@ -73,11 +87,15 @@ class Config(ExperimentConfig):
     grad_norm_steps: int = param(100, "L-BFGS iterations minimising ||grad L||^2 (double backprop)", minimum=0)
     newton_steps: int = param(300, "Levenberg-Marquardt steps on grad L = 0 with the exact Hessian", minimum=0)
     eigen_rel_tol: float = param(1e-6, "eigenvalues within ±tol*max|eig| count as zero (not positive)", minimum=0.0)
-    num_samples: int = param(1000, "random neighbours for the sampling minimal ratio", minimum=1)
-    radius: float = param(1e-3, "distance of the random neighbours (parameter space, Euclidean)", minimum=1e-12)
+    probe_radius: float = param(1e-3, "step along each Hessian eigenvector for the probed ratio (parameter space)", minimum=1e-12)
+    num_samples: int = param(1000, "random neighbours (directions) for the sampling minimal ratio", minimum=1)
+    sampling_radii: tuple[float, ...] = param((1e-3, 1e-2, 1e-1), "distances of the random neighbours, one sampling "
+                                              "ratio each (the first: sampling_ratio; replaces radius)", minimum=1e-12)
 
     def validate(self):
         get_function(self.function)
+        if not self.sampling_radii:
+            raise ConfigError("critical-points: sampling_radii needs at least one radius")
 
 
 PROFILES = {
@@ -110,24 +128,36 @@ def _refine_batch(config: Config, spec: MLPSpec, thetas: torch.Tensor, data: Ten
         grad_after_min = loss.gradients(current).norm(dim=1)
     if config.phase2 in ("both", "newton") and config.newton_steps:
         current, _ = levenberg_marquardt(loss, current, steps=config.newton_steps)
-    spectra = torch.linalg.eigvalsh(loss.hessians(current)).numpy()  # (R, P) ascending
+    spectra, bases = torch.linalg.eigh(loss.hessians(current))  # (R, P) ascending, (R, P, P) eigenvectors as columns
     final_loss, final_grad = loss.value_and_gradients(current)
     for row, index in enumerate(ok):
-        eigenvalues = spectra[row]
-        signs = hessian_index(eigenvalues, config.eigen_rel_tol)
-        sampled = sampling_minimal_ratio(loss.single, current[row], config.num_samples, config.radius,
-                                         torch.Generator().manual_seed(seeds[index]))
         value, grad = float(final_loss[row]), float(final_grad[row].norm())
         status = "ok" if np.isfinite(value) and np.isfinite(grad) else "failed (non-finite loss or gradient)"
         results[index] = {
             "seed": seeds[index], "loss": value, "train_loss_after_adam": float(after_adam[row]),
             "grad_norm_after_training": float(grad_after_training[row]), "grad_norm_after_grad_min": float(grad_after_min[row]),
-            "grad_norm": grad, "minimal_ratio": minimal_ratio(eigenvalues, config.eigen_rel_tol),
-            "minimal_ratio_strict": float(np.mean(eigenvalues > 0)), "sampling_ratio": sampled, "index": signs.index,
-            "num_negative": signs.num_negative, "num_near_zero": signs.num_near_zero, "num_positive": signs.num_positive,
-            "top_eigenvalues": eigenvalues[-5:][::-1].tolist(), "bottom_eigenvalues": eigenvalues[:5].tolist(), "status": status,
+            "grad_norm": grad, **_estimates(config, loss, current[row], spectra[row], bases[row], final_grad[row], seeds[index]),
+            "status": status,
         }
     return results
+
+
+def _estimates(config: Config, loss: BatchedMLPLoss, theta: torch.Tensor, eigenvalues: torch.Tensor, basis: torch.Tensor,
+               gradient: torch.Tensor, seed: int) -> dict:
+    """The three minimal-ratio estimates at one point theta (P,) float64, from its Hessian's eigenvalues (P,) and
+    eigenvectors (P, P columns) and its gradient (P,): Hessian signs, eigen-direction probing, random sampling."""
+    values = eigenvalues.numpy()
+    signs = hessian_index(values, config.eigen_rel_tol)
+    rising = probe_eigen_directions(loss.single, theta, basis, config.probe_radius)
+    probe = check_probe(rising, values, (basis.T @ gradient).numpy(), config.probe_radius, config.eigen_rel_tol)
+    sampled = sampling_minimal_ratios(loss.single, theta, config.num_samples, config.sampling_radii, torch.Generator().manual_seed(seed))
+    return {
+        "minimal_ratio": minimal_ratio(values, config.eigen_rel_tol), "minimal_ratio_strict": float(np.mean(values > 0)),
+        "probed_ratio": probe.probed_ratio, "probe_agreement": probe.agreement, "probe_disagreements": probe.disagreements,
+        "probe_unexplained": probe.unexplained, "sampling_ratios": sampled, "sampling_ratio": sampled[0], "index": signs.index,
+        "num_negative": signs.num_negative, "num_near_zero": signs.num_near_zero, "num_positive": signs.num_positive,
+        "top_eigenvalues": values[-5:][::-1].tolist(), "bottom_eigenvalues": values[:5].tolist(),
+    }
 
 
 def run(config: Config, ctx) -> dict:
@@ -152,13 +182,14 @@ def run(config: Config, ctx) -> dict:
                             steps=[min(CHUNK, len(seeds) - start) for start in starts])
     runs = [run_result for chunk in chunks for run_result in chunk]
     for run_result in runs:
-        for key in ("loss", "grad_norm", "minimal_ratio", "sampling_ratio", "index"):
+        for key in ("loss", "grad_norm", "minimal_ratio", "probed_ratio", "sampling_ratio", "index"):
             if key in run_result:
                 ctx.log.add(f"seed{run_result['seed']}", 0, key, run_result[key])
     good = [r for r in runs if r["status"] == "ok"]
     if not good:
         raise ConfigError("critical-points: every run failed; see the run statuses")
-    figure = plot_minimal_ratio_vs_loss(good, config.eigen_rel_tol, config.radius, title=f"{len(good)} runs of a {spec.describe()} {config.activation} net on {target.formula}")
+    figure = plot_minimal_ratio_vs_loss(good, config.eigen_rel_tol, config.sampling_radii[0],
+                                        title=f"{len(good)} runs of a {spec.describe()} {config.activation} net on {target.formula}")
     ctx.run_dir.save_figure(figure, "minimal_ratio_vs_loss")
     close(figure)
     grads = [r["grad_norm"] for r in good]
@@ -168,8 +199,25 @@ def run(config: Config, ctx) -> dict:
         "fraction_below_1e-6": float(np.mean(np.asarray(grads) < 1e-6)),
         **_spearman("loss_vs_minimal_ratio", [r["loss"] for r in good], [r["minimal_ratio"] for r in good]),
         **_spearman("minimal_vs_sampling_ratio", [r["minimal_ratio"] for r in good], [r["sampling_ratio"] for r in good]),
+        "estimates": _estimate_means(good),
         "num_minima": sum(r["num_negative"] == 0 for r in good), "num_saddles": sum(r["num_negative"] > 0 for r in good),
-        "settings": {"eigen_rel_tol": config.eigen_rel_tol, "radius": config.radius, "num_samples": config.num_samples, "phase2": config.phase2},
+        "settings": {"eigen_rel_tol": config.eigen_rel_tol, "probe_radius": config.probe_radius, "sampling_radii": list(config.sampling_radii),
+                     "num_samples": config.num_samples, "phase2": config.phase2},
+    }
+
+
+def _estimate_means(good: list[dict]) -> dict:
+    """The three estimates over the analysed runs: means of the ratios, and probing vs Hessian signs pooled over
+    every outside-band direction of every run (share of agreeing directions; None when there is none)."""
+    outside = sum(r["num_negative"] + r["num_positive"] for r in good)
+    disagreements = sum(r["probe_disagreements"] for r in good)
+    return {
+        "minimal_ratio_mean": float(np.mean([r["minimal_ratio"] for r in good])),
+        "minimal_ratio_strict_mean": float(np.mean([r["minimal_ratio_strict"] for r in good])),
+        "probed_ratio_mean": float(np.mean([r["probed_ratio"] for r in good])),
+        "probe_agreement": 1 - disagreements / outside if outside else None, "probe_directions_outside_band": outside,
+        "probe_disagreements": disagreements, "probe_unexplained": sum(r["probe_unexplained"] for r in good),
+        "sampling_ratio_means": [float(np.mean(column)) for column in zip(*(r["sampling_ratios"] for r in good))],  # one per radius
     }
 
 
@@ -198,21 +246,42 @@ def observe(summary: dict, config: dict) -> list[str]:
         f"which is why the ratio stays below 1 even at minima (strict ratio without tolerance: mean {fmt(np.mean([r['minimal_ratio_strict'] for r in good]))}).")
     rho = summary["spearman_loss_vs_minimal_ratio"]
     sentences.append(f"Minimal ratio vs loss over {len(good)} runs: {describe_trend(rho, summary.get('spearman_loss_vs_minimal_ratio_p'))}.")
+    sentences.append(_compare_estimates(summary, good))
     rho_s = summary["spearman_minimal_vs_sampling_ratio"]
-    sampled = [r["sampling_ratio"] for r in good]
-    if rho_s is None and len(set(sampled)) == 1:
-        sentences.append(f"The sampling ratio (radius {fmt(summary['settings']['radius'])}) is {fmt(sampled[0])} in every run: at that radius the "
-                         "positive curvature directions dominate a random step, so this definition cannot separate the runs here.")
     if rho_s is not None:
-        sentences.append(f"The sampling ratio (radius {fmt(summary['settings']['radius'])}) has mean {fmt(np.mean([r['sampling_ratio'] for r in good]))}; "
-                         f"against the Hessian minimal ratio: {describe_trend(rho_s, summary.get('spearman_minimal_vs_sampling_ratio_p'))}.")
+        sentences.append(f"Sampling ratio at radius {fmt(summary['settings']['sampling_radii'][0])} against the Hessian minimal ratio: "
+                         f"{describe_trend(rho_s, summary.get('spearman_minimal_vs_sampling_ratio_p'))}.")
     return sentences
 
 
+def _compare_estimates(summary: dict, good: list[dict]) -> str:
+    """One sentence: the mean of each estimate, probing vs Hessian signs outside the band, sampling across radii."""
+    estimates, settings = summary["estimates"], summary["settings"]
+    outside, disagreements = estimates["probe_directions_outside_band"], estimates["probe_disagreements"]
+    if estimates["probe_agreement"] is None:
+        agreement = "no eigenvalue lies outside the tolerance band, so there is no sign to check"
+    else:
+        agreement = f"its verdict matches the eigenvalue sign on {estimates['probe_agreement']:.1%} of the {outside} directions outside the band"
+    if disagreements:
+        agreement += (f" ({disagreements} disagree, {disagreements - estimates['probe_unexplained']} of them where the measured gradient's "
+                      "slope |v·g| is at least r·|λ|/2, so the second-order model predicts one side to be lower)")
+    radii, means = settings["sampling_radii"], estimates["sampling_ratio_means"]
+    sampling = ", ".join(f"{fmt(mean)} at radius {fmt(radius)}" for mean, radius in zip(means, radii))
+    if len({ratio for r in good for ratio in r["sampling_ratios"]}) == 1:
+        sampling += f" (the same value, {fmt(good[0]['sampling_ratio'])}, in every run at every radius)"
+    return (f"Three minimal-ratio estimates, means over {len(good)} runs: Hessian {fmt(estimates['minimal_ratio_mean'])} (strict "
+            f"{fmt(estimates['minimal_ratio_strict_mean'])}); eigen-direction probing {fmt(estimates['probed_ratio_mean'])} "
+            f"(radius {fmt(settings['probe_radius'])}), and {agreement}; random sampling {sampling}.")
+
+
 def table(summary: dict):
-    columns = ["seed", "loss", "grad norm", "minimal ratio", "strict ratio", "sampling ratio", "negative eigs", "near-zero eigs"]
-    rows = [[r["seed"], fmt(r["loss"]), fmt(r["grad_norm"]), fmt(r["minimal_ratio"]), fmt(r["minimal_ratio_strict"]), fmt(r["sampling_ratio"]),
-             r["num_negative"], r["num_near_zero"]] for r in summary["runs"] if r["status"] == "ok"]
+    settings = summary["settings"]
+    columns = ["seed", "loss", "grad norm", "minimal ratio", "strict ratio", f"probed ratio (r={fmt(settings['probe_radius'])})",
+               "probe agreement", *(f"sampling ratio (r={fmt(radius)})" for radius in settings["sampling_radii"]), "negative eigs",
+               "near-zero eigs"]
+    rows = [[r["seed"], fmt(r["loss"]), fmt(r["grad_norm"]), fmt(r["minimal_ratio"]), fmt(r["minimal_ratio_strict"]), fmt(r["probed_ratio"]),
+             fmt(r["probe_agreement"]), *(fmt(ratio) for ratio in r["sampling_ratios"]), r["num_negative"], r["num_near_zero"]]
+            for r in summary["runs"] if r["status"] == "ok"]
     return columns, rows
 
 
