@@ -1,34 +1,41 @@
 """1-3 Flatness vs generalization, part 1: what lies on the straight line between two trained models?
 
-    dlprobe run interpolation --profile quick          # about 10 s on a 2-core CPU
-    dlprobe run interpolation --set pairs=batch_size --set batch_sizes=32,2048
+    dlprobe run interpolation --profile quick          # 2 seeds: about 25 s on a 2-core CPU
+    dlprobe run interpolation --set pairs=batch_size --set batch_sizes=32,2048 --seeds 5
 
 For each pair, m1 and m2 are the same MLP trained with Adam for `epochs` epochs in two ways that differ
 in one setting: the batch size (64 vs 1024 at learning rate `learning_rate`) or the learning rate
-(1e-3 vs 1e-2 at batch size `batch_size`). With `shared_init` both start from the same initial weights
-and see data in orders fixed by the same seed, so the setting is the only difference. A model that two
-pairs share (batch 64, lr 1e-3 by default) is trained once. The loss and accuracy of
-theta(alpha) = (1 - alpha) theta1 + alpha theta2 are evaluated on the whole training and test sets for
-every alpha of the grid at once (vmap; the MLP has no BatchNorm, so there are no statistics to redo).
-The grid is `num_alphas` evenly spaced points on [alpha_min, alpha_max] plus exactly 0, 1,
--flatness_distance and 1 + flatness_distance.
+(1e-3 vs 1e-2 at batch size `batch_size`). Every pair is trained once per seed of `seeds`: with
+`shared_init` m1 and m2 of seed s both start from the weights drawn from s and see data in orders fixed
+by s, so the setting is the only difference (without it, m2 uses s + 1). A model that two pairs share
+(batch 64, lr 1e-3 by default) is trained once per seed. Each model and each line is one trial. The loss
+and accuracy of theta(alpha) = (1 - alpha) theta1 + alpha theta2 are evaluated, per seed, on the whole
+training and test sets for every alpha of the grid at once (vmap; the MLP has no BatchNorm, so there are
+no statistics to redo). The grid is `num_alphas` evenly spaced points on [alpha_min, alpha_max] plus
+exactly 0, 1, -flatness_distance and 1 + flatness_distance.
 
 Flatness along the line: alpha outside [0, 1] moves away from an endpoint by a multiple of the same
 vector theta2 - theta1, so the loss increase at alpha = -d (beyond m1) and at alpha = 1 + d (beyond m2)
 compares both endpoints at equal parameter distance d * ||theta2 - theta1||. The endpoint whose loss
-rises less is called flatter only when the larger rise is at least FLATNESS_RATIO times the smaller.
+rises less is called flatter in a seed only when the larger rise is at least FLATNESS_RATIO times the
+smaller; the observations call it flatter only when that holds in every seed.
 
 summary.json: dataset, dataset_note, model (layer sizes and activation), num_params, optimizer,
-epochs, seed, shared_init, alphas (the grid), pairs.<batch_size|learning_rate> = {varied, m1, m2
-(each: batch_size, learning_rate, init_seed, label, steps, status, train_loss, test_loss, train_accuracy,
-test_accuracy as evaluated after training), parameter_distance ||theta2 - theta1||, endpoints
-{train|test: {loss_at_0, loss_at_1, accuracy_at_0, accuracy_at_1}}, midpoint {train|test: {loss,
-accuracy} at alpha = 0.5}, barrier {train|test: max loss on [0, 1] - max(endpoint losses)},
-minimum {train|test: {loss, alpha}} over the grid, flatness {distance, train|test: {rise_beyond_m1,
-rise_beyond_m2, relative_rise_beyond_m1, relative_rise_beyond_m2 (rise / endpoint loss), flatter:
-"m1", "m2", "similar" or "not measurable" (the loss falls beyond an endpoint)}}}.
-metrics.csv: per model (run "<pair>/m1" ...) train/test loss and accuracy per epoch; per pair (run
-"<pair>/line") alpha, train_loss, test_loss, train_accuracy, test_accuracy at step = grid index.
+epochs, seeds, shared_init, alphas (the grid), pairs.<batch_size|learning_rate> = {varied, m1, m2 (each:
+batch_size, learning_rate, label), per_seed: list in seed order of {seed, m1, m2 (each: init_seed, steps,
+status, train_loss, test_loss, train_accuracy, test_accuracy as evaluated after training),
+parameter_distance ||theta2 - theta1||, endpoints {train|test: {loss_at_0, loss_at_1, accuracy_at_0,
+accuracy_at_1}}, midpoint {train|test: {loss, accuracy} at alpha = 0.5}, barrier {train|test: max loss on
+[0, 1] - max(endpoint losses)}, minimum {train|test: {loss, alpha}} over the grid, flatness {distance,
+train|test: {rise_beyond_m1, rise_beyond_m2, relative_rise_beyond_m1, relative_rise_beyond_m2 (rise /
+endpoint loss), flatter: "m1", "m2", "similar" or "not measurable" (the loss falls beyond an endpoint)}}},
+stats: the same headline numbers as seed stats (mean, std, min, max, values, n): m1 and m2 {train_loss,
+test_loss, train_accuracy, test_accuracy}, parameter_distance, barrier {train|test}, midpoint {train|test:
+{loss, accuracy}}, flatness {train|test: {rise_beyond_m1, rise_beyond_m2, relative_rise_beyond_m1,
+relative_rise_beyond_m2, flatter: the per-seed verdicts in seed order}}}.
+metrics.csv: per model (run "<pair>/seed<s>/m1" ...) train/test loss and accuracy per epoch; per pair and
+seed (run "<pair>/seed<s>/line") alpha, train_loss, test_loss, train_accuracy, test_accuracy at step = grid index.
+Figures: interpolation_<pair>, the mean line over seeds with a min-max band.
 """
 
 from __future__ import annotations
@@ -49,11 +56,14 @@ from ..plotting.style import close
 from ..training.common import OptimizerSettings
 from ..training.loop import TensorData, TrainSpec, train
 from .base import Experiment
-from .observe import fmt
+from .common import seed_stats
+from .observe import fmt, mean_std, separated
 
 PAIRS = ("batch_size", "learning_rate")
 FLATNESS_RATIO = 1.5  # one endpoint is "flatter" only when the other's loss rises at least this many times more
 SPLITS = ("train", "test")
+METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+RISES = ("rise_beyond_m1", "rise_beyond_m2", "relative_rise_beyond_m1", "relative_rise_beyond_m2")
 
 
 @dataclass(frozen=True)
@@ -68,13 +78,16 @@ class Config(ExperimentConfig):
     learning_rates: tuple[float, ...] = param((1e-3, 1e-2), "Adam learning rates of m1 and m2 in the learning-rate pair", minimum=1e-8, maximum=10.0)
     learning_rate: float = param(1e-3, "Adam learning rate of both models of the batch-size pair", minimum=1e-8, maximum=10.0)
     batch_size: int = param(64, "batch size of both models of the learning-rate pair", minimum=1)
-    shared_init: bool = param(True, "m1 and m2 start from the same initial weights (false: m2 uses seed + 1)")
+    seeds: tuple[int, ...] = param((0, 1, 2), "seeds: each trains m1 and m2 of every pair (mean and min-max spread are reported)", minimum=0)
+    shared_init: bool = param(True, "m1 and m2 of a seed start from the same initial weights (false: m2 uses the seed + 1)")
     num_alphas: int = param(61, "evenly spaced interpolation ratios on [alpha_min, alpha_max]", minimum=50, maximum=10001)
     alpha_min: float = param(-1.0, "first interpolation ratio (must be < 0)", maximum=0.0)
     alpha_max: float = param(2.0, "last interpolation ratio (must be > 1)", minimum=1.0)
     flatness_distance: float = param(0.25, "d: loss rise compared at alpha = -d and 1 + d", minimum=1e-6)
 
     def validate(self):
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must list at least one seed, all distinct, got {self.seeds}")
         if not self.pairs or len(set(self.pairs)) != len(self.pairs):
             raise ConfigError(f"pairs must list batch_size and/or learning_rate once each, got {self.pairs}")
         if len(self.batch_sizes) != 2 or len(self.learning_rates) != 2:
@@ -86,9 +99,9 @@ class Config(ExperimentConfig):
 
 
 PROFILES = {
-    "smoke": dict(train_size=600, widths=(32,), epochs=2, num_alphas=50),
-    "quick": dict(epochs=30),
-    "full": dict(dataset="mnist", epochs=50),
+    "smoke": dict(train_size=600, widths=(32,), epochs=2, num_alphas=50, seeds=(0, 1)),
+    "quick": dict(epochs=30, seeds=(0, 1)),
+    "full": dict(dataset="mnist", epochs=50, seeds=(0, 1, 2)),
 }
 
 
@@ -99,9 +112,9 @@ def alpha_grid(config: Config) -> torch.Tensor:
     return torch.from_numpy(np.unique(np.round(np.concatenate([even, extra]), 10)))
 
 
-def _settings(config: Config, pair: str) -> list[tuple[int, float, int]]:
-    """(batch_size, learning_rate, init seed) of m1 and m2."""
-    seeds = (config.seed, config.seed if config.shared_init else config.seed + 1)
+def _settings(config: Config, pair: str, seed: int) -> list[tuple[int, float, int]]:
+    """(batch_size, learning_rate, init seed) of m1 and m2 of one seed."""
+    seeds = (seed, seed if config.shared_init else seed + 1)
     if pair == "batch_size":
         return [(b, config.learning_rate, s) for b, s in zip(config.batch_sizes, seeds)]
     return [(config.batch_size, lr, s) for lr, s in zip(config.learning_rates, seeds)]
@@ -128,28 +141,46 @@ def run(config: Config, ctx) -> dict:
     data = TensorData(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test).to(ctx.device)
     alphas = alpha_grid(config)
     summary = {"dataset": dataset.name, "dataset_note": dataset.note, "model": f"MLP {spec.describe()} ({config.activation})",
-               "num_params": spec.num_params, "optimizer": "adam", "epochs": config.epochs, "seed": config.seed,
+               "num_params": spec.num_params, "optimizer": "adam", "epochs": config.epochs, "seeds": list(config.seeds),
                "shared_init": config.shared_init, "alphas": alphas.tolist(), "pairs": {}}
-    settings = {pair: _settings(config, pair) for pair in config.pairs}
-    distinct = sorted({s for pair in settings.values() for s in pair})
+    settings = {(pair, seed): _settings(config, pair, seed) for pair in config.pairs for seed in config.seeds}
+    distinct = sorted({s for ends in settings.values() for s in ends})  # one trial per model per seed
     trials = [(f"model_bs{batch_size}_lr{learning_rate:g}_seed{seed}", partial(_train_model, spec, data, config, batch_size, learning_rate, seed))
               for batch_size, learning_rate, seed in distinct]
     models = dict(zip(distinct, ctx.map_trials(trials, "interpolation", steps=config.epochs)))
     architecture = MLP(spec).to(ctx.device)
-    lines = ctx.map_trials([(f"line_{pair}", partial(_evaluate_line, architecture, models[ends[0]]["state"], models[ends[1]]["state"], alphas, data))
-                            for pair, ends in settings.items()], "interpolation lines")
-    for (pair, ends), line in zip(settings.items(), lines):
-        first, second = models[ends[0]], models[ends[1]]
-        labels = tuple(f"m{i + 1} ({_label(pair, b, lr)})" for i, (b, lr, _) in enumerate(ends))
-        summary["pairs"][pair] = _summarize_pair(pair, ends, (first, second), labels, alphas, line, config)
-        _record(ctx.log, pair, (first, second), alphas, line)
-        ax = plot_interpolation(alphas.numpy(), {s: line[f"{s}_loss"].numpy() for s in SPLITS},
-                                {s: line[f"{s}_accuracy"].numpy() for s in SPLITS}, labels,
-                                f"Linear interpolation {labels[0]} → {labels[1]}\n"
-                                f"MLP {spec.describe()} ({spec.num_params} params), Adam, {config.epochs} epochs, {dataset.name}")
-        ctx.run_dir.save_figure(ax.figure, f"interpolation_{pair}")
-        close(ax.figure)
+    lines = ctx.map_trials([(f"line_{pair}_seed{seed}", partial(_evaluate_line, architecture, models[ends[0]]["state"], models[ends[1]]["state"], alphas, data))
+                            for (pair, seed), ends in settings.items()], "interpolation lines")
+    lines = dict(zip(settings, lines))
+    for pair in config.pairs:
+        labels = tuple(f"m{i + 1} ({_label(pair, b, lr)})" for i, (b, lr, _) in enumerate(settings[(pair, config.seeds[0])]))
+        per_seed = []
+        for seed in config.seeds:
+            ends, line = settings[(pair, seed)], lines[(pair, seed)]
+            trained = (models[ends[0]], models[ends[1]])
+            per_seed.append(_summarize_seed(seed, ends, trained, alphas, line, config))
+            _record(ctx.log, f"{pair}/seed{seed}", trained, alphas, line)
+        summary["pairs"][pair] = {"varied": pair, **_members(settings[(pair, config.seeds[0])], labels), "per_seed": per_seed,
+                                  "stats": _seed_summary(per_seed)}
+        _plot(ctx, pair, labels, alphas, [lines[(pair, seed)] for seed in config.seeds], spec, dataset.name, config)
     return summary
+
+
+def _members(ends, labels) -> dict:
+    """{m1, m2: {batch_size, learning_rate, label}}: the settings every seed shares."""
+    return {name: {"batch_size": batch_size, "learning_rate": learning_rate, "label": label}
+            for name, (batch_size, learning_rate, _), label in zip(("m1", "m2"), ends, labels)}
+
+
+def _plot(ctx, pair, labels, alphas, lines, spec, dataset_name, config) -> None:
+    """The pair's figure: mean line over the seeds' lines, min-max band."""
+    spread = f"mean of {len(lines)} seeds, band = min-max" if len(lines) > 1 else f"seed {config.seeds[0]}"
+    ax = plot_interpolation(alphas.numpy(), {s: np.stack([line[f"{s}_loss"].numpy() for line in lines]) for s in SPLITS},
+                            {s: np.stack([line[f"{s}_accuracy"].numpy() for line in lines]) for s in SPLITS}, labels,
+                            f"Linear interpolation {labels[0]} → {labels[1]} ({spread})\n"
+                            f"MLP {spec.describe()} ({spec.num_params} params), Adam, {config.epochs} epochs, {dataset_name}")
+    ctx.run_dir.save_figure(ax.figure, f"interpolation_{pair}")
+    close(ax.figure)
 
 
 def _evaluate_line(architecture, state1, state2, alphas, data, trial) -> dict:
@@ -170,18 +201,17 @@ def _at(alphas: torch.Tensor, values: torch.Tensor, alpha: float) -> float:
     return float(values[index])
 
 
-def _summarize_pair(pair, ends, trained, labels, alphas, line, config) -> dict:
-    members = {}
-    for name, (batch_size, learning_rate, seed), model, label in zip(("m1", "m2"), ends, trained, labels):
-        curves = model["curves"]
-        members[name] = {"batch_size": batch_size, "learning_rate": learning_rate, "init_seed": seed, "label": label,
-                         "steps": model["steps"], "status": model["status"],
-                         **{metric: curves[metric][-1] for metric in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}}
+def _summarize_seed(seed, ends, trained, alphas, line, config) -> dict:
+    """One seed's numbers of a pair: the trained models, their distance, and the line's endpoints, barrier and flatness."""
+    result = {"seed": seed}
+    for name, (_, _, init_seed), model in zip(("m1", "m2"), ends, trained):
+        result[name] = {"init_seed": init_seed, "steps": model["steps"], "status": model["status"],
+                        **{metric: model["curves"][metric][-1] for metric in METRICS}}
     difference = [(trained[1]["state"][n].double() - trained[0]["state"][n].double()).square().sum() for n in trained[0]["state"]]
     distance = config.flatness_distance
     inside = (alphas >= 0) & (alphas <= 1)
-    result = {"varied": pair, **members, "parameter_distance": float(torch.stack(difference).sum().sqrt()),
-              "endpoints": {}, "midpoint": {}, "barrier": {}, "minimum": {}, "flatness": {"distance": distance}}
+    result.update({"parameter_distance": float(torch.stack(difference).sum().sqrt()), "endpoints": {}, "midpoint": {}, "barrier": {},
+                   "minimum": {}, "flatness": {"distance": distance}})
     for split in SPLITS:
         loss, accuracy = line[f"{split}_loss"], line[f"{split}_accuracy"]
         at_0, at_1 = _at(alphas, loss, 0.0), _at(alphas, loss, 1.0)
@@ -197,6 +227,27 @@ def _summarize_pair(pair, ends, trained, labels, alphas, line, config) -> dict:
     return result
 
 
+def _over_seeds(per_seed: list[dict], *keys: str) -> dict:
+    """seed_stats of the number at run[keys[0]][keys[1]]... of every seed's run."""
+    values = []
+    for value in per_seed:
+        for key in keys:
+            value = value[key]
+        values.append(value)
+    return seed_stats(values)
+
+
+def _seed_summary(per_seed: list[dict]) -> dict:
+    """The headline numbers of a pair as seed stats, shaped like one per-seed entry (flatter: the per-seed verdicts)."""
+    stats = {name: {metric: _over_seeds(per_seed, name, metric) for metric in METRICS} for name in ("m1", "m2")}
+    stats["parameter_distance"] = _over_seeds(per_seed, "parameter_distance")
+    stats["barrier"] = {split: _over_seeds(per_seed, "barrier", split) for split in SPLITS}
+    stats["midpoint"] = {split: {q: _over_seeds(per_seed, "midpoint", split, q) for q in ("loss", "accuracy")} for split in SPLITS}
+    stats["flatness"] = {split: {**{rise: _over_seeds(per_seed, "flatness", split, rise) for rise in RISES},
+                                 "flatter": [run["flatness"][split]["flatter"] for run in per_seed]} for split in SPLITS}
+    return stats
+
+
 def flatter(rise_beyond_m1: float, rise_beyond_m2: float) -> str:
     """'m1' / 'm2' when that endpoint's loss rises at most 1/FLATNESS_RATIO of the other's, else 'similar';
     'not measurable' when the loss falls beyond an endpoint (it is no minimum along the line)."""
@@ -208,59 +259,101 @@ def flatter(rise_beyond_m1: float, rise_beyond_m2: float) -> str:
     return "m1" if rise_beyond_m1 < rise_beyond_m2 else "m2"
 
 
-def _record(log, pair, trained, alphas, line) -> None:
+def _record(log, run, trained, alphas, line) -> None:
+    """Training curves of m1 and m2 under "<run>/m1", "<run>/m2" and the line under "<run>/line" (run = "<pair>/seed<s>")."""
     for name, model in zip(("m1", "m2"), trained):
         curves = model["curves"]
         for index, epoch in enumerate(curves["epoch"]):
-            for metric in ("train_loss", "test_loss", "train_accuracy", "test_accuracy"):
-                log.add(f"{pair}/{name}", int(epoch), metric, curves[metric][index])
+            for metric in METRICS:
+                log.add(f"{run}/{name}", int(epoch), metric, curves[metric][index])
     for index, alpha in enumerate(alphas.tolist()):
-        log.add(f"{pair}/line", index, "alpha", alpha)
+        log.add(f"{run}/line", index, "alpha", alpha)
         for metric, values in line.items():
-            log.add(f"{pair}/line", index, metric, float(values[index]))
+            log.add(f"{run}/line", index, metric, float(values[index]))
 
 
 def observe(summary: dict, config: dict) -> list[str]:
     sentences = []
     for pair in summary["pairs"].values():
-        m1, m2 = pair["m1"], pair["m2"]
-        lead = f"{m1['label']} vs {m2['label']}: "
-        sentences.append(lead + f"after training, test accuracy {fmt(m1['test_accuracy'])} vs {fmt(m2['test_accuracy'])}, "
-                         f"train loss {fmt(m1['train_loss'])} vs {fmt(m2['train_loss'])}, test loss {fmt(m1['test_loss'])} "
-                         f"vs {fmt(m2['test_loss'])}; the models are {fmt(pair['parameter_distance'])} apart in parameter space.")
-        barrier = pair["barrier"]
-        if max(barrier.values()) <= 1e-3 * max(pair["endpoints"]["train"]["loss_at_0"], pair["endpoints"]["train"]["loss_at_1"]):
-            sentences.append(lead + "no loss barrier between them: on [0, 1] the loss never exceeds the worse endpoint.")
-        else:
-            sentences.append(lead + f"loss barrier on the segment (max loss on [0, 1] minus the worse endpoint): train "
-                             f"{fmt(barrier['train'])}, test {fmt(barrier['test'])}; loss at α = 0.5: train "
-                             f"{fmt(pair['midpoint']['train']['loss'])}, test {fmt(pair['midpoint']['test']['loss'])}.")
-        flat = pair["flatness"]
-        d = flat["distance"]
-        for split in SPLITS:
-            numbers = flat[split]
-            change_m1, change_m2 = (_change(numbers[f"rise_beyond_{name}"]) for name in ("m1", "m2"))
-            rise = (f"moving {fmt(d)}·‖θ₂−θ₁‖ beyond each endpoint, the {split} loss {change_m1} beyond m1 (α = {fmt(-d)}) "
-                    f"and {change_m2} beyond m2 (α = {fmt(1 + d)})")
-            verdict = numbers["flatter"]
-            if verdict in ("m1", "m2"):
-                ratio = max(numbers["rise_beyond_m1"], numbers["rise_beyond_m2"]) / min(numbers["rise_beyond_m1"], numbers["rise_beyond_m2"])
-                text = f": {pair[verdict]['label']} is flatter along this line (the other's rise is {fmt(ratio, 2)}× larger)."
-            elif verdict == "similar":
-                text = f": no clear flatness difference (the rises are within {FLATNESS_RATIO}× of each other)."
-            else:
-                falling = " and ".join(name for name in ("m1", "m2") if numbers[f"rise_beyond_{name}"] <= 0)
-                text = (f": the loss falls beyond {falling}, which is therefore no minimum along this line (e.g. not trained "
-                        "to convergence), so flatness is not measurable here.")
-            sentences.append(lead + rise + text)
-    if summary["pairs"]:
-        sentences.append("Each pair is one training run per model (seed " f"{summary['seed']}); flatness along a single line is "
+        lead = f"{pair['m1']['label']} vs {pair['m2']['label']}: "
+        sentences += [lead + _after_training(pair), lead + _barrier(pair)]
+        sentences += [lead + _flatness(pair, split) for split in SPLITS]
+    seeds = summary["seeds"]
+    if summary["pairs"] and len(seeds) == 1:
+        sentences.append(f"Each pair is one training run per model (seed {seeds[0]}); flatness along a single line is "
                          "one direction in parameter space, not a full curvature measurement.")
+    elif summary["pairs"]:
+        sentences.append(f"Each pair was trained with {len(seeds)} seeds ({', '.join(map(str, seeds))}; numbers are mean ± std "
+                         "over them); flatness along a single line is one direction in parameter space, not a full curvature measurement.")
     return sentences
 
 
-def _change(rise: float) -> str:
-    return f"rises by {fmt(rise)}" if rise >= 0 else f"falls by {fmt(-rise)}"
+def _after_training(pair: dict) -> str:
+    m1, m2 = pair["stats"]["m1"], pair["stats"]["m2"]
+    overlap = ""
+    if m1["test_accuracy"]["n"] > 1:
+        overlap = f" (seed ranges {'do not overlap' if separated(m1['test_accuracy'], m2['test_accuracy']) else 'overlap'})"
+    return (f"after training, test accuracy {mean_std(m1['test_accuracy'])} vs {mean_std(m2['test_accuracy'])}{overlap}, "
+            f"train loss {mean_std(m1['train_loss'])} vs {mean_std(m2['train_loss'])}, test loss {mean_std(m1['test_loss'])} "
+            f"vs {mean_std(m2['test_loss'])}; the models are {mean_std(pair['stats']['parameter_distance'])} apart in parameter space.")
+
+
+def _barrier(pair: dict) -> str:
+    """A barrier counts in a seed when it exceeds 1e-3 of the worse endpoint's training loss."""
+    per_seed, stats = pair["per_seed"], pair["stats"]
+    found = sum(max(run["barrier"].values()) > 1e-3 * max(run["endpoints"]["train"]["loss_at_0"], run["endpoints"]["train"]["loss_at_1"])
+                for run in per_seed)
+    n = len(per_seed)
+    if found == 0:
+        seeds = f" in any of the {n} seeds" if n > 1 else ""
+        return f"no loss barrier between them{seeds}: on [0, 1] the loss never exceeds the worse endpoint."
+    seeds = f" in {found} of {n} seeds" if n > 1 else ""
+    return (f"loss barrier on the segment (max loss on [0, 1] minus the worse endpoint){seeds}: train "
+            f"{mean_std(stats['barrier']['train'])}, test {mean_std(stats['barrier']['test'])}; loss at α = 0.5: train "
+            f"{mean_std(stats['midpoint']['train']['loss'])}, test {mean_std(stats['midpoint']['test']['loss'])}.")
+
+
+def _flatness(pair: dict, split: str) -> str:
+    """The rises beyond both endpoints and the flatter-side verdict; a side is called flatter only when it is in every seed."""
+    stats = pair["stats"]["flatness"][split]
+    d = pair["per_seed"][0]["flatness"]["distance"]
+    rise = (f"moving {fmt(d)}·‖θ₂−θ₁‖ beyond each endpoint, the {split} loss {_change(stats['rise_beyond_m1'])} beyond m1 "
+            f"(α = {fmt(-d)}) and {_change(stats['rise_beyond_m2'])} beyond m2 (α = {fmt(1 + d)})")
+    verdicts = stats["flatter"]
+    n = len(verdicts)
+    if len(set(verdicts)) > 1:
+        counts = ", ".join(f"{_verdict_words(pair, v)} in {verdicts.count(v)} of {n} seeds" for v in dict.fromkeys(verdicts))
+        return rise + f": the verdict differs between seeds ({counts}), so no flatness difference is called clear."
+    verdict, every = verdicts[0], f" in each of the {n} seeds" if n > 1 else ""
+    numbers = [run["flatness"][split] for run in pair["per_seed"]]
+    if verdict in ("m1", "m2"):
+        ratios = [max(r["rise_beyond_m1"], r["rise_beyond_m2"]) / min(r["rise_beyond_m1"], r["rise_beyond_m2"]) for r in numbers]
+        ratio = fmt(ratios[0], 2) if n == 1 else f"{fmt(min(ratios), 2)} to {fmt(max(ratios), 2)}"
+        return rise + f": {pair[verdict]['label']} is flatter along this line{every} (the other's rise is {ratio}× larger)."
+    if verdict == "similar":
+        return rise + f": no clear flatness difference{every} (the rises are within {FLATNESS_RATIO}× of each other)."
+    falling = " and ".join(name + (f" in {k} of {n} seeds" if n > 1 else "") for name in ("m1", "m2")
+                           if (k := sum(r[f"rise_beyond_{name}"] <= 0 for r in numbers)))
+    return rise + (f": the loss falls beyond {falling}, which is therefore no minimum along this line (e.g. not trained "
+                   "to convergence), so flatness is not measurable here.")
+
+
+def _verdict_words(pair: dict, verdict: str) -> str:
+    if verdict in ("m1", "m2"):
+        return f"{pair[verdict]['label']} flatter"
+    return "similar rises" if verdict == "similar" else "not measurable (the loss falls beyond an endpoint)"
+
+
+def _change(stats: dict) -> str:
+    """'rises by' / 'falls by' the seeds' mean ± std of a loss change; 'changes by' when its sign differs between seeds."""
+    if stats["mean"] is None:
+        return "is not finite in any seed"
+    if stats["min"] >= 0:
+        return f"rises by {mean_std(stats)}"
+    if stats["max"] < 0:
+        return f"falls by {mean_std({**stats, 'mean': -stats['mean']})}"
+    falls = sum(value < 0 for value in stats["values"])
+    return f"changes by {mean_std(stats)} (falls in {falls} of {stats['n']} seeds)"
 
 
 def table(summary: dict):
@@ -268,12 +361,13 @@ def table(summary: dict):
                "barrier (train / test)", "rise beyond endpoint (train / test)"]
     rows = []
     for pair in summary["pairs"].values():
+        stats = pair["stats"]
         for name in ("m1", "m2"):
             m = pair[name]
-            rows.append([pair["varied"].replace("_", " "), m["label"], m["batch_size"], fmt(m["learning_rate"]), fmt(m["train_loss"]),
-                         fmt(m["test_loss"]), fmt(m["train_accuracy"]), fmt(m["test_accuracy"]),
-                         f"{fmt(pair['barrier']['train'])} / {fmt(pair['barrier']['test'])}",
-                         " / ".join(fmt(pair["flatness"][s][f"rise_beyond_{name}"]) for s in SPLITS)])
+            rows.append([pair["varied"].replace("_", " "), m["label"], m["batch_size"], fmt(m["learning_rate"]),
+                         *(mean_std(stats[name][metric]) for metric in METRICS),
+                         f"{mean_std(stats['barrier']['train'])} / {mean_std(stats['barrier']['test'])}",
+                         " / ".join(mean_std(stats["flatness"][s][f"rise_beyond_{name}"]) for s in SPLITS)])
     return columns, rows
 
 

@@ -23,18 +23,20 @@ def _joint_legend(left, right) -> None:
 
 
 def plot_interpolation(alphas, losses: dict, accuracies: dict, endpoint_labels: tuple[str, str], title: str, ax=None):
-    """Cross-entropy (log scale, left axis) and accuracy (right axis) along theta(alpha).
+    """Cross-entropy (log scale, left axis) and accuracy (right axis) along theta(alpha), mean over seeds with a
+    min-max band.
 
-    alphas: (A,); losses / accuracies: {"train": (A,), "test": (A,)}. Train is solid, test dashed;
-    vertical lines at alpha = 0 and 1 carry endpoint_labels (m1, m2).
+    alphas: (A,); losses / accuracies: {"train": (S, A), "test": (S, A)}, one row per seed (a single (A,) row is
+    one seed, drawn without a band). Train is solid, test dashed; vertical lines at alpha = 0 and 1 carry
+    endpoint_labels (m1, m2).
     """
     if ax is None:
         _, ax = new_axes(width=7.6, height=5.0)
     right = ax.twinx()
     alphas = np.asarray(alphas, dtype=float)
     for split, style in (("train", "-"), ("test", "--")):
-        ax.plot(alphas, np.asarray(losses[split]), color=LOSS_COLOR, linestyle=style, linewidth=1.7, label=f"{split} cross-entropy")
-        right.plot(alphas, np.asarray(accuracies[split]), color=ACCURACY_COLOR, linestyle=style, linewidth=1.7, label=f"{split} accuracy")
+        line_with_band(ax, alphas, np.atleast_2d(losses[split]), f"{split} cross-entropy", LOSS_COLOR, linestyle=style)
+        line_with_band(right, alphas, np.atleast_2d(accuracies[split]), f"{split} accuracy", ACCURACY_COLOR, linestyle=style)
     ax.set_yscale("log")
     ax.set_xlabel("interpolation ratio α   (θ = (1−α)·θ₁ + α·θ₂)")
     ax.set_ylabel("cross-entropy (log scale)", color=LOSS_COLOR)
