@@ -78,7 +78,7 @@ OPTION_CASES = [
     (["run", "fit-function", "--threads", "two"], "invalid int value: 'two'"),
     (["run", "random-labels", "--train-size", "-5"], "train_size must be >= 1"),
     (["run", "random-labels", "--train-size", "0"], "train_size must be >= 1"),
-    (["run", "interpolation", "--profile", "smoke", "--train-size", "999999"], "train_size must be between 1 and the 4000"),
+    (["run", "interpolation", "--profile", "smoke", "--train-size", "999999"], "train_size=999999 (from the profile or your options) is more than the 4000"),
     (["run", "interpolation", "--dataset", "nope"], "unknown dataset 'nope'"),
     (["run", "fit-task", "--dataset", "digits", "--dataset", "nope"], "unknown dataset 'nope'"),
     (["run", "interpolation", "--dataset", "mnist", "--dataset", "cifar10"], "--dataset was given 2 times"),

