@@ -1,13 +1,15 @@
-"""random-labels end to end in the smoke profile: labels really randomized, test accuracy at chance, figures."""
+"""random-labels end to end in the smoke profile (2 seeds): labels really randomized, test accuracy at chance,
+figures, seed stats that agree with the per-seed values, each seed the same as a run of that seed alone."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from dlprobe.cli import main
 from dlprobe.data.images import load_dataset
-from dlprobe.experiments.random_labels import Config, _summarize, observe, table
+from dlprobe.experiments.random_labels import SEED_STATS, Config, _summarize, _summarize_seeds, observe, table
 from smoke import assert_rerun_is_skipped, run_smoke
 
 SMOKE = ["run", "random-labels", "--profile", "smoke", "--quiet"]
@@ -28,50 +30,113 @@ def test_figures_and_summary(smoke_run):
     assert summary["chance_accuracy"] == pytest.approx(0.1)
     assert summary["num_train"] == 500 and summary["num_test"] == 300
     assert summary["model"]["num_params"] == 784 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 10
+    assert summary["seeds"] == [0, 1]  # the smoke profile trains two seeds per noise level
     assert set(summary["runs"]) == {"0", "1"}
     assert summary["label_mode"] == "shuffle"  # the default, as the assignment asks
     for run in summary["runs"].values():
-        assert {"final_train_loss", "final_test_accuracy", "epochs_to_fit", "labels_changed", "status"} <= set(run)
-        assert run["status"] == "ok"
-        assert run["max_class_count_change"] == 0  # shuffling keeps every class count
+        assert run["status"] == "ok" and set(run["per_seed"]) == {"0", "1"}
+        for one in run["per_seed"].values():
+            assert {"final_train_loss", "final_test_accuracy", "epochs_to_fit", "labels_changed", "status"} <= set(one)
+            assert one["status"] == "ok"
+            assert one["max_class_count_change"] == 0  # shuffling keeps every class count
     header, *rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert header == "run,step,name,value"
-    assert len(rows) == 2 * 4 * (6 + 1)  # 2 noise levels x 4 metrics x (epochs 0..6)
+    assert len(rows) == 2 * 2 * 4 * (6 + 1)  # 2 noise levels x 2 seeds x 4 metrics x (epochs 0..6)
+    assert {row.split(",")[0] for row in rows} == {f"label_noise={f}/seed{s}" for f in (0, 1) for s in (0, 1)}
+    assert sorted(p.name for p in (run_dir / "trials").iterdir()) == [
+        "noise_0_seed0.pt", "noise_0_seed1.pt", "noise_1_seed0.pt", "noise_1_seed1.pt"]  # one trial per (fraction, seed)
+
+
+def test_seed_stats_agree_with_the_per_seed_values(smoke_run):
+    _, run_dir = smoke_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for run in summary["runs"].values():
+        per_seed = [run["per_seed"][str(seed)] for seed in summary["seeds"]]
+        for name in SEED_STATS:
+            values = np.array([one[name] for one in per_seed], dtype=float)
+            stats = run[name]
+            assert stats["values"] == pytest.approx(values.tolist()) and stats["n"] == 2, name
+            assert stats["mean"] == pytest.approx(values.mean()) and stats["std"] == pytest.approx(values.std()), name
+            assert (stats["min"], stats["max"]) == pytest.approx((values.min(), values.max())), name
+        assert run["epochs_to_fit"]["values"] == [one["epochs_to_fit"] for one in per_seed]
+    # The two seeds are different models: their final numbers are not copies of each other.
+    clean = summary["runs"]["0"]["final_train_loss"]["values"]
+    assert clean[0] != clean[1]
+
+
+def test_epochs_to_fit_stats_skip_seeds_that_never_fit_and_observations_say_so():
+    def one(epochs_to_fit, test_accuracy):
+        return {"label_noise": 1.0, "labels_changed": 0.9, "max_class_count_change": 0, "status": "ok",
+                "final_train_loss": 0.01, "final_train_accuracy": 1.0, "final_test_loss": 4.0,
+                "final_test_accuracy": test_accuracy, "best_test_accuracy": 0.12, "best_test_accuracy_epoch": 1,
+                "min_test_loss": 2.3, "final_train_accuracy_true_labels": 0.1, "epochs_to_fit": epochs_to_fit,
+                "test_accuracy_at_fit": None}
+    per_seed = {0: one(10, 0.11), 1: one(None, 0.12), 2: one(14, 0.10)}
+    run = _summarize_seeds(1.0, per_seed)
+    assert run["epochs_to_fit"] == {"mean": 12.0, "std": 2.0, "min": 10.0, "max": 14.0, "values": [10, None, 14], "n": 2}
+    assert run["per_seed"]["1"] == per_seed[1]
+    summary = {"seeds": [0, 1, 2], "runs": {"1": run}, "chance_accuracy": 0.1, "label_mode": "shuffle", "num_train": 500,
+               "fit_threshold": 0.99, "epochs": 20, "num_classes": 10}
+    text = " ".join(observe(summary, {}))
+    assert "3 seeds (0, 1, 2)" in text
+    assert "after 10-14 epochs in 2 of 3 seeds" in text
+    accuracy = np.array([0.11, 0.12, 0.10])
+    assert f"test accuracy ended at {100 * accuracy.mean():.1f} ± {100 * accuracy.std():.1f}%" in text  # 11.0 ± 0.8%
+    assert "memorized them in 2 of 3 seeds" in text
+    assert "within 2.0 points of chance across seeds (+0.0 to +2.0)" in text  # one seed at chance: no side is claimed
 
 
 def test_random_labels_do_not_transfer(smoke_run):
     _, run_dir = smoke_run
     runs = json.loads((run_dir / "summary.json").read_text())["runs"]
-    random, clean = runs["1"], runs["0"]
-    # With every label random nothing learned can transfer: the band is +-10 points around the 10% chance
-    # level (300 test images: one binomial std is ~1.7 points).
-    assert abs(random["final_test_accuracy"] - 0.1) < 0.10
-    # The model fitted noise, not digits: scored against the true training labels it is near chance too.
-    assert random["final_train_accuracy_true_labels"] < 0.25
-    # The same network on the true labels learns something real even in 6 epochs.
-    assert clean["final_test_accuracy"] > random["final_test_accuracy"] + 0.3
-    assert clean["labels_changed"] == 0.0
+    for seed in ("0", "1"):
+        random, clean = runs["1"]["per_seed"][seed], runs["0"]["per_seed"][seed]
+        # With every label random nothing learned can transfer: the band is +-10 points around the 10% chance
+        # level (300 test images: one binomial std is ~1.7 points).
+        assert abs(random["final_test_accuracy"] - 0.1) < 0.10
+        # The model fitted noise, not digits: scored against the true training labels it is near chance too.
+        assert random["final_train_accuracy_true_labels"] < 0.25
+        # The same network on the true labels learns something real even in 6 epochs.
+        assert clean["final_test_accuracy"] > random["final_test_accuracy"] + 0.3
+        assert clean["labels_changed"] == 0.0
 
 
-def test_training_labels_really_differ(smoke_run):
+def test_training_labels_really_differ_and_each_seed_draws_its_own(smoke_run):
     _, run_dir = smoke_run
     runs = json.loads((run_dir / "summary.json").read_text())["runs"]
     clean = load_dataset("mnist-5k", train_size=500, test_size=300)
-    corrupted = load_dataset("mnist-5k", train_size=500, test_size=300, label_noise=1.0, label_mode="shuffle", seed=0)
-    true, noisy = clean.y_train, corrupted.y_train
-    assert corrupted.y_test.equal(clean.y_test)  # test labels are never touched
-    assert torch.bincount(noisy, minlength=10).equal(torch.bincount(true, minlength=10))
-    changed = (noisy != true).double().mean().item()
-    # an image gets a label of its own class back with probability ~1/10 (50 of 500 per class), so ~90% change
-    assert 0.85 < changed < 0.95
-    assert runs["1"]["labels_changed"] == pytest.approx(changed)  # the experiment used exactly this draw
+    true, drawn = clean.y_train, []
+    for seed in (0, 1):
+        corrupted = load_dataset("mnist-5k", train_size=500, test_size=300, label_noise=1.0, label_mode="shuffle", seed=seed)
+        noisy = corrupted.y_train
+        assert corrupted.y_test.equal(clean.y_test)  # test labels are never touched
+        assert torch.bincount(noisy, minlength=10).equal(torch.bincount(true, minlength=10))
+        changed = (noisy != true).double().mean().item()
+        # an image gets a label of its own class back with probability ~1/10 (50 of 500 per class), so ~90% change
+        assert 0.85 < changed < 0.95
+        assert runs["1"]["per_seed"][str(seed)]["labels_changed"] == pytest.approx(changed)  # the experiment used this draw
+        drawn.append(noisy)
+    assert (drawn[0] != drawn[1]).double().mean() > 0.5  # two seeds, two different corruptions
+
+
+def test_one_seed_of_a_multi_seed_run_equals_a_run_of_that_seed_alone(smoke_run, tmp_path):
+    _, both = smoke_run
+    alone = run_smoke("random-labels", tmp_path, "--set", "seeds=1")
+    summary, single = (json.loads((d / "summary.json").read_text()) for d in (both, alone))
+    assert single["seeds"] == [1]
+    for key, run in single["runs"].items():
+        assert run["per_seed"]["1"] == summary["runs"][key]["per_seed"]["1"]  # the same numbers, bit for bit
+        assert run["final_test_accuracy"]["values"] == [summary["runs"][key]["per_seed"]["1"]["final_test_accuracy"]]
+    assert sorted(p.name for p in (alone / "trials").iterdir()) == ["noise_0_seed1.pt", "noise_1_seed1.pt"]  # same trial keys
+    rows = {d: [r for r in (d / "metrics.csv").read_text().splitlines() if "/seed1," in r] for d in (both, alone)}
+    assert rows[alone] and rows[alone] == rows[both]
 
 
 def test_random_mode_runs_and_is_recorded(tmp_path):
     run_dir = run_smoke("random-labels", tmp_path, "--label-mode", "random", "--label-noise", "1", "--epochs", "2")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["label_mode"] == "random" and set(summary["runs"]) == {"1"}
-    run = summary["runs"]["1"]
+    run = summary["runs"]["1"]["per_seed"]["0"]
     clean = load_dataset("mnist-5k", train_size=500, test_size=300)
     random = load_dataset("mnist-5k", train_size=500, test_size=300, label_noise=1.0, label_mode="random", seed=0)
     assert run["labels_changed"] == pytest.approx((random.y_train != clean.y_train).double().mean().item())
@@ -91,11 +156,13 @@ def test_report_text_uses_the_numbers(smoke_run):
     _, run_dir = smoke_run
     summary = json.loads((run_dir / "summary.json").read_text())
     sentences = observe(summary, {})
-    accuracy = summary["runs"]["1"]["final_test_accuracy"]
-    assert any(f"{100 * accuracy:.1f}%" in s for s in sentences)
+    assert sentences[0].startswith("Each noise fraction trained 2 seeds (0, 1)")
+    accuracy = np.array([summary["runs"]["1"]["per_seed"][s]["final_test_accuracy"] for s in ("0", "1")])
+    assert any(f"{100 * accuracy.mean():.1f} ± {100 * accuracy.std():.1f}%" in s for s in sentences)
     assert any("100% shuffled labels" in s and "class counts unchanged" in s for s in sentences)
+    assert any("within 6 epochs in any of the 2 seeds" in s for s in sentences)  # 6 smoke epochs fit nothing
     columns, rows = table(summary)
-    assert len(rows) == 2 and len(rows[0]) == len(columns)
+    assert len(rows) == 2 and len(rows[0]) == len(columns) and rows[1][1] == 2
 
 
 def test_epochs_to_fit_is_the_first_epoch_over_the_threshold():
@@ -121,3 +188,9 @@ def test_bad_label_mode_is_a_one_line_error(tmp_path, capsys):
     assert main(SMOKE + ["--out", str(tmp_path), "--label-mode", "permute"]) == 2
     err = capsys.readouterr().err
     assert "label_mode" in err and "choose one of shuffle, random" in err and err.count("\n") == 1
+
+
+def test_repeated_seeds_are_a_one_line_error(tmp_path, capsys):
+    assert main(SMOKE + ["--out", str(tmp_path), "--seeds", "0,0"]) == 2
+    err = capsys.readouterr().err
+    assert "seeds must list at least one seed, all distinct" in err and err.count("\n") == 1

@@ -1,8 +1,9 @@
 """1-3 Generalization, can a network fit random labels? Train an MLP on images whose labels are random.
 
-    dlprobe run random-labels --profile quick          # 0/50/100% noise, 70 epochs: ~30 s on a 2-core CPU
-    dlprobe run random-labels --profile full           # 0, 20, ..., 100% noise, 200 epochs on MNIST (needs its files)
-    dlprobe run random-labels --profile full --dataset mnist-5k   # the same offline: ~3 minutes
+    dlprobe run random-labels --profile quick          # 0/50/100% noise, 2 seeds, 70 epochs: ~95 s on a busy 2-core CPU
+    dlprobe run random-labels --profile full           # 0, 20, ..., 100% noise, 3 seeds, 200 epochs on MNIST (needs its files)
+    dlprobe run random-labels --profile full --dataset mnist-5k   # the same offline: ~3 minutes per seed
+    dlprobe run random-labels --seeds 5                # 5 seeds per noise level
     dlprobe run random-labels --label-noise 0,0.5,1 --dataset mnist
     dlprobe run random-labels --label-mode random      # uniformly random classes instead of shuffled labels
 
@@ -13,27 +14,36 @@ which lets the class counts drift. Either way a label can land back on its own c
 changes about 90% of ten-class labels (labels_changed records the share). Test labels are never touched,
 so test accuracy measures what transfers from the training set: with 100% noise nothing can, and test
 accuracy should sit at chance while training accuracy climbs to ~100% (memorization). Each noise level
-trains one model (3x256 ReLU MLP, Adam 1e-3, minibatches, the assignment's setting) with the plain loop,
-checkpointed so an interrupted run resumes. All noise levels share the initial weights and the data order
-(both from `seed`); the labels are drawn from `seed` too.
+trains one model per seed in `seeds` (3x256 ReLU MLP, Adam 1e-3, minibatches, the assignment's setting) with
+the plain loop, one checkpointed trial per (noise level, seed) so an interrupted run resumes. A seed draws the
+initial weights, the data order and which labels are corrupted how; all noise levels of one seed share its
+initial weights and data order. The training/test subsets are fixed (they do not depend on any seed); `seed`
+is only the base of `--seeds N` (seeds S, S+1, ...). Reports give the mean ± std (ddof 0) and the min-max
+range over seeds.
 
 Measured on mnist-5k (4000 training images), seed 0, label_mode random: with 100% noise training accuracy
 passes 99% after 48-50 epochs (the exact epoch depends on the torch thread count, which changes float
 rounding) and is 100% at the end of the full profile's 200 epochs, while test accuracy ends at 9.8% (chance
 10%); 20-80% noise fit in 32-50 epochs, clean labels in 9. The quick profile's 70 epochs already memorize.
-With label_mode shuffle (the default), quick profile (70 epochs), same data and seed: 100% noise changes
-90.2% of the labels with every class count unchanged; training accuracy passes 99% after 43 epochs and
-ends at 99.7%, test accuracy at 10.3%; 50% noise fits in 49 epochs, clean labels in 9.
+With label_mode shuffle (the default), quick profile (70 epochs, seeds 0 and 1): 100% noise changes 90.2% and
+90.5% of the labels with every class count unchanged; training accuracy passes 99% after 43 epochs in both
+seeds and ends at 99.7% and 99.4%, test accuracy at 10.3% and 10.0%; 50% noise fits in 49 epochs (both), clean
+labels in 9 and 7.
 
 summary.json: dataset, dataset_note, num_train, num_test, num_classes, chance_accuracy (1/num_classes),
 majority_test_accuracy (share of the most common test class), model {widths, activation, num_params},
-optimizer, learning_rate, batch_size, epochs, fit_threshold, seed, label_mode, and runs.<fraction> (fraction as "%g",
-e.g. "0.2") = {label_noise, labels_changed (share of training labels that differ from the true ones),
-max_class_count_change (largest change, in images, of any class's training count; 0 when shuffled),
-status, final_train_loss, final_train_accuracy, final_test_loss, final_test_accuracy, best_test_accuracy,
-best_test_accuracy_epoch, min_test_loss, final_train_accuracy_true_labels (the training images scored
-against their true labels), epochs_to_fit (first evaluated epoch with training accuracy >= fit_threshold, null if never),
-test_accuracy_at_fit (null if never)}.
+optimizer, learning_rate, batch_size, epochs, fit_threshold, seeds, label_mode, and runs.<fraction> (fraction
+as "%g", e.g. "0.2") = {label_noise, status ("ok", else "seed S: <status>; ..."), per_seed.<seed> (seed as a
+string) = one model's {label_noise, labels_changed (share of training labels that differ from the true ones),
+max_class_count_change (largest change, in images, of any class's training count; 0 when shuffled), status,
+final_train_loss, final_train_accuracy, final_test_loss, final_test_accuracy, best_test_accuracy,
+best_test_accuracy_epoch, min_test_loss, final_train_accuracy_true_labels (the training images scored against
+their true labels), epochs_to_fit (first evaluated epoch with training accuracy >= fit_threshold, null if
+never), test_accuracy_at_fit (null if never)}, and seed stats {mean, std, min, max, values, n} over the seeds
+(in `seeds` order) of labels_changed, max_class_count_change, final_train_loss, final_train_accuracy,
+final_test_loss, final_test_accuracy, best_test_accuracy, min_test_loss, final_train_accuracy_true_labels and
+epochs_to_fit (its stats over the seeds that reached the threshold, n of them; values keeps null for the others)}.
+metrics.csv: one run per (fraction, seed), named "label_noise=<fraction>/seed<seed>".
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ import math
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 import torch
 
 from ..config import ExperimentConfig, param
@@ -53,10 +64,13 @@ from ..plotting.style import close, new_axes
 from ..training.common import OptimizerSettings
 from ..training.loop import TensorData, TrainSpec, evaluate, train
 from .base import Experiment
-from .common import first_step_below
-from .observe import fmt
+from .common import first_step_below, seed_stats
+from .observe import fmt, mean_std, separated
 
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+# runs.<fraction> keys with seed stats over the seeds (epochs_to_fit has its own, None-aware ones)
+SEED_STATS = ("labels_changed", "max_class_count_change", "final_train_loss", "final_train_accuracy", "final_test_loss",
+              "final_test_accuracy", "best_test_accuracy", "min_test_loss", "final_train_accuracy_true_labels")
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,7 @@ class Config(ExperimentConfig):
     epochs: int = param(200, "training epochs per noise level", minimum=1)
     eval_every: int = param(1, "epochs between train/test evaluations (epochs_to_fit has this resolution)", minimum=1)
     fit_threshold: float = param(0.99, "training accuracy that counts as 'fitted' for epochs_to_fit", minimum=0.0, maximum=1.0)
+    seeds: tuple[int, ...] = param((0, 1, 2), "seeds per noise level (initial weights, data order and the label corruption)", minimum=0)
 
     def validate(self):
         if not self.label_noise:
@@ -81,12 +96,14 @@ class Config(ExperimentConfig):
             raise ConfigError(f"label_noise fractions must be distinct, got {self.label_noise}")
         if not self.widths:
             raise ConfigError("widths must list at least one hidden layer width")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must list at least one seed, all distinct, got {self.seeds}")
 
 
 PROFILES = {
-    "smoke": dict(label_noise=(0.0, 1.0), widths=(64, 64), train_size=500, test_size=300, epochs=6, batch_size=100),
-    "quick": dict(label_noise=(0.0, 0.5, 1.0), epochs=70),
-    "full": dict(dataset="mnist", label_noise=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), epochs=200),
+    "smoke": dict(label_noise=(0.0, 1.0), widths=(64, 64), train_size=500, test_size=300, epochs=6, batch_size=100, seeds=(0, 1)),
+    "quick": dict(label_noise=(0.0, 0.5, 1.0), epochs=70, seeds=(0, 1)),
+    "full": dict(dataset="mnist", label_noise=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), epochs=200, seeds=(0, 1, 2)),
 }
 
 
@@ -94,16 +111,21 @@ def _key(fraction: float) -> str:
     return f"{fraction:g}"
 
 
-def _train_one(config: Config, data: TensorData, true_labels: torch.Tensor, num_classes: int, trial) -> dict:
-    """Train one MLP on `data` (noisy training labels) on trial.device; a checkpoint-safe dict of curves and
-    final numbers. true_labels: (N,) the uncorrupted training labels, to score the final model against."""
+def _trial_key(fraction: float, seed: int) -> str:
+    return f"noise_{_key(fraction).replace('.', 'p')}_seed{seed}"
+
+
+def _train_one(config: Config, seed: int, data: TensorData, true_labels: torch.Tensor, num_classes: int, trial) -> dict:
+    """Train one MLP (initial weights and data order from `seed`) on `data` (noisy training labels) on
+    trial.device; a checkpoint-safe dict of curves and final numbers. true_labels: (N,) the uncorrupted
+    training labels, to score the final model against."""
     device = trial.device
     spec = MLPSpec(data.x_train[0].numel(), config.widths, num_classes, config.activation)
-    model = build_mlp(spec, torch.Generator().manual_seed(config.seed)).to(device)
+    model = build_mlp(spec, torch.Generator().manual_seed(seed)).to(device)
     train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
                            batch_size=config.batch_size, epochs=config.epochs, eval_every=config.eval_every)
     # Checkpoint every 10 epochs: a 3x256 MLP with Adam state is ~4 MB, too much to rewrite every epoch.
-    result = train(model, data.to(device), train_spec, seed=config.seed, checkpoint_path=trial.checkpoint,
+    result = train(model, data.to(device), train_spec, seed=seed, checkpoint_path=trial.checkpoint,
                    checkpoint_every=10, progress=trial.progress)
     curves = {"epoch": result.log.series("epoch")[1]}
     for name in METRICS:
@@ -123,23 +145,25 @@ def run(config: Config, ctx) -> dict:
         "majority_test_accuracy": counts.max().item() / clean.num_test,
         "model": {"widths": list(config.widths), "activation": config.activation}, "optimizer": "adam",
         "learning_rate": config.learning_rate, "batch_size": config.batch_size, "epochs": config.epochs,
-        "fit_threshold": config.fit_threshold, "seed": config.seed, "label_mode": config.label_mode, "runs": {},
+        "fit_threshold": config.fit_threshold, "seeds": list(config.seeds), "label_mode": config.label_mode, "runs": {},
     }
     fractions = sorted(config.label_noise)
+    pairs = [(fraction, seed) for fraction in fractions for seed in config.seeds]
     # The same draw load_dataset(..., label_noise=fraction, label_mode=mode, seed=seed) makes (tests check this).
-    noisy = {fraction: corrupt_labels(clean.y_train, fraction, config.label_mode, clean.num_classes,
-                                      torch.Generator().manual_seed(config.seed)) for fraction in fractions}
-    trials = [(f"noise_{_key(fraction).replace('.', 'p')}",
-               partial(_train_one, config, TensorData(clean.x_train, noisy[fraction], clean.x_test, clean.y_test),
-                       clean.y_train, clean.num_classes)) for fraction in fractions]
-    results = {}
-    for fraction, result in zip(fractions, ctx.map_trials(trials, "random-labels", steps=config.epochs)):
-        result["labels_changed"] = (noisy[fraction] != clean.y_train).double().mean().item()
-        result["max_class_count_change"] = _max_class_count_change(clean.y_train, noisy[fraction], clean.num_classes)
-        results[fraction] = result
+    noisy = {(fraction, seed): corrupt_labels(clean.y_train, fraction, config.label_mode, clean.num_classes,
+                                              torch.Generator().manual_seed(seed)) for fraction, seed in pairs}
+    trials = [(_trial_key(fraction, seed),
+               partial(_train_one, config, seed, TensorData(clean.x_train, noisy[fraction, seed], clean.x_test, clean.y_test),
+                       clean.y_train, clean.num_classes)) for fraction, seed in pairs]
+    results = dict(zip(pairs, ctx.map_trials(trials, "random-labels", steps=config.epochs)))
+    for (fraction, seed), result in results.items():
+        result["labels_changed"] = (noisy[fraction, seed] != clean.y_train).double().mean().item()
+        result["max_class_count_change"] = _max_class_count_change(clean.y_train, noisy[fraction, seed], clean.num_classes)
         summary["model"]["num_params"] = result["num_params"]
-        summary["runs"][_key(fraction)] = _summarize(fraction, result, config)
-        _record_metrics(ctx.log, _key(fraction), result["curves"])
+        _record_metrics(ctx.log, f"label_noise={_key(fraction)}/seed{seed}", result["curves"])
+    for fraction in fractions:
+        per_seed = {seed: _summarize(fraction, results[fraction, seed], config) for seed in config.seeds}
+        summary["runs"][_key(fraction)] = _summarize_seeds(fraction, per_seed)
     _draw(ctx, results, summary)
     return summary
 
@@ -151,6 +175,7 @@ def _max_class_count_change(true_labels: torch.Tensor, noisy_labels: torch.Tenso
 
 
 def _summarize(fraction: float, result: dict, config: Config) -> dict:
+    """One model's headline numbers (one seed at one noise fraction)."""
     curves = result["curves"]
     # first_step_below finds the first value <= a threshold, so search the training error 1 - accuracy.
     error = [1.0 - a for a in curves["train_accuracy"]]
@@ -167,10 +192,27 @@ def _summarize(fraction: float, result: dict, config: Config) -> dict:
     }
 
 
-def _record_metrics(log, key: str, curves: dict) -> None:
+def _summarize_seeds(fraction: float, per_seed: dict) -> dict:
+    """runs.<fraction>: per_seed (seed -> _summarize dict) and the seed stats of the headline numbers."""
+    runs = list(per_seed.values())
+    failed = [f"seed {seed}: {r['status']}" for seed, r in per_seed.items() if r["status"] != "ok"]
+    entry = {"label_noise": fraction, "status": "; ".join(failed) or "ok",
+             "per_seed": {str(seed): r for seed, r in per_seed.items()}}
+    entry.update({name: seed_stats([r[name] for r in runs]) for name in SEED_STATS})
+    entry["epochs_to_fit"] = _reached_stats([r["epochs_to_fit"] for r in runs])
+    return entry
+
+
+def _reached_stats(values: list) -> dict:
+    """seed_stats of the values that are not None (seeds that reached the threshold; n counts them);
+    `values` keeps every seed's value, None included."""
+    return {**seed_stats([v for v in values if v is not None]), "values": list(values)}
+
+
+def _record_metrics(log, run: str, curves: dict) -> None:
     for index, epoch in enumerate(curves["epoch"]):
         for name in METRICS:
-            log.add(f"label_noise={key}", int(epoch), name, curves[name][index])
+            log.add(run, int(epoch), name, curves[name][index])
 
 
 def _mode_word(summary: dict) -> str:
@@ -178,28 +220,44 @@ def _mode_word(summary: dict) -> str:
     return {"shuffle": "shuffled", "random": "random"}[summary["label_mode"]]
 
 
+def _stack(curves: list[dict], name: str) -> tuple[list, np.ndarray]:
+    """(epochs (T,), values (S, T)) of one curve over S seeds' runs; a run that stopped early (diverged) is
+    padded with NaN up to the longest one's T epochs."""
+    longest = max(curves, key=lambda c: len(c["epoch"]))["epoch"]
+    values = np.full((len(curves), len(longest)), np.nan)
+    for row, curve in zip(values, curves):
+        row[: len(curve[name])] = curve[name]
+    return longest, values
+
+
 def _draw(ctx, results: dict, summary: dict) -> None:
-    word = _mode_word(summary)
-    labels = {f: f"{100 * f:g}% {word} ({100 * results[f]['labels_changed']:.0f}% changed)" for f in results}
+    word, seeds = _mode_word(summary), summary["seeds"]
+    runs = {float(r["label_noise"]): r for r in summary["runs"].values()}  # fraction -> runs.<fraction>
+    labels = {f: f"{100 * f:g}% {word} ({100 * r['labels_changed']['mean']:.0f}% changed)" for f, r in runs.items()}
     params = f"MLP {'x'.join(map(str, summary['model']['widths']))}, {summary['model']['num_params']:,} params"
+    spread = f", mean of {len(seeds)} seeds" if len(seeds) > 1 else ""
     for metric, ylabel, scale in (("loss", "cross-entropy loss (log scale)", 1.0), ("accuracy", "accuracy (%)", 100.0)):
-        curves = {labels[f]: (r["curves"]["epoch"], [scale * v for v in r["curves"][f"train_{metric}"]],
-                              [scale * v for v in r["curves"][f"test_{metric}"]]) for f, r in results.items()}
+        curves = {}
+        for fraction in sorted(runs):
+            by_seed = [results[fraction, seed]["curves"] for seed in seeds]
+            epochs, train = _stack(by_seed, f"train_{metric}")
+            curves[labels[fraction]] = (epochs, scale * train, scale * _stack(by_seed, f"test_{metric}")[1])
         chance = 100 * summary["chance_accuracy"] if metric == "accuracy" else None
         ax = plot_split_curves(curves, ylabel=ylabel, log_y=metric == "loss", chance=chance, unit="%",
-                               title=f"{word.capitalize()} labels on {summary['dataset']}: train and test {metric} ({params})")
+                               title=f"{word.capitalize()} labels on {summary['dataset']}: train and test {metric} ({params}{spread})")
         ctx.run_dir.save_figure(ax.figure, f"{metric}_vs_epochs")
         close(ax.figure)
-    if len(results) > 1:
-        runs = [summary["runs"][_key(f)] for f in sorted(results)]
+    if len(runs) > 1:
+        ordered = [runs[f] for f in sorted(runs)]
+        fractions = [r["label_noise"] for r in ordered]
         figure, (left, right) = new_axes(ncols=2, width=5.6)
-        plot_final_vs_noise([r["label_noise"] for r in runs], [r["final_train_accuracy"] for r in runs],
-                            [r["final_test_accuracy"] for r in runs], summary["chance_accuracy"],
-                            best_test_accuracy=[r["best_test_accuracy"] for r in runs], ax=left)
-        plot_epochs_to_fit([r["label_noise"] for r in runs], [r["epochs_to_fit"] for r in runs], summary["epochs"],
+        plot_final_vs_noise(fractions, [r["final_train_accuracy"]["values"] for r in ordered],
+                            [r["final_test_accuracy"]["values"] for r in ordered], summary["chance_accuracy"],
+                            best_test_accuracy=[r["best_test_accuracy"]["values"] for r in ordered], ax=left)
+        plot_epochs_to_fit(fractions, [r["epochs_to_fit"]["values"] for r in ordered], summary["epochs"],
                            summary["fit_threshold"], ax=right)
-        figure.suptitle(f"Label-noise sweep, {word} labels, on {summary['dataset']} ({params}, {summary['epochs']} epochs)",
-                        fontsize=10)
+        figure.suptitle(f"Label-noise sweep, {word} labels, on {summary['dataset']} ({params}, {summary['epochs']} epochs, "
+                        f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''})", fontsize=10)
         ctx.run_dir.save_figure(figure, "noise_sweep")
         close(figure)
 
@@ -208,73 +266,153 @@ def _percent(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _percent_stats(stats: dict) -> str:
+    """A share's mean ± std over seeds in percent with one decimal, like _percent ("10.3 ± 0.4%"; one seed: "10.3%")."""
+    if stats["mean"] is None:
+        return "n/a"
+    if stats["n"] == 1:
+        return _percent(stats["mean"])
+    return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}%"
+
+
+def _range(stats: dict) -> str:
+    """min-max of seed stats as integers ("43-48"), or the one value when they agree ("43")."""
+    low, high = int(stats["min"]), int(stats["max"])
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def _seed_count(count: int, total: int) -> str:
+    return f"{count} of {total} seed{'s' if total > 1 else ''}"
+
+
 def observe(summary: dict, config: dict) -> list[str]:
-    sentences, chance, word = [], summary["chance_accuracy"], _mode_word(summary)
+    word, seeds = _mode_word(summary), summary["seeds"]
     runs = sorted(summary["runs"].values(), key=lambda r: r["label_noise"])
-    threshold = _percent(summary["fit_threshold"])
-    for r in runs:
-        lead = (f"On {r['label_noise'] * 100:g}% {word} labels ({_percent(r['labels_changed'])} of the {summary['num_train']} "
-                f"training labels changed, {_class_counts(r['max_class_count_change'])})")
-        if r["epochs_to_fit"] is not None:
-            sentences.append(f"{lead} the MLP reached {threshold} training accuracy after {r['epochs_to_fit']} epochs and ended at "
-                             f"{_percent(r['final_train_accuracy'])} after {summary['epochs']}; test accuracy ended at "
-                             f"{_percent(r['final_test_accuracy'])} (chance {_percent(chance)}).")
-        else:
-            sentences.append(f"{lead} the MLP did not reach {threshold} training accuracy within {summary['epochs']} epochs: it ended at "
-                             f"{_percent(r['final_train_accuracy'])}; test accuracy ended at {_percent(r['final_test_accuracy'])} "
-                             f"(chance {_percent(chance)}).")
+    sentences = [_seeds_sentence(seeds)]
+    sentences += [_fit_sentence(r, summary, word, len(seeds)) for r in runs]
     full = [r for r in runs if r["label_noise"] == 1.0]
     if full:
-        r = full[0]
-        gap = 100 * (r["final_test_accuracy"] - chance)
-        side = f"{fmt(abs(gap), 2)} points {'above' if gap > 0 else 'below'} chance" if abs(gap) >= 0.05 else "at chance"
-        verdict = ("the network memorized labels that carry no information about the images" if r["epochs_to_fit"] is not None
-                   else f"it had not memorized the labels within {summary['epochs']} epochs")
-        sentences.append(f"With all labels {word}, final test accuracy is {side} and the test "
-                         f"loss went from its minimum {fmt(r['min_test_loss'])} to {fmt(r['final_test_loss'])} "
-                         f"(ln {summary['num_classes']} = {fmt(math.log(summary['num_classes']))} is the loss of a uniform guess): {verdict}.")
+        sentences.append(_full_noise(full[0], summary, word, len(seeds)))
     if len(runs) > 1:
-        low, high = runs[0], runs[-1]
-        order = [r["final_test_accuracy"] for r in runs]
-        trend = "falls monotonically" if all(a >= b for a, b in zip(order, order[1:])) else "changes non-monotonically"
-        sentences.append(f"Final test accuracy {trend} with the noise fraction, from {_percent(low['final_test_accuracy'])} at "
-                         f"{low['label_noise'] * 100:g}% noise to {_percent(high['final_test_accuracy'])} at {high['label_noise'] * 100:g}%.")
-        fitted = [(r["label_noise"], r["epochs_to_fit"]) for r in runs]
-        sentences.append(f"Epochs to reach {threshold} training accuracy by noise fraction: "
-                         + "; ".join(f"{100 * f:g}%: {e if e is not None else 'not reached'}" for f, e in fitted) + ".")
+        sentences.append(_test_accuracy_trend(runs, len(seeds)))
+        threshold = _percent(summary["fit_threshold"])
+        sentences.append(f"Epochs to reach {threshold} training accuracy by noise fraction (min-max over seeds): "
+                         + "; ".join(f"{100 * r['label_noise']:g}%: {_fit_epochs(r['epochs_to_fit'], len(seeds))}" for r in runs) + ".")
         for r in (r for r in runs if 0 < r["label_noise"] < 1):
-            sentences.append(_partial_noise(r))
+            sentences.append(_partial_noise(r, summary))
     return sentences
 
 
-def _class_counts(change: int) -> str:
-    return "class counts unchanged" if change == 0 else f"class counts changed by up to {change} images"
+def _seeds_sentence(seeds: list) -> str:
+    if len(seeds) == 1:
+        return (f"Each noise fraction trained one model, seed {seeds[0]} (initial weights, data order and label corruption): "
+                "a single run, so no spread across seeds is measured.")
+    return (f"Each noise fraction trained {len(seeds)} seeds ({', '.join(map(str, seeds))}), each drawing its own initial "
+            "weights, data order and label corruption; numbers are mean ± std over seeds (ddof 0), ranges are min-max.")
 
 
-def _partial_noise(r: dict) -> str:
-    """What the final model does with the corrupted training images, and how test accuracy moved."""
-    true_fit, clean_share = r["final_train_accuracy_true_labels"], 1.0 - r["labels_changed"]
-    if abs(true_fit - clean_share) <= 0.02:
-        verdict = "it reproduces the corrupted labels, i.e. it memorized them"
-    elif true_fit > clean_share:
-        verdict = "it still predicts the true class for some corrupted images"
+def _fit_epochs(stats: dict, total: int) -> str:
+    """When the seeds reached the fit threshold: "43-48", "43 (1 of 2 seeds)" or "not reached"."""
+    if stats["n"] == 0:
+        return "not reached"
+    return _range(stats) + ("" if stats["n"] == total else f" ({_seed_count(stats['n'], total)})")
+
+
+def _fit_sentence(r: dict, summary: dict, word: str, total: int) -> str:
+    """Did the MLP fit these labels, in how many seeds, and where did train and test accuracy end."""
+    threshold, epochs, fitted = _percent(summary["fit_threshold"]), summary["epochs"], r["epochs_to_fit"]
+    changed = r["max_class_count_change"]["max"]
+    counts = "class counts unchanged" if changed == 0 else f"class counts changed by up to {int(changed)} images"
+    lead = (f"On {r['label_noise'] * 100:g}% {word} labels ({_percent_stats(r['labels_changed'])} of the {summary['num_train']} "
+            f"training labels changed, {counts})")
+    ends = (f"{_percent_stats(r['final_train_accuracy'])} after {epochs}; test accuracy ended at "
+            f"{_percent_stats(r['final_test_accuracy'])} (chance {_percent(summary['chance_accuracy'])}).")
+    if fitted["n"] == 0:
+        seeds = f" in any of the {total} seeds" if total > 1 else ""
+        return f"{lead} the MLP did not reach {threshold} training accuracy within {epochs} epochs{seeds}: it ended at {ends}"
+    return (f"{lead} the MLP reached {threshold} training accuracy after {_range(fitted)} epochs in "
+            f"{_seed_count(fitted['n'], total)} and ended at {ends}")
+
+
+def _full_noise(r: dict, summary: dict, word: str, total: int) -> str:
+    """Test accuracy against chance and the test loss with every label corrupted: memorization or not."""
+    gaps = [100 * (a - summary["chance_accuracy"]) for a in r["final_test_accuracy"]["values"]]  # points above chance, per seed
+    fitted = r["epochs_to_fit"]["n"]
+    if fitted == total:
+        verdict = "the network memorized labels that carry no information about the images" + (f" ({_seed_count(fitted, total)})" if total > 1 else "")
+    elif fitted:
+        verdict = f"the network memorized them in {_seed_count(fitted, total)} within {summary['epochs']} epochs"
     else:
-        verdict = "it fits fewer than the uncorrupted ones"
-    text = (f"At {100 * r['label_noise']:g}% noise, the final model scored against the true training labels gets "
-            f"{_percent(true_fit)}, while {_percent(clean_share)} of the training labels were left intact: {verdict}.")
-    if r["best_test_accuracy"] - r["final_test_accuracy"] > 0.02:
-        text += (f" Test accuracy peaked at {_percent(r['best_test_accuracy'])} (epoch {r['best_test_accuracy_epoch']}) "
-                 f"and fell to {_percent(r['final_test_accuracy'])} as the noise was fitted.")
+        verdict = f"it had not memorized the labels within {summary['epochs']} epochs"
+    return (f"With all labels {word}, final test accuracy is {_side_of_chance(gaps)} and the test loss went from its minimum "
+            f"{mean_std(r['min_test_loss'])} to {mean_std(r['final_test_loss'])} (ln {summary['num_classes']} = "
+            f"{fmt(math.log(summary['num_classes']))} is the loss of a uniform guess): {verdict}.")
+
+
+def _side_of_chance(gaps: list) -> str:
+    """Where test accuracy sits relative to chance, from each seed's gap in points (|gap| < 0.05: at chance);
+    a side is named only when every seed is on it."""
+    low, high = min(gaps), max(gaps)
+    every = " in every seed" if len(gaps) > 1 else ""
+    if max(abs(low), abs(high)) < 0.05:
+        return "at chance" + every
+    if low >= 0.05 or high <= -0.05:
+        near, far = sorted((abs(low), abs(high)))
+        amount = fmt(near, 2) if near == far else f"{fmt(near, 2)}-{fmt(far, 2)}"
+        return f"{amount} points {'above' if low > 0 else 'below'} chance{every}"
+    return (f"within {max(abs(low), abs(high)):.1f} points of chance across seeds "
+            f"({round(low, 1) + 0.0:+.1f} to {round(high, 1) + 0.0:+.1f})")
+
+
+def _test_accuracy_trend(runs: list, total: int) -> str:
+    """How the mean final test accuracy moves with the noise fraction, and whether neighbouring seed ranges separate."""
+    means = [r["final_test_accuracy"]["mean"] for r in runs]
+    trend = "falls monotonically" if all(a >= b for a, b in zip(means, means[1:])) else "changes non-monotonically"
+    low, high = runs[0], runs[-1]
+    text = (f"Mean final test accuracy {trend} with the noise fraction, from {_percent_stats(low['final_test_accuracy'])} at "
+            f"{low['label_noise'] * 100:g}% noise to {_percent_stats(high['final_test_accuracy'])} at {high['label_noise'] * 100:g}%")
+    if total == 1:
+        return text + " (one seed)."
+    apart = sum(separated(a["final_test_accuracy"], b["final_test_accuracy"]) for a, b in zip(runs, runs[1:]))
+    return text + f"; the seed ranges of {apart} of {len(runs) - 1} neighbouring pairs of fractions do not overlap."
+
+
+def _memorization_verdict(true_fit: float, clean_share: float) -> str:
+    if abs(true_fit - clean_share) <= 0.02:
+        return "it reproduces the corrupted labels, i.e. it memorized them"
+    if true_fit > clean_share:
+        return "it still predicts the true class for some corrupted images"
+    return "it fits fewer than the uncorrupted ones"
+
+
+def _partial_noise(r: dict, summary: dict) -> str:
+    """What the final models do with the corrupted training images, and how test accuracy moved."""
+    per_seed = [r["per_seed"][str(seed)] for seed in summary["seeds"]]
+    verdicts = [_memorization_verdict(p["final_train_accuracy_true_labels"], 1.0 - p["labels_changed"]) for p in per_seed]
+    intact = seed_stats([1.0 - p["labels_changed"] for p in per_seed])
+    text = (f"At {100 * r['label_noise']:g}% noise, the final model{'s' if len(per_seed) > 1 else ''} scored against the true training labels get{'' if len(per_seed) > 1 else 's'} "
+            f"{_percent_stats(r['final_train_accuracy_true_labels'])}, while {_percent_stats(intact)} of the training labels were left intact: ")
+    if len(set(verdicts)) == 1:
+        text += verdicts[0] + (f" (all {len(verdicts)} seeds)." if len(verdicts) > 1 else ".")
+    else:
+        text += "the seeds differ: " + "; ".join(f"seed {seed}: {v}" for seed, v in zip(summary["seeds"], verdicts)) + "."
+    dropped = [p for p in per_seed if p["best_test_accuracy"] - p["final_test_accuracy"] > 0.02]
+    if dropped:
+        peaks = seed_stats([p["best_test_accuracy_epoch"] for p in dropped])
+        text += (f" Test accuracy peaked at {_percent_stats(r['best_test_accuracy'])} (epoch {_range(peaks)}) and fell to "
+                 f"{_percent_stats(r['final_test_accuracy'])} as the noise was fitted"
+                 + (f" (a drop of more than 2 points in {_seed_count(len(dropped), len(per_seed))})." if len(per_seed) > 1 else "."))
     return text
 
 
 def table(summary: dict):
-    columns = ["label noise", "labels changed", "train acc", "test acc", "train loss", "test loss", "epochs to fit"]
+    columns = ["label noise", "seeds", "labels changed", "train acc", "test acc", "train loss", "test loss", "epochs to fit"]
     rows = []
+    total = len(summary["seeds"])
     for r in sorted(summary["runs"].values(), key=lambda r: r["label_noise"]):
-        rows.append([f"{100 * r['label_noise']:g}%", _percent(r["labels_changed"]), _percent(r["final_train_accuracy"]),
-                     _percent(r["final_test_accuracy"]), fmt(r["final_train_loss"]), fmt(r["final_test_loss"]),
-                     r["epochs_to_fit"] if r["epochs_to_fit"] is not None else "not reached"])
+        rows.append([f"{100 * r['label_noise']:g}%", total, _percent_stats(r["labels_changed"]),
+                     _percent_stats(r["final_train_accuracy"]), _percent_stats(r["final_test_accuracy"]),
+                     mean_std(r["final_train_loss"]), mean_std(r["final_test_loss"]), _fit_epochs(r["epochs_to_fit"], total)])
     return columns, rows
 
 

@@ -7,21 +7,29 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-from .style import color, mean_band, new_axes
+from .style import color, line_with_band, mean_band, new_axes
 
 
 def plot_split_curves(curves: dict, ylabel: str, title: str, log_y: bool = False, chance: float | None = None, unit: str = "", ax=None):
-    """curves: label -> (epochs (T,), train values (T,), test values (T,)). One colour per label; train solid,
-    test dashed; an optional dotted chance level (in the units of the values, `unit` appended in the legend). The legend names colours and line styles separately."""
+    """curves: label -> (epochs (T,), train runs (S, T), test runs (S, T)) over S seeds (NaN past the end of a
+    run that stopped early). One colour per label; train solid, test dashed, each the mean over seeds with a
+    min-max band when S > 1; an optional dotted chance level (in the units of the values, `unit` appended in
+    the legend). The legend names colours and line styles separately."""
     if ax is None:
         _, ax = new_axes(width=7.5, height=4.6)
-    handles = []
+    handles, seeds = [], 1
     for index, (label, (epochs, train, test)) in enumerate(curves.items()):
-        ax.plot(epochs, train, color=color(index), linewidth=1.6)
-        ax.plot(epochs, test, color=color(index), linewidth=1.6, linestyle="--")
+        for runs, style in ((train, "-"), (test, "--")):
+            runs = np.atleast_2d(np.asarray(runs, dtype=float))
+            line_with_band(ax, epochs, runs, None, color(index), linestyle=style)
+            seeds = max(seeds, runs.shape[0])
         handles.append(Line2D([], [], color=color(index), linewidth=3, label=label))
-    handles += [Line2D([], [], color="0.3", label="train"), Line2D([], [], color="0.3", linestyle="--", label="test")]
+    mean = f" (mean of {seeds} seeds)" if seeds > 1 else ""
+    handles += [Line2D([], [], color="0.3", label=f"train{mean}"), Line2D([], [], color="0.3", linestyle="--", label=f"test{mean}")]
+    if seeds > 1:
+        handles.append(Patch(color="0.3", alpha=0.18, linewidth=0, label="min-max over seeds"))
     if chance is not None:
         ax.axhline(chance, color="black", linestyle=":", linewidth=1.2)
         handles.append(Line2D([], [], color="black", linestyle=":", label=f"chance level ({chance:g}{unit})"))
@@ -35,40 +43,60 @@ def plot_split_curves(curves: dict, ylabel: str, title: str, log_y: bool = False
     return ax
 
 
+def _error_bars(ax, x, runs, **style):
+    """Mean over seeds of runs (F, S) at x (F,) with min-max error bars; returns the seed count S."""
+    runs = np.atleast_2d(np.asarray(runs, dtype=float))
+    mean, low, high = mean_band(runs, axis=1)
+    ax.errorbar(x, mean, yerr=[mean - low, high - mean], capsize=3, **style)
+    return runs.shape[1]
+
+
 def plot_final_vs_noise(fractions, train_accuracy, test_accuracy, chance: float, best_test_accuracy=None, ax=None):
-    """Final train and test accuracy (each (F,)) against the label-noise fraction (F,), with the chance level;
-    optionally the best test accuracy seen during training (F,), which shows what memorization cost."""
+    """Final train and test accuracy (each (F, S): F noise fractions (F,), S seeds) against the label-noise
+    fraction, as the mean over seeds with min-max error bars, and the chance level; optionally the best test
+    accuracy seen during training (F, S), which shows what memorization cost."""
     if ax is None:
         _, ax = new_axes()
     percent = 100 * np.asarray(fractions, dtype=float)
-    ax.plot(percent, 100 * np.asarray(train_accuracy), marker="o", color=color(0), label="final train accuracy (noisy labels)")
-    ax.plot(percent, 100 * np.asarray(test_accuracy), marker="s", color=color(1), label="final test accuracy (true labels)")
+    seeds = _error_bars(ax, percent, 100 * np.asarray(train_accuracy, dtype=float), marker="o", color=color(0),
+                        label="final train accuracy (noisy labels)")
+    _error_bars(ax, percent, 100 * np.asarray(test_accuracy, dtype=float), marker="s", color=color(1),
+                label="final test accuracy (true labels)")
     if best_test_accuracy is not None:
-        ax.plot(percent, 100 * np.asarray(best_test_accuracy), marker="^", linestyle="--", color=color(1), alpha=0.6,
-                label="best test accuracy during training")
+        _error_bars(ax, percent, 100 * np.asarray(best_test_accuracy, dtype=float), marker="^", linestyle="--",
+                    color=color(1), alpha=0.6, label="best test accuracy during training")
     ax.axhline(100 * chance, color="black", linestyle=":", linewidth=1.2, label=f"chance ({100 * chance:g}%)")
     ax.set_ylim(0, 105)
     ax.set_xlabel("training labels randomized (%)")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title("Final accuracy vs label noise", fontsize=10)
+    ax.set_title("Final accuracy vs label noise" + (f" (mean, bars = min-max of {seeds} seeds)" if seeds > 1 else ""), fontsize=10)
     ax.grid(True, alpha=0.25)
     ax.legend(fontsize=8, loc="best")
     return ax
 
 
 def plot_epochs_to_fit(fractions, epochs_to_fit, epochs: int, threshold: float, ax=None):
-    """Epochs until training accuracy first reached `threshold`, per noise fraction (F,); None (never
-    reached within `epochs`) is drawn as a red cross at the epoch limit."""
+    """Epochs until training accuracy first reached `threshold`: epochs_to_fit is one list per noise fraction
+    (F,) of the S seeds' values, None where a seed never reached it within `epochs`. Drawn as the mean over
+    the seeds that reached it with min-max error bars; a fraction where some seeds missed gets a red cross at
+    the epoch limit labelled with how many missed ("1/2")."""
     if ax is None:
         _, ax = new_axes()
     percent = 100 * np.asarray(fractions, dtype=float)
-    reached = [(p, e) for p, e in zip(percent, epochs_to_fit) if e is not None]
-    missed = [p for p, e in zip(percent, epochs_to_fit) if e is None]
+    reached = [(p, [e for e in values if e is not None]) for p, values in zip(percent, epochs_to_fit)]
+    reached = [(p, values) for p, values in reached if values]
+    missed = [(p, sum(e is None for e in values), len(values)) for p, values in zip(percent, epochs_to_fit)
+              if any(e is None for e in values)]
     if reached:
-        ax.plot(*zip(*reached), marker="o", color=color(2), label=f"first epoch with train accuracy >= {100 * threshold:g}%")
+        x, values = zip(*reached)
+        runs = np.array([[np.mean(v), min(v), max(v)] for v in values])  # (F', 3): mean, min, max of the fitted seeds
+        ax.errorbar(x, runs[:, 0], yerr=[runs[:, 0] - runs[:, 1], runs[:, 2] - runs[:, 0]], capsize=3, marker="o",
+                    color=color(2), label=f"first epoch with train acc. >= {100 * threshold:g}% (mean, min-max of seeds that fit)")
     if missed:
-        ax.plot(missed, [epochs] * len(missed), linestyle="none", marker="x", markersize=9, color="red",
-                label=f"not reached in {epochs} epochs")
+        ax.plot([p for p, _, _ in missed], [epochs] * len(missed), linestyle="none", marker="x", markersize=9,
+                color="red", label=f"not reached in {epochs} epochs (seeds that missed / seeds)")
+        for p, count, total in missed:
+            ax.annotate(f"{count}/{total}", (p, epochs), textcoords="offset points", xytext=(6, -12), fontsize=8, color="red")
     ax.axhline(epochs, color="0.5", linestyle=":", linewidth=1, label=f"epoch limit ({epochs})")
     ax.set_ylim(0, epochs * 1.08)
     ax.set_xlabel("training labels randomized (%)")
