@@ -3,8 +3,9 @@
 Runs the CLI as a child process and takes its peak resident memory from os.wait4 (that child alone). The
 per-experiment breakdown comes from each run directory's run_info.json (wall_time_s; peak_rss_mb there is the
 process's peak so far, so it only grows along the sequence). Whatever time is not inside an experiment is
-start-up, imports and the report. `--suite-profile full` runs the assignment's settings on mnist-5k
-(`--dataset mnist-5k`: the full profiles' MNIST and CIFAR-10 are not shipped).
+start-up, imports and the report. `--suite-profile full` runs the full profile with `--dataset mnist-5k` (the
+full profiles' MNIST and CIFAR-10 are not shipped; under this option trajectory and error-surface classify
+mnist-5k images instead of fitting their function, a little more work than full's own settings).
 In smoke mode only `dlprobe run fit-function --profile smoke` runs (the path is exercised, in seconds).
 """
 

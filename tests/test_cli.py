@@ -216,3 +216,27 @@ def test_full_profile_needs_the_assignments_data_and_says_so_before_running(caps
         code, _, err = run_cli(capsys, "run", name, "--profile", "full", "--out", str(out), "--quiet")
         assert code == 2 and "mnist not found" in err, (name, err)
         assert not out.exists()
+
+
+def test_full_offline_config_swaps_only_the_downloadable_datasets():
+    """configs/full-offline.toml: full's settings exactly, with mnist-5k wherever full names MNIST or CIFAR-10."""
+    from dataclasses import fields
+    from pathlib import Path
+
+    from dlprobe.cli import _file_values
+    from dlprobe.config import build_config, load_config_file
+    from dlprobe.experiments import all_experiments
+
+    file_data = load_config_file(Path(__file__).resolve().parents[1] / "configs" / "full-offline.toml")
+    names = {e.name for e in all_experiments()}
+    for experiment in all_experiments():
+        full = build_config(experiment.config_class, experiment.profiles["full"], {}, {}, context="full")
+        offline = build_config(experiment.config_class, experiment.profiles["full"], _file_values(file_data, experiment.name, names), {},
+                               context="offline")
+        for field in fields(full):
+            before, after = getattr(full, field.name), getattr(offline, field.name)
+            if field.name in ("dataset", "datasets") and before:
+                wanted = ("mnist-5k",) if field.name == "datasets" else "mnist-5k"
+                assert after == wanted if before not in ("mnist-5k", ("mnist-5k",)) else after == before, (experiment.name, field.name)
+            else:
+                assert after == before, (experiment.name, field.name)
