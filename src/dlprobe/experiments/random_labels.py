@@ -1,8 +1,8 @@
 """1-3 Generalization, can a network fit random labels? Train an MLP on images whose labels are random.
 
-    dlprobe run random-labels --profile quick          # 0/50/100% noise, 2 seeds, 70 epochs: ~95 s on a busy 2-core CPU
+    dlprobe run random-labels --profile quick          # 0/50/100% noise, 2 seeds, 70 epochs: ~55 s on a 2-core CPU
     dlprobe run random-labels --profile full           # 0, 20, ..., 100% noise, 3 seeds, 200 epochs on MNIST (needs its files)
-    dlprobe run random-labels --profile full --dataset mnist-5k   # the same offline: ~3 minutes per seed
+    dlprobe run random-labels --profile full --dataset mnist-5k   # the same offline: ~7.5 minutes (3 seeds)
     dlprobe run random-labels --seeds 5                # 5 seeds per noise level
     dlprobe run random-labels --label-noise 0,0.5,1 --dataset mnist
     dlprobe run random-labels --label-mode random      # uniformly random classes instead of shuffled labels
