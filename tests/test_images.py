@@ -447,7 +447,7 @@ def test_train_and_test_subsets():
     assert torch.equal(again.x_train, data.x_train)
     full_rows = {row.numpy().tobytes() for row in full.x_train.reshape(4000, -1)}
     assert all(row.numpy().tobytes() in full_rows for row in data.x_train.reshape(100, -1))
-    with pytest.raises(ConfigError, match="4000 images available"):
+    with pytest.raises(ConfigError, match="is more than the 4000 train images of mnist-5k"):
         load_dataset("mnist-5k", train_size=4001)
 
 

@@ -283,9 +283,16 @@ def _append(note: str, text: str) -> str:
     return f"{note}; {text}" if note else text
 
 
-def _check_size(size, available: int, what: str) -> None:
-    if size is not None and not 0 < size <= available:
-        raise ConfigError(f"{what} must be between 1 and the {available} images available, got {size}")
+def check_subset_size(name: str, split: str, size: int | None, available: int) -> None:
+    """A `split` ("train"/"test") subset of `size` images must fit the `available` ones of dataset `name`.
+    Checked by `run` before anything starts (with KNOWN_DATASETS sizes) and again by `load_dataset`."""
+    if size is None:
+        return
+    if size < 1:
+        raise ConfigError(f"{split}_size must be at least 1, got {size}")
+    if size > available:
+        raise ConfigError(f"{split}_size={size} (from the profile or your options) is more than the {available} {split} "
+                          f"images of {name}; give --set {split}_size=N with N <= {available}")
 
 
 def load_dataset(name: str, *, data_dir: str | Path | None = None, train_size: int | None = None,
@@ -314,8 +321,8 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, train_size: i
             raise DatasetError(f"{name} {what} labels must be in 0..{num_classes - 1}, found "
                                f"{labels.min()}..{labels.max()} ({', '.join(files)})")
     note = NOTES.get(name, "")
-    _check_size(train_size, len(y_train), "train_size")
-    _check_size(test_size, len(y_test), "test_size")
+    check_subset_size(name, "train", train_size, len(y_train))
+    check_subset_size(name, "test", test_size, len(y_test))
     if train_size is not None and train_size < len(y_train):
         chosen, _ = stratified_indices(y_train, train_size, SPLIT_SEED)
         x_train, y_train = x_train[chosen], y_train[chosen]

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__, paths
-from ..errors import ConfigError, RunDirError
+from ..errors import RunDirError
 from ..executors import LocalExecutor
 from ..store import RunDir
 from .base import Experiment, RunContext
@@ -27,7 +27,7 @@ from .base import Experiment, RunContext
 
 def check_datasets(config, data_dir: Path | None) -> None:
     """Fail before anything is written when a dataset the config names cannot be found."""
-    from ..data.images import KNOWN_DATASETS, canonical_name, locate
+    from ..data.images import KNOWN_DATASETS, canonical_name, check_subset_size, locate
     from ..data.readers import mnist_5k_path
 
     names = list(getattr(config, "datasets", None) or ())
@@ -40,10 +40,7 @@ def check_datasets(config, data_dir: Path | None) -> None:
         elif key != "digits":  # digits ships inside scikit-learn
             locate(key, data_dir)
         for split, available in zip(("train", "test"), KNOWN_DATASETS[key]["sizes"]):
-            size = getattr(config, f"{split}_size", None)
-            if size is not None and size > available:
-                raise ConfigError(f"{split}_size={size} (from the profile or your options) is more than the {available} {split} "
-                                  f"images of {key}; give --set {split}_size=N with N <= {available}")
+            check_subset_size(key, split, getattr(config, f"{split}_size", None), available)
 
 
 def check_before_running(experiment: Experiment, config, data_dir: Path | None) -> None:
