@@ -52,13 +52,18 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
 
+    @classmethod
+    def identity_fields(cls) -> list[str]:
+        """The fields that decide a run's results (all but those marked identity=False, e.g. device)."""
+        return [f.name for f in fields(cls) if f.metadata.get("identity", True)]
+
     def identity_hash(self) -> str:
         """8 hex digits from the identity fields that differ from the class defaults."""
         defaults = type(self)()
         changed = {
-            f.name: _jsonable(getattr(self, f.name))
-            for f in fields(self)
-            if f.metadata.get("identity", True) and getattr(self, f.name) != getattr(defaults, f.name)
+            name: _jsonable(getattr(self, name))
+            for name in self.identity_fields()
+            if getattr(self, name) != getattr(defaults, name)
         }
         text = json.dumps(changed, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:8]

@@ -52,10 +52,11 @@ def check_before_running(experiment: Experiment, config, data_dir: Path | None) 
 
 
 def _identity_view(values, config):
-    """The config.json values that decide the results (fields marked identity=False, e.g. device, dropped)."""
+    """The config.json values that decide the results (fields marked identity=False, e.g. device, dropped;
+    keys the current config does not know are kept, so an older or newer file still differs)."""
     if not isinstance(values, dict):
         return None
-    ignored = {f.name for f in fields(config) if not f.metadata.get("identity", True)}
+    ignored = {f.name for f in fields(config)} - set(config.identity_fields())
     return {k: v for k, v in values.items() if k not in ignored}
 
 
@@ -120,11 +121,12 @@ def _run_locked(experiment, config, profile, run_dir, data_dir, quiet, device, t
     record = config_record(experiment, config, profile, trial_device)  # the device the trials compute on
     config_path = root / paths.CONFIG
     previous = run_dir.read_json(paths.CONFIG) if config_path.exists() else None
-    previous_config = previous.get("config") if isinstance(previous, dict) else None
-    if previous is not None and _identity_view(previous_config, config) != _identity_view(record["config"], config):
+    before = _identity_view(previous.get("config") if isinstance(previous, dict) else None, config)
+    now = _identity_view(record["config"], config)
+    if previous is not None and before != now:
         # The directory name hashes the settings that differ from the defaults, so a run made by another
         # dlprobe version (a new field, a changed default) can sit under the same name: never reuse it.
-        differing = _differing_keys(_identity_view(previous_config, config), _identity_view(record["config"], config))
+        differing = _differing_keys(before, now)
         raise RunDirError(f"{config_path} belongs to another configuration (differs in: {differing}; made by another "
                           "dlprobe version?); rerun with --fresh or choose another --out")
     if run_dir.is_done():
