@@ -144,6 +144,9 @@ def test_rank_correlation_matches_scipy_and_has_exact_small_sample_p_values():
     # n = 5, perfectly monotone: only 2 of the 5! = 120 pairings reach |rho| = 1.
     rho, p_value = rank_correlation([1, 2, 3, 4, 5], [10, 8, 6, 4, 2])
     assert rho == pytest.approx(-1.0) and p_value == pytest.approx(2 / 120)
+    # undefined: too few pairs, or one side constant
+    assert rank_correlation([1, 2], [3, 4]) == (None, None)
+    assert rank_correlation([1, 2, 3, 4], [5, 5, 5, 5]) == (None, None) == rank_correlation([7, 7, 7], [1, 2, 3])
 
 
 def test_describe_trend_says_when_there_is_no_monotonic_trend():

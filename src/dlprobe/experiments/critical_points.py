@@ -223,9 +223,7 @@ def _estimate_means(good: list[dict]) -> dict:
 
 def _spearman(name: str, a, b) -> dict:
     """{spearman_<name>: rho, spearman_<name>_p: permutation p-value}, both None when undefined."""
-    rho = p_value = None
-    if len(a) >= 3 and np.ptp(a) > 0 and np.ptp(b) > 0:
-        rho, p_value = rank_correlation(a, b)
+    rho, p_value = rank_correlation(a, b)
     return {f"spearman_{name}": rho, f"spearman_{name}_p": p_value}
 
 

@@ -65,12 +65,15 @@ def _pearson(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     return (x * y).sum(axis=axis) / np.sqrt((x * x).sum(axis=axis) * (y * y).sum(axis=axis))
 
 
-def rank_correlation(x, y, seed: int = 0) -> tuple[float, float]:
+def rank_correlation(x, y, seed: int = 0) -> tuple[float | None, float | None]:
     """(Spearman rho, two-sided permutation p-value) of x (n,) and y (n,); ties get average ranks.
+    (None, None) when undefined: fewer than 3 pairs, or x or y constant.
 
     The p-value permutes the pairing: exact (all n! pairings) for n <= 7 (n! <= 9999), else 9999 seeded random ones;
     the usual t approximation is far off for the handful of runs here (it gives p ~ 1e-24 for rho = 1, n = 5).
     """
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None, None
     ranks_x, ranks_y = rankdata(x), rankdata(y)
     # One sample with permutation_type "pairings" permutes y against a fixed x: n! distinct pairings.
     result = permutation_test((ranks_y,), lambda y, axis=-1: _pearson(ranks_x, y, axis), permutation_type="pairings",

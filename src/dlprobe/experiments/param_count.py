@@ -176,8 +176,7 @@ def observe(summary: dict, config: dict) -> list[str]:
     sentences.append(f"The smallest model with >= 99% training accuracy has {fitted[0]['num_params']:,} parameters."
                      if fitted else "No model reached 99% training accuracy.")
     finite = np.isfinite(gap)
-    rho, p_value = (rank_correlation(params[finite], gap[finite]) if finite.sum() >= 3 and np.ptp(gap[finite]) > 0
-                    else (None, None))
+    rho, p_value = rank_correlation(params[finite], gap[finite])
     widest = int(np.nanargmax(gap))
     sentences.append(f"Train-test accuracy gap vs parameter count: {describe_trend(rho, p_value)}; "
                      f"{100 * gap[0]:.1f} points at the smallest model, largest ({100 * gap[widest]:.1f}) "

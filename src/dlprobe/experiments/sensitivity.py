@@ -222,9 +222,6 @@ def spearman_trends(models: list[dict], varied: str) -> dict:
                 if np.isfinite(value):
                     settings.append(model[varied])
                     values.append(value)
-        if len(values) < 3 or len(set(values)) < 2 or len(set(settings)) < 2:
-            trends[quantity] = {"rho": None, "p_value": None, "n": len(values)}
-            continue
         rho, p_value = rank_correlation(settings, values)
         trends[quantity] = {"rho": rho, "p_value": p_value, "n": len(values)}
     return trends
