@@ -28,12 +28,19 @@ import time
 from pathlib import Path
 
 FILES = ("summary.json", "metrics.csv")
-# report lines that differ between two identical runs: measured wall times, dates, host, versions
-VOLATILE = re.compile(r"(wall time|seconds|\bs\b\)|finished|generated|host|platform|python|torch|peak|dlprobe \d)", re.I)
+# report lines that differ between two identical runs: measured wall times (the per-experiment table, "wall
+# time" lines), dates and timestamps, the temporary run-directory paths, host, versions
+VOLATILE = re.compile(r"(wall time|\d s \||\d min \d\d s|\d{4}-\d\d-\d\dT\d\d:|generated|host|platform|python|"
+                      r"torch|peak|dlprobe \d|fingerprint-)", re.I)
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def stable_lines(report_text: str) -> str:
+    """report.md without the lines that change from one identical run to the next."""
+    return "\n".join(line for line in report_text.splitlines() if not VOLATILE.search(line))
 
 
 def record(profiles: list[str], out: Path) -> None:
@@ -55,9 +62,10 @@ def record(profiles: list[str], out: Path) -> None:
                     result["files"][f"{experiment}/{profile}/{name}"] = _sha((run_dir / name).read_bytes())
                 (copies / profile).mkdir(parents=True, exist_ok=True)
                 shutil.copy(run_dir / "summary.json", copies / profile / f"{experiment}.json")
-            lines = (report / "report.md").read_text(encoding="utf-8").splitlines()
-            kept = "\n".join(line for line in lines if not VOLATILE.search(line))
-            result["files"][f"report/{profile}/report.md (stable lines)"] = _sha(kept.encode())
+            text = (report / "report.md").read_text(encoding="utf-8")
+            (copies / profile).mkdir(parents=True, exist_ok=True)
+            (copies / profile / "report.md").write_text(text, encoding="utf-8")
+            result["files"][f"report/{profile}/report.md (stable lines)"] = _sha(stable_lines(text).encode())
     out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     print(f"{len(result['files'])} fingerprints -> {out}")
 
@@ -84,6 +92,18 @@ def _summary_diff(before_path: Path, after_path: Path, key: str) -> list[str]:
     return lines or ["    same keys and values (formatting or order differs)"]
 
 
+def _report_diff(before_path: Path, after_path: Path, profile: str) -> list[str]:
+    """The differing stable lines of two kept report.md copies (first 20)."""
+    import difflib
+
+    paths = [p.with_suffix(".summaries") / profile / "report.md" for p in (before_path, after_path)]
+    if not all(p.exists() for p in paths):
+        return []
+    a, b = (stable_lines(p.read_text(encoding="utf-8")).splitlines() for p in paths)
+    lines = [f"    {line}"[:200] for line in difflib.unified_diff(a, b, lineterm="", n=0) if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    return lines[:20]
+
+
 def compare(before_path: Path, after_path: Path) -> int:
     before, after = json.loads(before_path.read_text()), json.loads(after_path.read_text())
     differing = 0
@@ -100,6 +120,8 @@ def compare(before_path: Path, after_path: Path) -> int:
         print(f"{state:11s} {key}")
         if state == "DIFFERENT" and key.endswith("summary.json"):
             print("\n".join(_summary_diff(before_path, after_path, key)))
+        if state == "DIFFERENT" and key.startswith("report/"):
+            print("\n".join(_report_diff(before_path, after_path, key.split("/")[1])))
     for key in sorted(set(before["run_dirs"]) | set(after["run_dirs"])):
         if before["run_dirs"].get(key) != after["run_dirs"].get(key):
             print(f"renamed     {key}: {before['run_dirs'].get(key)} -> {after['run_dirs'].get(key)}")
