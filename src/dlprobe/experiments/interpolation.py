@@ -18,7 +18,8 @@ Flatness along the line: alpha outside [0, 1] moves away from an endpoint by a m
 vector theta2 - theta1, so the loss increase at alpha = -d (beyond m1) and at alpha = 1 + d (beyond m2)
 compares both endpoints at equal parameter distance d * ||theta2 - theta1||. The endpoint whose loss
 rises less is called flatter in a seed only when the larger rise is at least FLATNESS_RATIO times the
-smaller; the observations call it flatter only when that holds in every seed.
+smaller; the observations call it flatter only when that holds in every seed. The measurements along a line
+(endpoints, midpoint, barrier, minimum, rises, verdict) are analysis/line_profile.describe_line.
 
 summary.json: dataset, dataset_note, model (layer sizes and activation), num_params, optimizer,
 epochs, seeds, shared_init, alphas (the grid), pairs.<batch_size|learning_rate> = {varied, m1, m2 (each:
