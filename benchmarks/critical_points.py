@@ -72,12 +72,12 @@ def compare(ours: list[dict], theirs: list[dict]) -> dict:
 
 def refine_diagnostics(profile: str, num_runs: int) -> dict:
     """In-process and warm: the refinement (L-BFGS polish, grad-norm minimisation, LM, Hessian, sampling) of the
-    same Adam-trained weights, by dlprobe's batched `_refine_batch` (all runs at once) and by the reference one
+    same Adam-trained weights, by dlprobe's batched `refine_and_classify` (all runs at once) and by the reference one
     run at a time; seconds per run on each side and how many runs end with the same minimal ratio."""
     import torch
 
+    from dlprobe.analysis.critical_refine import refine_and_classify
     from dlprobe.data.functions import function_dataset, get_function
-    from dlprobe.experiments import critical_points as experiment
     from dlprobe.models.mlp import MLPSpec, build_mlp
     from dlprobe.training.common import OptimizerSettings
     from dlprobe.training.ensemble import train_ensemble
@@ -100,7 +100,7 @@ def refine_diagnostics(profile: str, num_runs: int) -> dict:
 
     clock = dict.fromkeys(("adam", "polish", "grad_norm_min", "newton", "analysis"), 0.0)
     times, results = interleaved({
-        "dlprobe": lambda r: experiment._refine_batch(config, spec, thetas, data, seeds, ["ok"] * num_runs),
+        "dlprobe": lambda r: refine_and_classify(config, spec, thetas, data.x_train, data.y_train, seeds, ["ok"] * num_runs),
         "reference": lambda r: [critical_reference.refine(config, module(seed), seed, data.x_train, data.y_train, clock) for seed in seeds],
     }, 1)
     ours, theirs = results["dlprobe"][0], results["reference"][0]

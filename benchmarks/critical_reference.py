@@ -3,9 +3,10 @@
     python -m benchmarks.critical_reference --profile full --runs 20 --out reference.json
 
 Same procedure and settings as src/dlprobe/experiments/critical_points.py (read from its Config and
-PROFILES), written the way a careful student would, one run at a time with plain PyTorch. One difference
-in method, not in procedure: torch.optim.LBFGS searches each step with strong Wolfe, dlprobe's batched
-L-BFGS (analysis/critical_batch.py) backtracks until the Armijo condition holds, so the two end at nearby
+PROFILES; steps 2-5 are dlprobe's analysis/critical_refine.refine_and_classify), written the way a careful
+student would, one run at a time with plain PyTorch. One difference in method, not in procedure:
+torch.optim.LBFGS searches each step with strong Wolfe, dlprobe's batched L-BFGS (analysis/batched_lbfgs.py)
+backtracks until the Armijo condition holds, so the two end at nearby
 but not identical points and the benchmark compares the resulting distributions:
 1. train an nn.Module (build_mlp, same initial weights) with torch.optim.Adam, full batch, float32;
 2. L-BFGS polish of the loss on the module's parameters (float64, same LBFGS settings);

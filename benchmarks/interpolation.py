@@ -2,7 +2,8 @@
 
 dlprobe: `evaluate_interpolation` (analysis/point_evaluation.py: the first layer computed once per endpoint
 and mixed, the rest of the net vmapped over the alphas of a chunk; conv nets one alpha at a time). Baseline:
-`evaluate_interpolation_sequential` (one plain model copy per alpha). Data: mnist-5k train + test (5000
+`evaluate_interpolation_sequential` below (one plain model copy per alpha; tests/test_landscape.py checks
+`evaluate_interpolation` against it, BatchNorm included). Data: mnist-5k train + test (5000
 images). Models: the interpolation experiment's MLP 784-256-10 (ReLU), m1 and m2 trained one epoch with
 batch 64 and 1024 from one initialisation (as the experiment's batch-size pair); a second, secondary row
 does the same for the 120k-parameter CNN of case 3 (untrained pair, fewer repetitions: it is slow).
@@ -14,11 +15,13 @@ lower bound for what the library's general path can reach.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlprobe.analysis.landscape import evaluate_interpolation, evaluate_interpolation_sequential
+from dlprobe.analysis.landscape import LOSSES, batchnorm_modules, check_same_layout, evaluate_interpolation, per_example_loss
 from dlprobe.data.images import load_dataset
 from dlprobe.models.budget import cnn_for_budget
 from dlprobe.models.cnn import build_cnn
@@ -26,12 +29,70 @@ from dlprobe.models.mlp import MLPSpec, build_mlp
 from dlprobe.training.common import OptimizerSettings
 from dlprobe.training.loop import TensorData, TrainSpec, train
 
+from dlprobe.errors import ConfigError
+
 from .common import baseline, case_record, equality, interleaved, median_ratio, relative_error, side
 
 NAME = "interpolation: 50 alphas on 5000 images"
 TARGET = 3.0
 TOLERANCE = 1e-6  # relative, loss at every alpha
 NUM_ALPHAS = 50
+
+
+def interpolate_params(params1, params2, alphas):
+    """theta(alpha) = (1 - alpha) * theta1 + alpha * theta2 for every alpha: -> stacked (A, ...).
+
+    alphas: (A,). Floating tensors (weights and float buffers) are interpolated, in this form so that
+    alpha = 0 and alpha = 1 give the endpoints bit for bit; integer buffers (num_batches_tracked)
+    are copied from params1.
+    """
+    alphas = torch.as_tensor(alphas)
+    check_same_layout(params1, params2)
+    stacked = {}
+    for name, first in params1.items():
+        second = params2[name]
+        if first.is_floating_point():
+            weight = alphas.to(first).view(-1, *([1] * first.dim()))  # (A, 1, ..., 1)
+            stacked[name] = (1 - weight) * first + weight * second
+        else:
+            stacked[name] = first.expand(len(alphas), *first.shape).clone()
+    return stacked
+
+
+def evaluate_interpolation_sequential(model, params1, params2, alphas, x, y, loss="cross_entropy", batch_size=1024):
+    """The reference for `evaluate_interpolation` (same arguments and result, BatchNorm statistics recomputed on
+    x in batches of batch_size, its default): one plain model copy per alpha, loaded with `interpolate_params`."""
+    if loss not in LOSSES:
+        raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    bn_batches = list(torch.split(x, batch_size)) if batchnorm_modules(model) else []
+    losses, accuracies = [], []
+    for alpha in torch.as_tensor(alphas):
+        point = copy.deepcopy(model)
+        stacked = interpolate_params(params1, params2, alpha.view(1))
+        state = {name: tensor[0] for name, tensor in stacked.items()}
+        unexpected = point.load_state_dict(state, strict=False).unexpected_keys
+        if unexpected:
+            raise ConfigError(f"the state has names the model does not have: {unexpected}")
+        point.eval()
+        for module in batchnorm_modules(point):
+            module.reset_running_stats()
+            module.momentum = None
+            module.train()
+        with torch.no_grad():
+            for inputs in bn_batches:
+                point(inputs)
+            point.eval()
+            total_loss, total_correct = 0.0, 0.0
+            for start in range(0, len(x), batch_size):
+                outputs = point(x[start : start + batch_size])
+                targets = y[start : start + batch_size]
+                total_loss += per_example_loss(outputs, targets, loss).double().sum().item()
+                if loss == "cross_entropy":
+                    total_correct += (outputs.argmax(-1) == targets).sum().item()
+        losses.append(total_loss / len(x))
+        accuracies.append(total_correct / len(x))
+    accuracy = torch.tensor(accuracies, dtype=torch.float64) if loss == "cross_entropy" else None
+    return {"loss": torch.tensor(losses, dtype=torch.float64), "accuracy": accuracy}
 
 
 @torch.no_grad()

@@ -102,7 +102,7 @@ def test_flop_count_of_one_model_step():
 
 
 def test_reference_refinement_takes_the_same_newton_steps_as_dlprobe():
-    import dlprobe.experiments.critical_points as critical_points
+    from dlprobe.analysis.critical_refine import refine_and_classify
     from dlprobe.data.functions import function_dataset, get_function
     from dlprobe.models.mlp import MLPSpec, build_mlp
     from dlprobe.training.common import OptimizerSettings
@@ -122,7 +122,7 @@ def test_reference_refinement_takes_the_same_newton_steps_as_dlprobe():
     theta = trained.model.flat_params()[0]  # phase 1 as the experiment runs it; then both refine from here
     start = build_mlp(spec, torch.Generator().manual_seed(3))
     torch.nn.utils.vector_to_parameters(theta, start.parameters())
-    ours = critical_points._refine_batch(config, spec, theta.unsqueeze(0), data, [3], ["ok"])[0]
+    ours = refine_and_classify(config, spec, theta.unsqueeze(0), data.x_train, data.y_train, [3], ["ok"])[0]
     clock = dict.fromkeys(("adam", "polish", "grad_norm_min", "newton", "analysis"), 0.0)
     theirs = critical_reference.refine(config, start, 3, data.x_train, data.y_train, clock)
     assert theirs["loss"] == pytest.approx(ours["loss"], rel=1e-8)

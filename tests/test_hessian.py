@@ -11,10 +11,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlprobe.analysis.hessian import dense_hessian, hessian_eigenvalues, hessian_vector_product, hvp_batch
-from dlprobe.analysis.spectrum import hutchinson_trace, lanczos_eigenvalues, spectral_density
+from dlprobe.analysis.spectrum import hutchinson_trace, lanczos_eigenvalues, spectral_density, top_hessian_eigenvalues
 from dlprobe.analysis.params import (FlatLoss, flatten_params, load_flat_params, make_flat_loss,
                                      param_shapes, unflatten_params)
 from dlprobe.errors import ConfigError
+from dlprobe.models.mlp import MLPSpec, build_mlp
 
 
 def tiny_regression(seed: int = 0, num_samples: int = 23):
@@ -237,3 +238,33 @@ def test_sequential_hvp_equals_the_vectorized_one_for_flat_losses_and_plain_clos
     # f linear in theta: zero Hessian, no error
     linear = _hvp_function(lambda t: (t * 2.0).sum(), theta, vectorized=False)
     assert torch.count_nonzero(linear(vectors[0])) == 0
+
+
+def _hand_written_loss(x, y, widths):
+    """Mean cross-entropy of a tanh MLP as a function of its flat parameters (nn.Linear order), written out by hand."""
+    def loss(theta):
+        hidden, offset = x, 0
+        for index, (fan_in, fan_out) in enumerate(widths):
+            weight = theta[offset: offset + fan_in * fan_out].reshape(fan_out, fan_in)
+            bias = theta[offset + fan_in * fan_out: offset + fan_in * fan_out + fan_out]
+            offset += fan_in * fan_out + fan_out
+            hidden = hidden @ weight.T + bias
+            if index < len(widths) - 1:
+                hidden = torch.tanh(hidden)
+        return torch.nn.functional.cross_entropy(hidden, y)
+    return loss
+
+
+def test_top_hessian_eigenvalues_are_the_top_of_the_dense_spectrum():
+    spec = MLPSpec(6, (5,), 3, "tanh")  # P = 6*5 + 5 + 5*3 + 3 = 53
+    model = build_mlp(spec, torch.Generator().manual_seed(0))  # float32, as in the experiment
+    generator = torch.Generator().manual_seed(1)
+    x, y = torch.randn(12, 6, generator=generator), torch.randint(0, 3, (12,), generator=generator)
+    recorded = top_hessian_eigenvalues(model, x, y, k=3, seed=0)
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double()
+    dense = torch.autograd.functional.hessian(_hand_written_loss(x.double(), y, spec.layer_sizes), theta)
+    reference = torch.linalg.eigvalsh(dense).flip(0)[:3].numpy()  # float64, descending
+    # float32 Hessian-vector products and eigsh's relative tolerance 1e-5: agreement to 1e-4 of lambda_max.
+    assert np.abs(np.array(recorded) - reference).max() <= 1e-4 * reference[0]
+    assert reference[0] - reference[1] > 1e-3 * reference[0]  # distinct eigenvalues: the order is meaningful
+    assert top_hessian_eigenvalues(model, x, y, k=3, seed=0) == recorded  # the seeded start vector: same result

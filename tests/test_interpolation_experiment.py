@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from dlprobe.cli import main
 from dlprobe.data.images import load_dataset
-from dlprobe.experiments.interpolation import PROFILES, Config, _seed_summary, alpha_grid, flatter, observe
+from dlprobe.analysis.line_profile import flatter_endpoint
+from dlprobe.experiments.interpolation import FLATNESS_RATIO, PROFILES, Config, _seed_summary, alpha_grid, observe
 from dlprobe.models.mlp import MLP, MLPSpec
 from dlprobe.plotting.flatness import plot_interpolation
 from smoke import assert_rerun_is_skipped, run_smoke
@@ -158,13 +159,6 @@ def test_alpha_grid_contains_exact_endpoints_and_probe_points():
     assert len(alpha_grid(Config())) == 61  # the default grid already holds all four
 
 
-def test_flatter_needs_a_clear_ratio_and_rising_loss():
-    assert flatter(0.1, 0.5) == "m1"
-    assert flatter(0.5, 0.1) == "m2"
-    assert flatter(0.1, 0.12) == "similar"
-    assert flatter(-0.01, 0.3) == "not measurable"
-
-
 def test_bad_config_is_a_one_line_error(tmp_path, capsys):
     code = main(["run", NAME, "--profile", "smoke", "--out", str(tmp_path), "--set", "batch_sizes=16,64,256", "--quiet"])
     assert code == 2
@@ -176,7 +170,7 @@ def with_rises(summary: dict, pair: str, split: str, rises: list[tuple[float, fl
     summary = copy.deepcopy(summary)
     runs = summary["pairs"][pair]["per_seed"][: len(rises)]
     for run, (rise1, rise2) in zip(runs, rises):
-        run["flatness"][split].update(rise_beyond_m1=rise1, rise_beyond_m2=rise2, flatter=flatter(rise1, rise2))
+        run["flatness"][split].update(rise_beyond_m1=rise1, rise_beyond_m2=rise2, flatter=flatter_endpoint(rise1, rise2, FLATNESS_RATIO))
     summary["pairs"][pair].update(per_seed=runs, stats=_seed_summary(runs))
     summary["seeds"] = [run["seed"] for run in runs]
     return summary

@@ -1,6 +1,10 @@
-"""Interpolation, BatchNorm recomputation, filter-normalized directions and 2-D surfaces."""
+"""Interpolation, BatchNorm recomputation, filter-normalized directions and 2-D surfaces.
+
+The one-model-at-a-time reference for interpolation lives with its benchmark (benchmarks/interpolation.py)."""
 
 import copy
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,15 +14,16 @@ from torch.nn.functional import cross_entropy, mse_loss
 
 from dlprobe.analysis.landscape import (
     evaluate_interpolation,
-    evaluate_interpolation_sequential,
     filter_normalized_direction,
-    interpolate_params,
-    loss_along_line,
     loss_surface_2d,
     projection_onto_plane,
     recompute_batchnorm_statistics,
 )
 from dlprobe.errors import ConfigError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ lives at the repository root
+
+from benchmarks.interpolation import evaluate_interpolation_sequential, interpolate_params  # noqa: E402
 
 
 def mlp(seed, dtype=torch.float32, outputs=3):
@@ -200,14 +205,6 @@ def test_loss_surface_2d_origin_and_grid_points():
         shifted = {name: value - 0.5 * direction1[name] + 0.7 * direction2[name] for name, value in params.items()}
         moved.load_state_dict(shifted)
         assert surface[0, 1].item() == pytest.approx(cross_entropy(moved(x), y).item(), abs=1e-12)
-
-
-def test_loss_along_line_is_interpolation_from_start_to_end():
-    start, end = mlp(0), mlp(1)
-    x, y = data()
-    alphas = torch.linspace(0, 1, 5)
-    line = loss_along_line(start, state(start), state(end), alphas, x, y)
-    assert torch.equal(line["loss"], evaluate_interpolation(start, state(start), state(end), alphas, x, y)["loss"])
 
 
 def test_projection_onto_plane_constructed_cases():

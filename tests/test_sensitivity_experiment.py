@@ -5,14 +5,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from scipy.stats import spearmanr
 
 from dlprobe.cli import main
 from dlprobe.config import build_config
 from dlprobe.experiments.observe import describe_trend, fmt, rank_correlation
-from dlprobe.experiments.sensitivity import NAMES, PROFILES, Config, observe, top_hessian_eigenvalues
-from dlprobe.models.mlp import MLPSpec, build_mlp
+from dlprobe.experiments.sensitivity import NAMES, PROFILES, Config, observe
 from smoke import assert_rerun_is_skipped, run_smoke
 
 NAME = "sensitivity"
@@ -82,36 +80,6 @@ def test_observations_word_the_hessian_trend(smoke_run):
     assert not any("than the assignment asks for" in s for s in observe(summary, {}))  # smoke: 5 batch sizes
     fewer = observe({**summary, "models": summary["models"][:2]}, {})
     assert fewer[0].startswith("Fewer batch size settings than the assignment asks for (2, at least 5)")
-
-
-def _hand_written_loss(x, y, widths):
-    """Mean cross-entropy of a tanh MLP as a function of its flat parameters (nn.Linear order), written out by hand."""
-    def loss(theta):
-        hidden, offset = x, 0
-        for index, (fan_in, fan_out) in enumerate(widths):
-            weight = theta[offset: offset + fan_in * fan_out].reshape(fan_out, fan_in)
-            bias = theta[offset + fan_in * fan_out: offset + fan_in * fan_out + fan_out]
-            offset += fan_in * fan_out + fan_out
-            hidden = hidden @ weight.T + bias
-            if index < len(widths) - 1:
-                hidden = torch.tanh(hidden)
-        return torch.nn.functional.cross_entropy(hidden, y)
-    return loss
-
-
-def test_recorded_hessian_eigenvalues_are_the_top_of_the_dense_spectrum():
-    spec = MLPSpec(6, (5,), 3, "tanh")  # P = 6*5 + 5 + 5*3 + 3 = 53
-    model = build_mlp(spec, torch.Generator().manual_seed(0))  # float32, as in the experiment
-    generator = torch.Generator().manual_seed(1)
-    x, y = torch.randn(12, 6, generator=generator), torch.randint(0, 3, (12,), generator=generator)
-    recorded = top_hessian_eigenvalues(model, x, y, k=3, seed=0)
-    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double()
-    dense = torch.autograd.functional.hessian(_hand_written_loss(x.double(), y, spec.layer_sizes), theta)
-    reference = torch.linalg.eigvalsh(dense).flip(0)[:3].numpy()  # float64, descending
-    # float32 Hessian-vector products and eigsh's relative tolerance 1e-5: agreement to 1e-4 of lambda_max.
-    assert np.abs(np.array(recorded) - reference).max() <= 1e-4 * reference[0]
-    assert reference[0] - reference[1] > 1e-3 * reference[0]  # distinct eigenvalues: the order is meaningful
-    assert top_hessian_eigenvalues(model, x, y, k=3, seed=0) == recorded  # the seeded start vector: same result
 
 
 def test_hessian_top_k_not_below_the_parameter_count_is_a_one_line_error(tmp_path, capsys):

@@ -8,13 +8,12 @@ A *state* is a dict from the names in `model.named_parameters()` / `model.named_
 tensors (`dict(model.state_dict())` is one); names it leaves out keep the model's own tensor. A
 *stacked* state holds the same names with a leading axis of A points: (A, *shape). Points are
 evaluated together, chunked over points and over data so that memory stays bounded (the first-layer split
-and vmap, see point_evaluation.py); `evaluate_interpolation_sequential` is the plain one model at a
-time reference. Models with BatchNorm get their running statistics recomputed at every point
-(interpolated running statistics belong to neither model, the classic trap), see
-`recompute_batchnorm_statistics`.
+and vmap, see point_evaluation.py; the plain one-model-at-a-time reference is
+benchmarks/interpolation.evaluate_interpolation_sequential). Models with BatchNorm get their running
+statistics recomputed at every point (interpolated running statistics belong to neither model, the
+classic trap), see `recompute_batchnorm_statistics`.
 """
 
-import copy
 from contextlib import contextmanager
 
 import torch
@@ -75,26 +74,6 @@ def check_same_layout(params1, params2) -> None:
         if first.shape != params2[name].shape:
             shapes = f"{tuple(first.shape)} in one state, {tuple(params2[name].shape)} in the other"
             raise ConfigError(f"{name} has shape {shapes}")
-
-
-def interpolate_params(params1, params2, alphas):
-    """theta(alpha) = (1 - alpha) * theta1 + alpha * theta2 for every alpha: -> stacked (A, ...).
-
-    alphas: (A,). Floating tensors (weights and float buffers) are interpolated, in this form so that
-    alpha = 0 and alpha = 1 give the endpoints bit for bit; integer buffers (num_batches_tracked)
-    are copied from params1.
-    """
-    alphas = torch.as_tensor(alphas)
-    check_same_layout(params1, params2)
-    stacked = {}
-    for name, first in params1.items():
-        second = params2[name]
-        if first.is_floating_point():
-            weight = alphas.to(first).view(-1, *([1] * first.dim()))  # (A, 1, ..., 1)
-            stacked[name] = (1 - weight) * first + weight * second
-        else:
-            stacked[name] = first.expand(len(alphas), *first.shape).clone()
-    return stacked
 
 
 def recompute_batchnorm_statistics(model, stacked_state, batches):
@@ -204,50 +183,6 @@ def evaluate_interpolation(
     check_same_layout(params1, params2)
     coefficients = torch.stack([1 - alphas, alphas], dim=1)  # (A, 2): (1 - alpha) theta1 + alpha theta2
     return _evaluate_points(model, [params1, params2], coefficients, x, y, loss, batch_size, bn_loader, chunk_size)
-
-
-def evaluate_interpolation_sequential(
-    model, params1, params2, alphas, x, y, loss="cross_entropy", batch_size=1024, bn_loader=None
-):
-    """Same result as `evaluate_interpolation`, one plain model copy per alpha (reference, benchmark)."""
-    if loss not in LOSSES:
-        raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
-    bn_batches = _input_batches(bn_loader, x, batch_size) if batchnorm_modules(model) else []
-    losses, accuracies = [], []
-    for alpha in torch.as_tensor(alphas):
-        point = copy.deepcopy(model)
-        stacked = interpolate_params(params1, params2, alpha.view(1))
-        state = {name: tensor[0] for name, tensor in stacked.items()}
-        unexpected = point.load_state_dict(state, strict=False).unexpected_keys
-        if unexpected:
-            raise ConfigError(f"the state has names the model does not have: {unexpected}")
-        point.eval()
-        for module in batchnorm_modules(point):
-            module.reset_running_stats()
-            module.momentum = None
-            module.train()
-        with torch.no_grad():
-            for inputs in bn_batches:
-                point(inputs)
-            point.eval()
-            total_loss, total_correct = 0.0, 0.0
-            for start in range(0, len(x), batch_size):
-                outputs = point(x[start : start + batch_size])
-                targets = y[start : start + batch_size]
-                total_loss += per_example_loss(outputs, targets, loss).double().sum().item()
-                if loss == "cross_entropy":
-                    total_correct += (outputs.argmax(-1) == targets).sum().item()
-        losses.append(total_loss / len(x))
-        accuracies.append(total_correct / len(x))
-    accuracy = torch.tensor(accuracies, dtype=torch.float64) if loss == "cross_entropy" else None
-    return {"loss": torch.tensor(losses, dtype=torch.float64), "accuracy": accuracy}
-
-
-def loss_along_line(
-    model, params_start, params_end, alphas, x, y, loss="cross_entropy", batch_size=1024, bn_loader=None
-):
-    """1-D landscape from the initial weights (alpha = 0) to the final weights (alpha = 1)."""
-    return evaluate_interpolation(model, params_start, params_end, alphas, x, y, loss, batch_size, bn_loader)
 
 
 def filter_normalized_direction(params, generator):

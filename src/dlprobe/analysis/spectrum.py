@@ -1,6 +1,7 @@
 """Hessian spectra of any size from Hessian-vector products: extreme eigenvalues, trace, density.
 
     top = lanczos_eigenvalues(f, theta, k=5)      # implicitly restarted Lanczos (scipy eigsh)
+    top = top_hessian_eigenvalues(model, x, y, k=3, seed=0)   # the same, for a model's mean loss on (x, y)
     trace, stderr = hutchinson_trace(f, theta, num_samples=100, generator=g)
     grid, density = spectral_density(f, theta, num_runs=3, lanczos_steps=80, generator=g)
 
@@ -15,9 +16,11 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 from dlprobe.analysis.hessian import Loss, _hvp_function, hvp_batch
+from dlprobe.analysis.params import flatten_params, make_flat_loss
 from dlprobe.errors import ConfigError
 
 
@@ -55,6 +58,16 @@ def lanczos_eigenvalues(f: Loss, theta: torch.Tensor, k: int = 5, which: str = "
     values = [eigsh(operator, k=k, which=end, tol=tol, maxiter=maxiter, v0=start,
                     return_eigenvectors=False) for end in ends]
     return np.sort(np.concatenate(values))
+
+
+def top_hessian_eigenvalues(model, x: torch.Tensor, y: torch.Tensor, k: int, seed: int, loss_fn=F.cross_entropy) -> list[float]:
+    """The k largest eigenvalues, descending, of the Hessian w.r.t. all parameters of the model's mean loss on
+    x (N, ...), y (N,) (loss_fn(outputs, targets) -> mean loss, default cross-entropy): `lanczos_eigenvalues`
+    with which="LA" in the model's dtype (so eigsh's tolerance 1e-5 for float32), start vector drawn from seed.
+    The model runs in eval mode with its buffers (`make_flat_loss`)."""
+    loss = make_flat_loss(model, loss_fn, x, y)
+    eigenvalues = lanczos_eigenvalues(loss, flatten_params(model), k=k, which="LA", seed=seed)  # ascending
+    return [float(value) for value in eigenvalues[::-1]]
 
 
 def _rademacher(shape: tuple[int, ...], generator: torch.Generator | None,

@@ -24,8 +24,8 @@ to a point where the gradient is (almost) zero, and classified there:
    `sampling_radii` replaced the single `radius` field: an older config's radius = r is sampling_radii =
    (r,), and its first radius still gives the per-run `sampling_ratio`, the figure and the Spearman test.
 
-Phases 1b-3 run for `CHUNK` runs at once (analysis/critical_batch.py: batched L-BFGS, Hessians, eigh and
-Levenberg-Marquardt with per-run step sizes, damping and stopping), which is what makes 100 runs take about
+Phases 1b-3 run for `CHUNK` runs at once (analysis/critical_refine.py on analysis/critical_batch.py: batched
+L-BFGS, Hessians, eigh and Levenberg-Marquardt with per-run step sizes, damping and stopping), which is what makes 100 runs take about
 a minute instead of ten (benchmark case 5).
 
 Trained networks are "sloppy": many Hessian eigenvalues are tiny, the residual gradient lies along those
@@ -52,11 +52,8 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-import torch
 
-from ..analysis.batched_lbfgs import lbfgs
-from ..analysis.critical import check_probe, hessian_index, minimal_ratio, probe_eigen_directions, sampling_minimal_ratios
-from ..analysis.critical_batch import BatchedMLPLoss, levenberg_marquardt
+from ..analysis.critical_refine import refine_and_classify
 from ..config import ExperimentConfig, param
 from ..data.functions import function_dataset, get_function
 from ..errors import ConfigError
@@ -109,57 +106,6 @@ PROFILES = {
 }
 
 
-def _refine_batch(config: Config, spec: MLPSpec, thetas: torch.Tensor, data: TensorData, seeds: list[int], statuses: list[str]) -> list[dict]:
-    """Phases 1b-3 for a chunk of runs at once (analysis/critical_batch.py); thetas (R, P) float32 from the
-    ensemble. Runs whose Adam phase diverged keep their status. Returns one checkpoint-safe dict per run."""
-    ok = [index for index, status in enumerate(statuses) if status == "ok"]
-    results: list[dict] = [{"seed": seed, "status": status} for seed, status in zip(seeds, statuses)]
-    if not ok:
-        return results
-    loss = BatchedMLPLoss(spec, data.x_train.double(), data.y_train.double())
-    current = thetas[ok].double().clone()
-    after_adam = loss(current)
-    if config.polish_steps:
-        current, _ = lbfgs(loss.value_and_gradients, current, config.polish_steps)
-    grad_after_training = loss.gradients(current).norm(dim=1)
-    grad_after_min = grad_after_training
-    if config.phase2 in ("both", "grad-norm") and config.grad_norm_steps:
-        current, _ = lbfgs(loss.grad_norm_objective, current, config.grad_norm_steps)
-        grad_after_min = loss.gradients(current).norm(dim=1)
-    if config.phase2 in ("both", "newton") and config.newton_steps:
-        current, _ = levenberg_marquardt(loss, current, steps=config.newton_steps)
-    spectra, bases = torch.linalg.eigh(loss.hessians(current))  # (R, P) ascending, (R, P, P) eigenvectors as columns
-    final_loss, final_grad = loss.value_and_gradients(current)
-    for row, index in enumerate(ok):
-        value, grad = float(final_loss[row]), float(final_grad[row].norm())
-        status = "ok" if np.isfinite(value) and np.isfinite(grad) else "failed (non-finite loss or gradient)"
-        results[index] = {
-            "seed": seeds[index], "loss": value, "train_loss_after_adam": float(after_adam[row]),
-            "grad_norm_after_training": float(grad_after_training[row]), "grad_norm_after_grad_min": float(grad_after_min[row]),
-            "grad_norm": grad, **_estimates(config, loss, current[row], spectra[row], bases[row], final_grad[row], seeds[index]),
-            "status": status,
-        }
-    return results
-
-
-def _estimates(config: Config, loss: BatchedMLPLoss, theta: torch.Tensor, eigenvalues: torch.Tensor, basis: torch.Tensor,
-               gradient: torch.Tensor, seed: int) -> dict:
-    """The three minimal-ratio estimates at one point theta (P,) float64, from its Hessian's eigenvalues (P,) and
-    eigenvectors (P, P columns) and its gradient (P,): Hessian signs, eigen-direction probing, random sampling."""
-    values = eigenvalues.numpy()
-    signs = hessian_index(values, config.eigen_rel_tol)
-    rising = probe_eigen_directions(loss.single, theta, basis, config.probe_radius)
-    probe = check_probe(rising, values, (basis.T @ gradient).numpy(), config.probe_radius, config.eigen_rel_tol)
-    sampled = sampling_minimal_ratios(loss.single, theta, config.num_samples, config.sampling_radii, torch.Generator().manual_seed(seed))
-    return {
-        "minimal_ratio": minimal_ratio(values, config.eigen_rel_tol), "minimal_ratio_strict": float(np.mean(values > 0)),
-        "probed_ratio": probe.probed_ratio, "probe_agreement": probe.agreement, "probe_disagreements": probe.disagreements,
-        "probe_unexplained": probe.unexplained, "sampling_ratios": sampled, "sampling_ratio": sampled[0], "index": signs.index,
-        "num_negative": signs.num_negative, "num_near_zero": signs.num_near_zero, "num_positive": signs.num_positive,
-        "top_eigenvalues": values[-5:][::-1].tolist(), "bottom_eigenvalues": values[:5].tolist(),
-    }
-
-
 def run(config: Config, ctx) -> dict:
     target = get_function(config.function)
     data = TensorData(*function_dataset(target, config.num_train, max(2, config.num_train // 4)))
@@ -175,7 +121,8 @@ def run(config: Config, ctx) -> dict:
 
     def refine_chunk(start, trial):  # runs start .. start + CHUNK - 1 at once, one trial (a Ray task under --executor ray)
         stop = min(start + CHUNK, len(seeds))
-        return _refine_batch(config, spec, trained["thetas"][start:stop], data, seeds[start:stop], trained["status"][start:stop])
+        return refine_and_classify(config, spec, trained["thetas"][start:stop], data.x_train, data.y_train, seeds[start:stop],
+                                   trained["status"][start:stop])
 
     starts = range(0, len(seeds), CHUNK)
     chunks = ctx.map_trials([(f"refine_{start:04d}", partial(refine_chunk, start)) for start in starts], "critical-points",

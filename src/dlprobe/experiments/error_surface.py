@@ -40,11 +40,12 @@ from dataclasses import dataclass
 
 import torch
 
-from ..analysis.landscape import (evaluate_interpolation, filter_normalized_direction, loss_along_line, loss_surface_2d,
-                                  projection_onto_plane)
+from ..analysis.landscape import evaluate_interpolation, filter_normalized_direction, loss_surface_2d, projection_onto_plane
+from ..analysis.line_profile import barrier_height
 from ..analysis.params import flatten_params, unflatten_params
 from ..analysis.trajectory import fit_pca
 from ..config import ExperimentConfig, param
+from ..data.tasks import load_task
 from ..errors import ConfigError
 from ..models.mlp import ACTIVATIONS, MLP, MLPSpec, build_mlp
 from ..plotting.optimization import plot_loss_contour, plot_loss_line
@@ -54,7 +55,6 @@ from ..training.loop import TrainSpec, train
 from ..training.metrics import MetricLog
 from .base import Experiment
 from .observe import fmt
-from .trajectory import load_task
 
 RADIUS_ANGLES = 32  # directions sampled on the unit circle of the random plane
 
@@ -121,8 +121,8 @@ def _landscapes(config, data, spec, loss, flat) -> dict:
     initial, final = unflatten_params(flat[0], model), unflatten_params(flat[-1], model)
     alphas = torch.cat([torch.linspace(config.alpha_min, config.alpha_max, config.line_points, dtype=torch.float64),
                         torch.tensor([0.0, 1.0], dtype=torch.float64)]).unique()  # sorted, with 0 and 1 exactly
-    line = loss_along_line(model, initial, final, alphas, x, y, loss)
-    line_test = loss_along_line(model, initial, final, alphas, x_test, y_test, loss)
+    line = evaluate_interpolation(model, initial, final, alphas, x, y, loss)  # alpha = 0: initial weights, 1: final
+    line_test = evaluate_interpolation(model, initial, final, alphas, x_test, y_test, loss)
     generator = torch.Generator().manual_seed(config.seed + 1)
     direction1, direction2 = filter_normalized_direction(final, generator), filter_normalized_direction(final, generator)
     half = config.surface_points // 2
@@ -150,10 +150,10 @@ def _landscapes(config, data, spec, loss, flat) -> dict:
 
 
 def run(config: Config, ctx) -> dict:
-    task, data, in_features, out_features, loss = load_task(config, ctx.data_dir)
-    spec = MLPSpec(in_features, config.widths, out_features, config.activation)
-    trained = ctx.trial("train", lambda: _train(config, data, spec, loss, ctx.checkpoint_path("train")))
-    land = ctx.trial("landscapes", lambda: _landscapes(config, data, spec, loss, trained["snapshots"]))
+    task = load_task(config, ctx.data_dir)
+    spec = MLPSpec(task.in_features, config.widths, task.out_features, config.activation)
+    trained = ctx.trial("train", lambda: _train(config, task.data, spec, task.loss, ctx.checkpoint_path("train")))
+    land = ctx.trial("landscapes", lambda: _landscapes(config, task.data, spec, task.loss, trained["snapshots"]))
     summary = _summarize(config, task, spec, trained, land)
     _record(ctx.log, trained, land)
     _draw(ctx, config, task, spec, trained, land, summary)
@@ -169,12 +169,12 @@ def _summarize(config, task, spec, trained, land) -> dict:
     coords, surface, ring = land["coords"], land["random_surface"], land["ring"]
     half = len(coords) // 2
     summary = {
-        "task": {k: v for k, v in task.items() if k != "note"}, "architecture": spec.describe(), "activation": config.activation,
+        "task": task.describe(), "architecture": spec.describe(), "activation": config.activation,
         "num_params": spec.num_params, "epochs": config.epochs, "snapshot_epochs": trained["epochs"], "status": trained["status"],
         "initial_train_loss": log.series("train_loss", "train")[1][0], "final_train_loss": log.last("train_loss", "train"),
         "final_test_loss": log.last("test_loss", "train"),
         "line": {"alpha_min": config.alpha_min, "alpha_max": config.alpha_max, "num_points": len(alphas), "loss_at_0": at0, "loss_at_1": at1,
-                 "max_loss_01": max01, "barrier_height": max(0.0, max01 - max(at0, at1)), "min_loss": line.min().item(),
+                 "max_loss_01": max01, "barrier_height": max(0.0, barrier_height(alphas, line)), "min_loss": line.min().item(),
                  "alpha_of_min": alphas[line.argmin()].item(), "non_increasing_01": bool((line[inside].diff() <= 0).all()),
                  "test_loss_at_1": land["line_test"][alphas == 1].item()},
         "surface": {"num_points": len(coords), "range": config.surface_range, "center_loss": surface[half, half].item(),
@@ -183,8 +183,8 @@ def _summarize(config, task, spec, trained, land) -> dict:
         "pca_plane": {"explained_variance_ratio": land["explained_variance_ratio"].tolist(), "center_loss": land["pca_surface"][half, half].item(),
                       "coordinate_range": [[a.min().item(), a.max().item()] for a in land["pca_axes"]], "path_coordinates": land["path"].tolist()},
     }
-    if task["note"]:
-        summary["dataset_note"] = task["note"]
+    if task.note:
+        summary["dataset_note"] = task.note
     return summary
 
 
@@ -220,8 +220,8 @@ def _record(log, trained, land) -> None:
 
 
 def _draw(ctx, config, task, spec, trained, land, summary) -> None:
-    model_text = f"{spec.describe()} {config.activation} MLP ({spec.num_params} params) on {task['description']}"
-    classify = task["loss"] == "cross_entropy"
+    model_text = f"{spec.describe()} {config.activation} MLP ({spec.num_params} params) on {task.description}"
+    classify = task.loss == "cross_entropy"
     accuracy = {"train accuracy": land["line_accuracy"].numpy(), "test accuracy": land["line_test_accuracy"].numpy()} if classify else None
     ax = plot_loss_line(land["alphas"].numpy(), {"train loss": land["line"].numpy(), "test loss": land["line_test"].numpy()},
                         title=f"Loss on the straight line from initial to final weights\n{model_text}", accuracy=accuracy)

@@ -27,13 +27,14 @@ iteration each); step = iteration at each epoch start: train_loss, test_loss (wh
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 import torch
 
 from ..config import ExperimentConfig, param
+from ..data.tasks import function_task, image_task
 from ..errors import ConfigError
 from ..models.mlp import ACTIVATIONS, MLPSpec
 from ..plotting.optimization import plot_grad_norm
@@ -44,7 +45,6 @@ from ..training.loop import TrainSpec
 from .base import Experiment
 from .common import seed_stats, slug
 from .observe import fmt, mean_std
-from .trajectory import load_task
 
 SPIKE_FACTOR = 3.0  # a grad norm this many times its recent geometric mean counts as a spike
 
@@ -110,29 +110,21 @@ def _train(config, data, spec, loss, epochs, trial) -> dict:
 def run(config: Config, ctx) -> dict:
     summary = {"p": config.p, "optimizer": config.optimizer, "learning_rate": config.learning_rate, "batch_size": config.batch_size,
                "seeds": list(config.seeds), "tasks": {}}
-    tasks = []
+    tasks = []  # (task, epochs)
     if config.function:
-        tasks.append((_variant(config, dataset=None), config.function_epochs))
+        tasks.append((function_task(config.function, config.num_train, config.num_test), config.function_epochs))
     if config.dataset:
-        tasks.append((_variant(config, dataset=config.dataset), config.image_epochs))
-    loaded = []  # (task, data, spec, loss, epochs) of each task
-    for task_config, epochs in tasks:
-        task, data, in_features, out_features, loss = load_task(task_config, ctx.data_dir)
-        loaded.append((task, data, MLPSpec(in_features, config.widths, out_features, config.activation), loss, epochs))
-    trials = [(f"train_{slug(task['name'])}", partial(_train, config, data, spec, loss, epochs)) for task, data, spec, loss, epochs in loaded]
+        tasks.append((image_task(config.dataset, config.train_size, ctx.data_dir), config.image_epochs))
+    specs = [MLPSpec(task.in_features, config.widths, task.out_features, config.activation) for task, _ in tasks]
+    trials = [(f"train_{slug(task.name)}", partial(_train, config, task.data, spec, task.loss, epochs)) for (task, epochs), spec in zip(tasks, specs)]
     results = ctx.map_trials(trials, "grad-norm", steps=[epochs for _, epochs in tasks])
-    for (task, data, spec, _, epochs), result in zip(loaded, results):
-        key = slug(task["name"])
-        iterations_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
+    for (task, epochs), spec, result in zip(tasks, specs, results):
+        key = slug(task.name)
+        iterations_per_epoch = math.ceil(len(task.data.x_train) / config.batch_size)
         summary["tasks"][key] = _summarize(task, spec, result, epochs, iterations_per_epoch)
         _record(ctx.log, key, config.seeds, result)
         _draw(ctx, config, key, task, spec, result, iterations_per_epoch)
     return summary
-
-
-def _variant(config, dataset):
-    """A view of the config with one task selected, for load_task (which reads .dataset and .function)."""
-    return replace(config, dataset=dataset, function=config.function or "sinc")
 
 
 def _summarize(task, spec, result, epochs, per_epoch) -> dict:
@@ -152,7 +144,7 @@ def _summarize(task, spec, result, epochs, per_epoch) -> dict:
         return count
 
     summary = {
-        "kind": task["kind"], "name": task["name"], "description": task["description"], "loss": task["loss"],
+        **task.describe(),
         "architecture": spec.describe(), "num_params": spec.num_params, "epochs": epochs, "iterations": int(losses.shape[1]),
         "iterations_per_epoch": per_epoch, "status": result["status"],
         "initial_loss": per_seed(lambda i: losses[i, 0]),
@@ -168,8 +160,8 @@ def _summarize(task, spec, result, epochs, per_epoch) -> dict:
         "spikes": per_seed(spikes),
         "log_correlation": per_seed(lambda i: np.corrcoef(log_losses[i], log_norms[i])[0, 1] if losses.shape[1] > 1 else math.nan),
     }
-    if task["note"]:
-        summary["dataset_note"] = task["note"]
+    if task.note:
+        summary["dataset_note"] = task.note
     return summary
 
 
@@ -192,8 +184,8 @@ def _draw(ctx, config, key, task, spec, result, per_epoch) -> None:
     p_math = r"\infty" if math.isinf(norm_order(config.p)) else config.p
     # Smooth over about 1/40 of the run, at most an epoch: visible trends without hiding the noise's scale.
     window = int(min(per_epoch, max(5, len(iterations) // 40)))
-    loss_name = "MSE" if task["loss"] == "mse" else "cross-entropy"
-    axes = plot_grad_norm(series, title=(f"Loss and gradient {p_text}-norm per iteration: {task['description']} ({loss_name}), "
+    loss_name = "MSE" if task.loss == "mse" else "cross-entropy"
+    axes = plot_grad_norm(series, title=(f"Loss and gradient {p_text}-norm per iteration: {task.description} ({loss_name}), "
                                          f"{spec.describe()} {config.activation} MLP ({spec.num_params} params), "
                                          f"{config.optimizer} lr {config.learning_rate:g}, batch {config.batch_size}"),
                           norm_label=rf"$\|\nabla L\|_{{{p_math}}}$ over all parameters", window=window)

@@ -18,7 +18,8 @@ Flatness along the line: alpha outside [0, 1] moves away from an endpoint by a m
 vector theta2 - theta1, so the loss increase at alpha = -d (beyond m1) and at alpha = 1 + d (beyond m2)
 compares both endpoints at equal parameter distance d * ||theta2 - theta1||. The endpoint whose loss
 rises less is called flatter in a seed only when the larger rise is at least FLATNESS_RATIO times the
-smaller; the observations call it flatter only when that holds in every seed.
+smaller; the observations call it flatter only when that holds in every seed. The measurements along a line
+(endpoints, midpoint, barrier, minimum, rises, verdict) are analysis/line_profile.describe_line.
 
 summary.json: dataset, dataset_note, model (layer sizes and activation), num_params, optimizer,
 epochs, seeds, shared_init, alphas (the grid), pairs.<batch_size|learning_rate> = {varied, m1, m2 (each:
@@ -47,6 +48,7 @@ import numpy as np
 import torch
 
 from ..analysis.landscape import evaluate_interpolation
+from ..analysis.line_profile import describe_line, parameter_distance
 from ..config import ExperimentConfig, param
 from ..data.images import load_dataset
 from ..errors import ConfigError
@@ -196,34 +198,18 @@ def _evaluate_line(architecture, state1, state2, alphas, data, trial) -> dict:
     return line
 
 
-def _at(alphas: torch.Tensor, values: torch.Tensor, alpha: float) -> float:
-    index = int(torch.argmin((alphas - alpha).abs()))
-    return float(values[index])
-
-
 def _summarize_seed(seed, ends, trained, alphas, line, config) -> dict:
     """One seed's numbers of a pair: the trained models, their distance, and the line's endpoints, barrier and flatness."""
     result = {"seed": seed}
     for name, (_, _, init_seed), model in zip(("m1", "m2"), ends, trained):
         result[name] = {"init_seed": init_seed, "steps": model["steps"], "status": model["status"],
                         **{metric: model["curves"][metric][-1] for metric in METRICS}}
-    difference = [(trained[1]["state"][n].double() - trained[0]["state"][n].double()).square().sum() for n in trained[0]["state"]]
-    distance = config.flatness_distance
-    inside = (alphas >= 0) & (alphas <= 1)
-    result.update({"parameter_distance": float(torch.stack(difference).sum().sqrt()), "endpoints": {}, "midpoint": {}, "barrier": {},
-                   "minimum": {}, "flatness": {"distance": distance}})
+    result.update({"parameter_distance": parameter_distance(trained[0]["state"], trained[1]["state"]), "endpoints": {}, "midpoint": {},
+                   "barrier": {}, "minimum": {}, "flatness": {"distance": config.flatness_distance}})
     for split in SPLITS:
-        loss, accuracy = line[f"{split}_loss"], line[f"{split}_accuracy"]
-        at_0, at_1 = _at(alphas, loss, 0.0), _at(alphas, loss, 1.0)
-        result["endpoints"][split] = {"loss_at_0": at_0, "loss_at_1": at_1, "accuracy_at_0": _at(alphas, accuracy, 0.0),
-                                      "accuracy_at_1": _at(alphas, accuracy, 1.0)}
-        result["midpoint"][split] = {"loss": _at(alphas, loss, 0.5), "accuracy": _at(alphas, accuracy, 0.5)}
-        result["barrier"][split] = float(loss[inside].max()) - max(at_0, at_1)
-        best = int(torch.argmin(loss))
-        result["minimum"][split] = {"loss": float(loss[best]), "alpha": float(alphas[best])}
-        rise1, rise2 = _at(alphas, loss, -distance) - at_0, _at(alphas, loss, 1 + distance) - at_1
-        result["flatness"][split] = {"rise_beyond_m1": rise1, "rise_beyond_m2": rise2, "relative_rise_beyond_m1": rise1 / at_0,
-                                     "relative_rise_beyond_m2": rise2 / at_1, "flatter": flatter(rise1, rise2)}
+        numbers = describe_line(alphas, line[f"{split}_loss"], line[f"{split}_accuracy"], config.flatness_distance, FLATNESS_RATIO)
+        for key, value in numbers.items():
+            result[key][split] = value
     return result
 
 
@@ -246,17 +232,6 @@ def _seed_summary(per_seed: list[dict]) -> dict:
     stats["flatness"] = {split: {**{rise: _over_seeds(per_seed, "flatness", split, rise) for rise in RISES},
                                  "flatter": [run["flatness"][split]["flatter"] for run in per_seed]} for split in SPLITS}
     return stats
-
-
-def flatter(rise_beyond_m1: float, rise_beyond_m2: float) -> str:
-    """'m1' / 'm2' when that endpoint's loss rises at most 1/FLATNESS_RATIO of the other's, else 'similar';
-    'not measurable' when the loss falls beyond an endpoint (it is no minimum along the line)."""
-    low, high = sorted((rise_beyond_m1, rise_beyond_m2))
-    if low <= 0:
-        return "not measurable"
-    if high < FLATNESS_RATIO * low:
-        return "similar"
-    return "m1" if rise_beyond_m1 < rise_beyond_m2 else "m2"
 
 
 def _record(log, run, trained, alphas, line) -> None:

@@ -20,7 +20,7 @@ Per model (setting x seed): final train/test loss and accuracy, and three number
 - hessian_top_eigenvalue: the curvature measure of flatness, lambda_max of the Hessian (w.r.t. all parameters)
   of the mean training cross-entropy over a fixed random training subset of `hessian_examples` (the first
   examples of the same seeded permutation the sharpness subset takes), from the `hessian_top_k` largest
-  eigenvalues found by Lanczos on Hessian-vector products (analysis.spectrum.lanczos_eigenvalues, which="LA",
+  eigenvalues found by Lanczos on Hessian-vector products (analysis.spectrum.top_hessian_eigenvalues: Lanczos, which="LA",
   start vector seeded by the run seed, in the model's float32 with eigsh's default tolerance 1e-5).
 Trends are Spearman rank correlations over all runs (setting x seed pairs) between the varied setting
 and each quantity (lambda_max among them), worded by `observe.describe_trend` (a trend only when the permutation p-value is below 0.05).
@@ -46,12 +46,10 @@ from functools import partial
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..analysis.params import flatten_params, make_flat_loss
 from ..analysis.sensitivity import input_gradient_sensitivity, jacobian_sensitivity
 from ..analysis.sharpness import epsilon_sharpness
-from ..analysis.spectrum import lanczos_eigenvalues
+from ..analysis.spectrum import top_hessian_eigenvalues
 from ..config import ExperimentConfig, param
 from ..data.images import load_dataset
 from ..errors import ConfigError
@@ -120,14 +118,6 @@ def _settings(config: Config) -> list[tuple[int, float]]:
     if config.vary == "batch_size":
         return [(b, config.learning_rate) for b in sorted(config.batch_sizes)]
     return [(config.batch_size, lr) for lr in sorted(config.learning_rates)]
-
-
-def top_hessian_eigenvalues(model, x, y, k: int, seed: int) -> list[float]:
-    """The k largest eigenvalues, descending, of the Hessian w.r.t. all parameters of model's mean cross-entropy on
-    x (N, ...), y (N,): Lanczos on Hessian-vector products in the model's dtype, start vector drawn from `seed`."""
-    loss = make_flat_loss(model, F.cross_entropy, x, y)
-    eigenvalues = lanczos_eigenvalues(loss, flatten_params(model), k=k, which="LA", seed=seed)  # ascending
-    return [float(value) for value in eigenvalues[::-1]]
 
 
 def _train_setting(spec, data, config, batch_size, learning_rate, sharpness_subset, hessian_subset, trial) -> dict:

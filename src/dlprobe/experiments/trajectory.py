@@ -35,15 +35,14 @@ import torch
 
 from ..analysis.trajectory import embed_tsne, fit_pca, transform
 from ..config import ExperimentConfig, param
-from ..data.functions import function_dataset, get_function
-from ..data.images import load_dataset
+from ..data.tasks import load_task
 from ..errors import ConfigError
 from ..models.mlp import ACTIVATIONS, MLPSpec
 from ..plotting.optimization import plot_trajectories
 from ..plotting.style import close
 from ..training.common import OPTIMIZERS, OptimizerSettings
 from ..training.ensemble import train_ensemble
-from ..training.loop import TensorData, TrainSpec
+from ..training.loop import TrainSpec
 from .base import Experiment
 from .common import seed_stats
 from .observe import fmt, mean_std
@@ -82,19 +81,6 @@ PROFILES = {
     "quick": dict(),
     "full": dict(epochs=120),
 }
-
-
-def load_task(config, data_dir=None) -> tuple[dict, TensorData, int, int, str]:
-    """(task description, data, in_features, out_features, loss) for the function or the image dataset."""
-    if config.dataset:
-        images = load_dataset(config.dataset, data_dir=data_dir, train_size=config.train_size, seed=config.seed)
-        data = TensorData(images.x_train, images.y_train, images.x_test, images.y_test)
-        task = {"kind": "images", "name": images.name, "description": images.name, "loss": "cross_entropy", "note": images.note}
-        return task, data, int(np.prod(images.x_train.shape[1:])), images.num_classes, "cross_entropy"
-    target = get_function(config.function)
-    data = TensorData(*function_dataset(target, config.num_train, config.num_test))
-    task = {"kind": "function", "name": target.name, "description": target.formula, "loss": "mse", "note": ""}
-    return task, data, 1, 1, "mse"
 
 
 def layer_slice(spec: MLPSpec, layer: int) -> slice:
@@ -146,17 +132,17 @@ def _reduce(config, snapshots: np.ndarray) -> tuple[np.ndarray, list[float]]:
 
 
 def run(config: Config, ctx) -> dict:
-    task, data, in_features, out_features, loss = load_task(config, ctx.data_dir)
-    spec = MLPSpec(in_features, config.widths, out_features, config.activation)
+    task = load_task(config, ctx.data_dir)
+    spec = MLPSpec(task.in_features, config.widths, task.out_features, config.activation)
     with ctx.progress(config.epochs, "trajectory") as progress:
-        trained = ctx.trial("train", lambda: _train(config, data, spec, loss, ctx.device, progress))
+        trained = ctx.trial("train", lambda: _train(config, task.data, spec, task.loss, ctx.device, progress))
     snapshots = trained["snapshots"].double().numpy()  # (T, M, P)
     views = {"whole": snapshots, "layer": snapshots[:, :, layer_slice(spec, config.layer)]}
     coordinates, ratios = {}, {}
     for name, view in views.items():
         coordinates[name], ratios[name] = _reduce(config, view)
     metrics = {name: values.numpy() for name, values in trained["metrics"].items()}  # name -> (T, M)
-    classify = loss == "cross_entropy"
+    classify = task.loss == "cross_entropy"
     summary = _summarize(config, task, spec, trained, metrics, ratios, views)
     _record(ctx.log, config, trained["epochs"], metrics, coordinates)
     _draw(ctx, config, task, spec, coordinates, ratios, metrics["train_accuracy" if classify else "train_loss"], classify)
@@ -166,14 +152,14 @@ def run(config: Config, ctx) -> dict:
 def _summarize(config, task, spec, trained, metrics, ratios, views) -> dict:
     fan_in, fan_out = spec.layer_sizes[config.layer]
     summary = {
-        "task": {k: v for k, v in task.items() if k != "note"}, "architecture": spec.describe(), "activation": config.activation,
+        "task": task.describe(), "architecture": spec.describe(), "activation": config.activation,
         "num_params": spec.num_params, "layer": {"index": config.layer, "shape": [fan_out, fan_in], "num_params": fan_in * fan_out + fan_out},
         "method": config.method, "seeds": list(config.seeds), "epochs": config.epochs, "snapshot_every": config.snapshot_every,
         "snapshot_epochs": trained["epochs"], "num_snapshots": len(trained["epochs"]), "num_runs": len(config.seeds),
         "explained_variance_ratio": ratios, "distances": {name: _distances(view) for name, view in views.items()},
     }
-    if task["note"]:
-        summary["dataset_note"] = task["note"]
+    if task.note:
+        summary["dataset_note"] = task.note
     final_names = [n for n in ("train_loss", "test_loss", "train_accuracy", "test_accuracy") if n in metrics]
     summary["runs"] = [{"seed": seed, "status": trained["status"][index], **{f"final_{n}": float(metrics[n][-1, index]) for n in final_names}}
                        for index, seed in enumerate(config.seeds)]
@@ -194,7 +180,7 @@ def _record(log, config, epochs, metrics, coordinates) -> None:
 
 def _draw(ctx, config, task, spec, coordinates, ratios, values, classify) -> None:
     fan_in, fan_out = spec.layer_sizes[config.layer]
-    what = f"{task['description']} ({'accuracy' if classify else 'MSE'})"
+    what = f"{task.description} ({'accuracy' if classify else 'MSE'})"
     value_format = "{:.1%}" if classify else "{:.2g}"
     quantity = "training accuracy" if classify else "training MSE"
     for view, heading in (("layer", f"layer {config.layer} ({fan_out}x{fan_in} weights + bias)"), ("whole", f"whole model ({spec.num_params} params)")):
