@@ -34,7 +34,7 @@ def test_smoke_run_reports_every_run(smoke):
     rho, p_value = summary["spearman_loss_vs_minimal_ratio"], summary["spearman_loss_vs_minimal_ratio_p"]
     assert (rho is None) == (p_value is None) and (p_value is None or 0 < p_value <= 1)
     if rho is not None:  # 4 runs: exact permutation p-value, never small enough to call a trend
-        from dlprobe.experiments.observe import rank_correlation
+        from dlprobe.analysis.stats import rank_correlation
         good = [r for r in summary["runs"] if r["status"] == "ok"]
         assert (rho, p_value) == rank_correlation([r["loss"] for r in good], [r["minimal_ratio"] for r in good])
         assert p_value >= 1 / 12

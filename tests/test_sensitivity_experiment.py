@@ -6,11 +6,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.stats import spearmanr
 
 from dlprobe.cli import main
 from dlprobe.config import build_config
-from dlprobe.experiments.observe import describe_trend, fmt, rank_correlation
+from dlprobe.experiments.observe import describe_trend, fmt
 from dlprobe.experiments.sensitivity import NAMES, PROFILES, Config, observe, top_hessian_eigenvalues
 from dlprobe.models.mlp import MLPSpec, build_mlp
 from smoke import assert_rerun_is_skipped, run_smoke
@@ -132,21 +131,6 @@ def test_figures_and_metrics_name_the_definitions(smoke_run):
 def test_second_invocation_is_skipped(smoke_run):
     out, run_dir = smoke_run
     assert_rerun_is_skipped(["run", NAME, "--profile", "smoke", "--out", str(out), "--quiet"], run_dir)
-
-
-def test_rank_correlation_matches_scipy_and_has_exact_small_sample_p_values():
-    rng = np.random.default_rng(3)
-    x = np.repeat([16, 64, 256, 1024, 4000], 3)  # ties, as with several seeds per batch size
-    y = rng.normal(size=len(x))
-    rho, p_value = rank_correlation(x, y)
-    assert rho == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
-    assert 0 < p_value <= 1
-    # n = 5, perfectly monotone: only 2 of the 5! = 120 pairings reach |rho| = 1.
-    rho, p_value = rank_correlation([1, 2, 3, 4, 5], [10, 8, 6, 4, 2])
-    assert rho == pytest.approx(-1.0) and p_value == pytest.approx(2 / 120)
-    # undefined: too few pairs, or one side constant
-    assert rank_correlation([1, 2], [3, 4]) == (None, None)
-    assert rank_correlation([1, 2, 3, 4], [5, 5, 5, 5]) == (None, None) == rank_correlation([7, 7, 7], [1, 2, 3])
 
 
 def test_describe_trend_says_when_there_is_no_monotonic_trend():

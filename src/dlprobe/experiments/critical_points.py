@@ -57,6 +57,7 @@ import torch
 from ..analysis.batched_lbfgs import lbfgs
 from ..analysis.critical import check_probe, hessian_index, minimal_ratio, probe_eigen_directions, sampling_minimal_ratios
 from ..analysis.critical_batch import BatchedMLPLoss, levenberg_marquardt
+from ..analysis.stats import rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
 from ..data.functions import function_dataset, get_function
 from ..errors import ConfigError
@@ -67,8 +68,7 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
-from .common import seed_stats
-from .observe import describe_trend, fmt, rank_correlation
+from .observe import describe_trend, fmt
 
 CHUNK = 25  # runs per trial, refined together: the unit of resumption (and of a Ray task)
 

@@ -35,6 +35,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from ..analysis.stats import first_step_below, geometric_mean, seed_stats
 from ..config import ExperimentConfig, param
 from ..data.functions import function_dataset, get_function
 from ..errors import ConfigError
@@ -46,7 +47,7 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
-from .common import first_step_below, geometric_mean, seed_stats, slug
+from .common import slug
 from .observe import below_minimum, compare_lower_is_better, fmt, mean_std
 
 THRESHOLDS = (1e-2, 1e-3, 1e-4)

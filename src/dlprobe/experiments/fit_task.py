@@ -33,6 +33,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
 from ..data.images import canonical_name, load_dataset
 from ..errors import ConfigError, DatasetError
@@ -45,7 +46,7 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec, train
 from .base import Experiment
-from .common import seed_stats, slug
+from .common import slug
 from .observe import compare_lower_is_better, fmt, mean_std
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")

@@ -33,6 +33,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
 from ..errors import ConfigError
 from ..models.mlp import ACTIVATIONS, MLPSpec
@@ -42,7 +43,7 @@ from ..training.common import OPTIMIZERS, OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
-from .common import seed_stats, slug
+from .common import slug
 from .observe import fmt, mean_std
 from .trajectory import load_task
 

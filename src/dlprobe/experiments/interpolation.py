@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from ..analysis.landscape import evaluate_interpolation
+from ..analysis.stats import seed_stats, separated
 from ..config import ExperimentConfig, param
 from ..data.images import load_dataset
 from ..errors import ConfigError
@@ -56,8 +57,7 @@ from ..plotting.style import close
 from ..training.common import OptimizerSettings
 from ..training.loop import TensorData, TrainSpec, train
 from .base import Experiment
-from .common import seed_stats
-from .observe import fmt, mean_std, separated
+from .observe import fmt, mean_std
 
 PAIRS = ("batch_size", "learning_rate")
 FLATNESS_RATIO = 1.5  # one endpoint is "flatter" only when the other's loss rises at least this many times more

@@ -8,8 +8,7 @@ carries the numbers it rests on.
 
 from __future__ import annotations
 
-import numpy as np
-from scipy.stats import permutation_test, rankdata
+from ..analysis.stats import separated
 
 WEAK_RHO = 0.3  # |Spearman rho| below this: "no monotonic trend"; 0.3-0.7 moderate, above 0.7 strong
 STRONG_RHO = 0.7
@@ -36,15 +35,6 @@ def mean_std(stats: dict | None) -> str:
     return fmt(stats["mean"])
 
 
-def separated(a: dict, b: dict) -> bool:
-    """True when two seed groups' [min, max] ranges do not overlap and each has at least 2 seeds."""
-    if not a or not b or a.get("mean") is None or b.get("mean") is None:
-        return False
-    if a.get("n", 1) < 2 or b.get("n", 1) < 2:
-        return False
-    return a["max"] < b["min"] or b["max"] < a["min"]
-
-
 def compare_lower_is_better(name_a: str, a: dict, name_b: str, b: dict, quantity: str) -> str:
     """One sentence comparing two seed groups of a lower-is-better quantity (e.g. test MSE)."""
     if a.get("mean") is None or b.get("mean") is None:
@@ -57,28 +47,6 @@ def compare_lower_is_better(name_a: str, a: dict, name_b: str, b: dict, quantity
         return f"The {better}'s {quantity} ({fmt(low)}) is {ratio:.2f}× lower than the {worse}'s ({fmt(high)}); the seed ranges do not overlap ({seeds})."
     return (f"No clear difference in {quantity} between the {name_a} ({mean_std(a)}) and the {name_b} ({mean_std(b)}): "
             f"the seed ranges overlap or there are too few seeds ({seeds}); the means differ by a factor {ratio:.2f}.")
-
-
-def _pearson(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    x = x - x.mean(axis=axis, keepdims=True)
-    y = y - y.mean(axis=axis, keepdims=True)
-    return (x * y).sum(axis=axis) / np.sqrt((x * x).sum(axis=axis) * (y * y).sum(axis=axis))
-
-
-def rank_correlation(x, y, seed: int = 0) -> tuple[float | None, float | None]:
-    """(Spearman rho, two-sided permutation p-value) of x (n,) and y (n,); ties get average ranks.
-    (None, None) when undefined: fewer than 3 pairs, or x or y constant.
-
-    The p-value permutes the pairing: exact (all n! pairings) for n <= 7 (n! <= 9999), else 9999 seeded random ones;
-    the usual t approximation is far off for the handful of runs here (it gives p ~ 1e-24 for rho = 1, n = 5).
-    """
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None, None
-    ranks_x, ranks_y = rankdata(x), rankdata(y)
-    # One sample with permutation_type "pairings" permutes y against a fixed x: n! distinct pairings.
-    result = permutation_test((ranks_y,), lambda y, axis=-1: _pearson(ranks_x, y, axis), permutation_type="pairings",
-                              vectorized=True, n_resamples=9999, random_state=np.random.default_rng(seed))
-    return float(result.statistic), float(result.pvalue)
 
 
 def describe_trend(rho: float | None, p_value: float | None) -> str:

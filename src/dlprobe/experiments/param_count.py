@@ -29,6 +29,7 @@ from functools import partial
 
 import numpy as np
 
+from ..analysis.stats import rank_correlation, seed_stats, separated
 from ..config import ExperimentConfig, param
 from ..data.images import load_dataset
 from ..errors import ConfigError
@@ -39,8 +40,7 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
-from .common import seed_stats
-from .observe import below_minimum, describe_trend, fmt, mean_std, rank_correlation, separated
+from .observe import below_minimum, describe_trend, fmt, mean_std
 
 FINAL = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 MIN_MODELS, MIN_DECADES = 10, 2  # the assignment's minimum: 10+ models over 2+ orders of magnitude of #params

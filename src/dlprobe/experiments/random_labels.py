@@ -55,6 +55,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from ..analysis.stats import first_step_below, seed_stats, separated
 from ..config import ExperimentConfig, param
 from ..data.images import LABEL_MODES, corrupt_labels, load_dataset
 from ..errors import ConfigError
@@ -64,8 +65,7 @@ from ..plotting.style import close, new_axes
 from ..training.common import OptimizerSettings
 from ..training.loop import TensorData, TrainSpec, evaluate, train
 from .base import Experiment
-from .common import first_step_below, seed_stats
-from .observe import fmt, mean_std, separated
+from .observe import fmt, mean_std
 
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 # runs.<fraction> keys with seed stats over the seeds (epochs_to_fit has its own, None-aware ones)

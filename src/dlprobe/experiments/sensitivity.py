@@ -52,6 +52,7 @@ from ..analysis.params import flatten_params, make_flat_loss
 from ..analysis.sensitivity import input_gradient_sensitivity, jacobian_sensitivity
 from ..analysis.sharpness import epsilon_sharpness
 from ..analysis.spectrum import lanczos_eigenvalues
+from ..analysis.stats import rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
 from ..data.images import load_dataset
 from ..errors import ConfigError
@@ -62,8 +63,7 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
-from .common import seed_stats
-from .observe import below_minimum, describe_trend, fmt, mean_std, rank_correlation
+from .observe import below_minimum, describe_trend, fmt, mean_std
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 MIN_SETTINGS = 5  # the assignment's minimum: 5+ models trained at different batch sizes

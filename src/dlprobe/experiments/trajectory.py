@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..analysis.stats import seed_stats
 from ..analysis.trajectory import embed_tsne, fit_pca, transform
 from ..config import ExperimentConfig, param
 from ..data.functions import function_dataset, get_function
@@ -45,7 +46,6 @@ from ..training.common import OPTIMIZERS, OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
-from .common import seed_stats
 from .observe import fmt, mean_std
 
 
