@@ -9,9 +9,10 @@ import torch
 
 from dlprobe.cli import main
 from dlprobe.config import build_config
-from dlprobe.experiments.observe import describe_trend, fmt
 from dlprobe.experiments.sensitivity import NAMES, PROFILES, Config, observe, top_hessian_eigenvalues
 from dlprobe.models.mlp import MLPSpec, build_mlp
+from dlprobe.report.text import format_number
+from dlprobe.report.wording import describe_trend
 from smoke import assert_rerun_is_skipped, run_smoke
 
 NAME = "sensitivity"
@@ -75,8 +76,8 @@ def test_observations_word_the_hessian_trend(smoke_run):
     trend = summary["spearman"]["hessian_top_eigenvalue"]
     first, last = summary["models"][0], summary["models"][-1]
     expected = (f"{NAMES['hessian_top_eigenvalue']} vs batch size: {describe_trend(trend['rho'], trend['p_value'])} over {trend['n']} runs "
-                f"({first['batch_size']}: {fmt(first['hessian_top_eigenvalue']['mean'])} → {last['batch_size']}: "
-                f"{fmt(last['hessian_top_eigenvalue']['mean'])}).")
+                f"({first['batch_size']}: {format_number(first['hessian_top_eigenvalue']['mean'])} → {last['batch_size']}: "
+                f"{format_number(last['hessian_top_eigenvalue']['mean'])}).")
     assert expected in observe(summary, {})
     assert not any("than the assignment asks for" in s for s in observe(summary, {}))  # smoke: 5 batch sizes
     fewer = observe({**summary, "models": summary["models"][:2]}, {})
@@ -131,17 +132,6 @@ def test_figures_and_metrics_name_the_definitions(smoke_run):
 def test_second_invocation_is_skipped(smoke_run):
     out, run_dir = smoke_run
     assert_rerun_is_skipped(["run", NAME, "--profile", "smoke", "--out", str(out), "--quiet"], run_dir)
-
-
-def test_describe_trend_says_when_there_is_no_monotonic_trend():
-    assert describe_trend(0.1, 0.8).startswith("no monotonic trend")
-    assert describe_trend(-0.9, 0.01).startswith("strong decreasing")
-    assert describe_trend(0.5, 0.01).startswith("moderate increasing")
-    # 5 runs, rho = -0.9: exact permutation p = 0.083 (rank_correlation); a lean, not a trend
-    assert describe_trend(-0.9, 0.083).startswith("no significant trend: the ranks lean decreasing")
-    assert describe_trend(0.5, 0.1).startswith("no significant trend: the ranks lean increasing")
-    assert "trend (" not in describe_trend(0.6, None)
-    assert describe_trend(None, None).startswith("not measurable")
 
 
 def test_batch_size_larger_than_the_training_set_is_a_one_line_error(tmp_path, capsys):

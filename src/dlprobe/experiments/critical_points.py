@@ -68,7 +68,8 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
-from .observe import describe_trend, fmt
+from ..report.wording import describe_trend
+from ..report.text import format_number
 
 CHUNK = 25  # runs per trial, refined together: the unit of resumption (and of a Ray task)
 
@@ -231,23 +232,23 @@ def observe(summary: dict, config: dict) -> list[str]:
     good = [r for r in summary["runs"] if r["status"] == "ok"]
     grads = summary["grad_norm_reached"]
     sentences = [
-        f"{len(good)} of {summary['num_runs']} runs were analysed; gradient norms reached range from {fmt(grads['min'])} to "
-        f"{fmt(grads['max'])} (median {fmt(summary['grad_norm_median'])}); {summary['fraction_below_1e-6']:.0%} are below 1e-6.",
+        f"{len(good)} of {summary['num_runs']} runs were analysed; gradient norms reached range from {format_number(grads['min'])} to "
+        f"{format_number(grads['max'])} (median {format_number(summary['grad_norm_median'])}); {summary['fraction_below_1e-6']:.0%} are below 1e-6.",
         f"By the Hessian, {summary['num_minima']} runs have no negative eigenvalue beyond the tolerance band (minima, possibly with flat "
         f"directions) and {summary['num_saddles']} are saddle points.",
     ]
     ratios = [r["minimal_ratio"] for r in good]
     near_zero = [r["num_near_zero"] for r in good]
     sentences.append(
-        f"Minimal ratios (tolerance {fmt(summary['settings']['eigen_rel_tol'])} × max|eigenvalue|) range from {fmt(min(ratios))} to "
-        f"{fmt(max(ratios))}; on average {np.mean(near_zero):.1f} of {summary['num_params']} eigenvalues lie inside the band, "
-        f"which is why the ratio stays below 1 even at minima (strict ratio without tolerance: mean {fmt(np.mean([r['minimal_ratio_strict'] for r in good]))}).")
+        f"Minimal ratios (tolerance {format_number(summary['settings']['eigen_rel_tol'])} × max|eigenvalue|) range from {format_number(min(ratios))} to "
+        f"{format_number(max(ratios))}; on average {np.mean(near_zero):.1f} of {summary['num_params']} eigenvalues lie inside the band, "
+        f"which is why the ratio stays below 1 even at minima (strict ratio without tolerance: mean {format_number(np.mean([r['minimal_ratio_strict'] for r in good]))}).")
     rho = summary["spearman_loss_vs_minimal_ratio"]
     sentences.append(f"Minimal ratio vs loss over {len(good)} runs: {describe_trend(rho, summary.get('spearman_loss_vs_minimal_ratio_p'))}.")
     sentences.append(_compare_estimates(summary, good))
     rho_s = summary["spearman_minimal_vs_sampling_ratio"]
     if rho_s is not None:
-        sentences.append(f"Sampling ratio at radius {fmt(summary['settings']['sampling_radii'][0])} against the Hessian minimal ratio: "
+        sentences.append(f"Sampling ratio at radius {format_number(summary['settings']['sampling_radii'][0])} against the Hessian minimal ratio: "
                          f"{describe_trend(rho_s, summary.get('spearman_minimal_vs_sampling_ratio_p'))}.")
     return sentences
 
@@ -264,21 +265,21 @@ def _compare_estimates(summary: dict, good: list[dict]) -> str:
         agreement += (f" ({disagreements} disagree, {disagreements - estimates['probe_unexplained']} of them where the measured gradient's "
                       "slope |v·g| is at least r·|λ|/2, so the second-order model predicts one side to be lower)")
     radii, means = settings["sampling_radii"], estimates["sampling_ratio_means"]
-    sampling = ", ".join(f"{fmt(mean)} at radius {fmt(radius)}" for mean, radius in zip(means, radii))
+    sampling = ", ".join(f"{format_number(mean)} at radius {format_number(radius)}" for mean, radius in zip(means, radii))
     if len({ratio for r in good for ratio in r["sampling_ratios"]}) == 1:
-        sampling += f" (the same value, {fmt(good[0]['sampling_ratio'])}, in every run at every radius)"
-    return (f"Three minimal-ratio estimates, means over {len(good)} runs: Hessian {fmt(estimates['minimal_ratio_mean'])} (strict "
-            f"{fmt(estimates['minimal_ratio_strict_mean'])}); eigen-direction probing {fmt(estimates['probed_ratio_mean'])} "
-            f"(radius {fmt(settings['probe_radius'])}), and {agreement}; random sampling {sampling}.")
+        sampling += f" (the same value, {format_number(good[0]['sampling_ratio'])}, in every run at every radius)"
+    return (f"Three minimal-ratio estimates, means over {len(good)} runs: Hessian {format_number(estimates['minimal_ratio_mean'])} (strict "
+            f"{format_number(estimates['minimal_ratio_strict_mean'])}); eigen-direction probing {format_number(estimates['probed_ratio_mean'])} "
+            f"(radius {format_number(settings['probe_radius'])}), and {agreement}; random sampling {sampling}.")
 
 
 def table(summary: dict):
     settings = summary["settings"]
-    columns = ["seed", "loss", "grad norm", "minimal ratio", "strict ratio", f"probed ratio (r={fmt(settings['probe_radius'])})",
-               "probe agreement", *(f"sampling ratio (r={fmt(radius)})" for radius in settings["sampling_radii"]), "negative eigs",
+    columns = ["seed", "loss", "grad norm", "minimal ratio", "strict ratio", f"probed ratio (r={format_number(settings['probe_radius'])})",
+               "probe agreement", *(f"sampling ratio (r={format_number(radius)})" for radius in settings["sampling_radii"]), "negative eigs",
                "near-zero eigs"]
-    rows = [[r["seed"], fmt(r["loss"]), fmt(r["grad_norm"]), fmt(r["minimal_ratio"]), fmt(r["minimal_ratio_strict"]), fmt(r["probed_ratio"]),
-             fmt(r["probe_agreement"]), *(fmt(ratio) for ratio in r["sampling_ratios"]), r["num_negative"], r["num_near_zero"]]
+    rows = [[r["seed"], format_number(r["loss"]), format_number(r["grad_norm"]), format_number(r["minimal_ratio"]), format_number(r["minimal_ratio_strict"]), format_number(r["probed_ratio"]),
+             format_number(r["probe_agreement"]), *(format_number(ratio) for ratio in r["sampling_ratios"]), r["num_negative"], r["num_near_zero"]]
             for r in summary["runs"] if r["status"] == "ok"]
     return columns, rows
 

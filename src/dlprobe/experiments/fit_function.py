@@ -48,7 +48,8 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
 from .common import slug
-from .observe import below_minimum, compare_lower_is_better, fmt, mean_std
+from ..report.wording import below_minimum, compare_lower_is_better, mean_std
+from ..report.text import format_number
 
 THRESHOLDS = (1e-2, 1e-3, 1e-4)
 EXTRAPOLATION = 0.15  # the prediction plot extends this fraction of the domain width beyond each end
@@ -216,11 +217,11 @@ def observe(summary: dict, config: dict) -> list[str]:
             f"{deep['depth']}-layer model", deep["final_test_mse"], f"{shallow['depth']}-layer model", shallow["final_test_mse"], "final test MSE"))
         ranked = sorted((m for m in models if m["final_test_mse"]["mean"] is not None), key=lambda m: m["final_test_mse"]["mean"])
         if len(ranked) > 2:
-            order = " < ".join(f"{_layers(m['depth'])} ({fmt(m['final_test_mse']['mean'])})" for m in ranked)
+            order = " < ".join(f"{_layers(m['depth'])} ({format_number(m['final_test_mse']['mean'])})" for m in ranked)
             sentences.append(lead + f"ranking by mean final test MSE: {order}.")
         for threshold in ("0.01", "0.001"):
             reached = [(m["depth"], m["epochs_to_mse"].get(threshold)) for m in models]
-            parts = [f"{_layers(d)}: {fmt(r['mean'])} epochs ({r['reached']}/{r['of']} seeds)" if r else f"{_layers(d)}: not reached" for d, r in reached]
+            parts = [f"{_layers(d)}: {format_number(r['mean'])} epochs ({r['reached']}/{r['of']} seeds)" if r else f"{_layers(d)}: not reached" for d, r in reached]
             sentences.append(lead + f"epochs to reach training MSE {threshold}: " + "; ".join(parts) + ".")
         sentences.append(lead + _stopping_sentence(models, summary["stopping_rule"]))
         sentences.extend(lead + sentence for sentence in _grid_edge_sentences(models))
@@ -252,7 +253,7 @@ def _grid_edge_sentences(models: list[dict]) -> list[str]:
         at_edge = [m for m in models if m["lr_grid_edge"] == edge]
         if not at_edge:
             continue
-        names = ", ".join(f"{_layers(m['depth'])} (lr {fmt(m['learning_rate'])})" for m in at_edge)
+        names = ", ".join(f"{_layers(m['depth'])} (lr {format_number(m['learning_rate'])})" for m in at_edge)
         where = "the only rate searched" if edge == "only" else f"the {edge} rate of the searched grid"
         sentences.append(f"the chosen learning rate is {where} for {names}; a wider grid (the `learning_rates` field) may find a better rate.")
     return sentences
@@ -267,7 +268,7 @@ def table(summary: dict):
     rows = []
     for function in summary["functions"].values():
         for m in sorted(function["models"].values(), key=lambda m: m["depth"]):
-            rows.append([function["formula"], m["depth"], "-".join(map(str, m["widths"])), m["num_params"], fmt(m["learning_rate"]),
+            rows.append([function["formula"], m["depth"], "-".join(map(str, m["widths"])), m["num_params"], format_number(m["learning_rate"]),
                          mean_std(m["final_train_mse"]), mean_std(m["final_test_mse"]), m["epochs_trained"]])
     return columns, rows
 

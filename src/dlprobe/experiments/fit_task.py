@@ -47,7 +47,8 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec, train
 from .base import Experiment
 from .common import slug
-from .observe import compare_lower_is_better, fmt, mean_std
+from ..report.wording import compare_lower_is_better, mean_std
+from ..report.text import format_number
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 FAMILY_NAMES = {"cnn": "CNN", "dnn": "DNN"}
@@ -260,14 +261,14 @@ def observe(summary: dict, config: dict) -> list[str]:
         ranked = sorted((m for m in models if m["final_test_accuracy"]["mean"] is not None),
                         key=lambda m: -m["final_test_accuracy"]["mean"])
         if ranked:
-            order = " > ".join(f"{_name(m)} ({fmt(100 * m['final_test_accuracy']['mean'])}%)" for m in ranked)
+            order = " > ".join(f"{_name(m)} ({format_number(100 * m['final_test_accuracy']['mean'])}%)" for m in ranked)
             sentences.append(lead + f"ranking by mean final test accuracy: {order}.")
             gaps = [(m["final_train_accuracy"]["mean"] - m["final_test_accuracy"]["mean"], m) for m in ranked
                     if m["final_train_accuracy"]["mean"] is not None]
             gap, widest = max(gaps, key=lambda g: g[0])
             sentences.append(lead + f"the widest train-test accuracy gap is the {_name(widest)}'s: "
-                             f"{fmt(100 * widest['final_train_accuracy']['mean'])}% train vs "
-                             f"{fmt(100 * widest['final_test_accuracy']['mean'])}% test ({fmt(100 * gap)} points).")
+                             f"{format_number(100 * widest['final_train_accuracy']['mean'])}% train vs "
+                             f"{format_number(100 * widest['final_test_accuracy']['mean'])}% test ({format_number(100 * gap)} points).")
         best = {f: max((m for m in ranked if m["family"] == f), key=lambda m: m["final_test_accuracy"]["mean"], default=None) for f in ("cnn", "dnn")}
         if best["cnn"] and best["dnn"] and summary.get("cnn_budget") == summary.get("dnn_budget"):
             sentences.append(lead + "at the same budget, best CNN vs best DNN: " + compare_lower_is_better(

@@ -57,7 +57,8 @@ from ..plotting.style import close
 from ..training.common import OptimizerSettings
 from ..training.loop import TensorData, TrainSpec, train
 from .base import Experiment
-from .observe import fmt, mean_std
+from ..report.wording import mean_std
+from ..report.text import format_number
 
 PAIRS = ("batch_size", "learning_rate")
 FLATNESS_RATIO = 1.5  # one endpoint is "flatter" only when the other's loss rises at least this many times more
@@ -317,8 +318,8 @@ def _flatness(pair: dict, split: str) -> str:
     """The rises beyond both endpoints and the flatter-side verdict; a side is called flatter only when it is in every seed."""
     stats = pair["stats"]["flatness"][split]
     d = pair["per_seed"][0]["flatness"]["distance"]
-    rise = (f"moving {fmt(d)}·‖θ₂−θ₁‖ beyond each endpoint, the {split} loss {_change(stats['rise_beyond_m1'])} beyond m1 "
-            f"(α = {fmt(-d)}) and {_change(stats['rise_beyond_m2'])} beyond m2 (α = {fmt(1 + d)})")
+    rise = (f"moving {format_number(d)}·‖θ₂−θ₁‖ beyond each endpoint, the {split} loss {_change(stats['rise_beyond_m1'])} beyond m1 "
+            f"(α = {format_number(-d)}) and {_change(stats['rise_beyond_m2'])} beyond m2 (α = {format_number(1 + d)})")
     verdicts = stats["flatter"]
     n = len(verdicts)
     if len(set(verdicts)) > 1:
@@ -328,7 +329,7 @@ def _flatness(pair: dict, split: str) -> str:
     numbers = [run["flatness"][split] for run in pair["per_seed"]]
     if verdict in ("m1", "m2"):
         ratios = [max(r["rise_beyond_m1"], r["rise_beyond_m2"]) / min(r["rise_beyond_m1"], r["rise_beyond_m2"]) for r in numbers]
-        ratio = fmt(ratios[0], 2) if n == 1 else f"{fmt(min(ratios), 2)} to {fmt(max(ratios), 2)}"
+        ratio = format_number(ratios[0], 2) if n == 1 else f"{format_number(min(ratios), 2)} to {format_number(max(ratios), 2)}"
         return rise + f": {pair[verdict]['label']} is flatter along this line{every} (the other's rise is {ratio}× larger)."
     if verdict == "similar":
         return rise + f": no clear flatness difference{every} (the rises are within {FLATNESS_RATIO}× of each other)."
@@ -364,7 +365,7 @@ def table(summary: dict):
         stats = pair["stats"]
         for name in ("m1", "m2"):
             m = pair[name]
-            rows.append([pair["varied"].replace("_", " "), m["label"], m["batch_size"], fmt(m["learning_rate"]),
+            rows.append([pair["varied"].replace("_", " "), m["label"], m["batch_size"], format_number(m["learning_rate"]),
                          *(mean_std(stats[name][metric]) for metric in METRICS),
                          f"{mean_std(stats['barrier']['train'])} / {mean_std(stats['barrier']['test'])}",
                          " / ".join(mean_std(stats["flatness"][s][f"rise_beyond_{name}"]) for s in SPLITS)])

@@ -40,7 +40,8 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
-from .observe import below_minimum, describe_trend, fmt, mean_std
+from ..report.wording import below_minimum, describe_trend, mean_std
+from ..report.text import format_number
 
 FINAL = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 MIN_MODELS, MIN_DECADES = 10, 2  # the assignment's minimum: 10+ models over 2+ orders of magnitude of #params
@@ -152,7 +153,7 @@ def observe(summary: dict, config: dict) -> list[str]:
     gap = np.array([m["accuracy_gap"]["mean"] for m in models], dtype=float)
     seeds = len(summary["seeds"])
     sentences = [f"{len(models)} models from {int(params.min()):,} to {int(params.max()):,} parameters "
-                 f"({fmt(params.max() / params.min(), 3)}x), {summary['num_train']} training images, {seeds} seed{'s' if seeds > 1 else ''} each."]
+                 f"({format_number(params.max() / params.min(), 3)}x), {summary['num_train']} training images, {seeds} seed{'s' if seeds > 1 else ''} each."]
     sentences += below_minimum("models", len(models), MIN_MODELS)
     sentences += below_minimum("decades of parameter count", np.log10(params.max() / params.min()), MIN_DECADES)
     best = int(np.nanargmax(test_accuracy))
@@ -168,10 +169,10 @@ def observe(summary: dict, config: dict) -> list[str]:
                      f"the smallest model reaches {100 * test_accuracy[0]:.1f}%.")
     lowest = int(np.nanargmin(test_loss))
     where = ("at the largest model" if lowest == len(models) - 1 else
-             f"at {int(params[lowest]):,} parameters and {fmt(test_loss[-1])} at the largest model "
+             f"at {int(params[lowest]):,} parameters and {format_number(test_loss[-1])} at the largest model "
              f"({100 * (test_loss[-1] / test_loss[lowest] - 1):.0f}% above the minimum)")
-    sentences.append(f"Test loss is lowest ({fmt(test_loss[lowest])}) {where}, while the training loss goes from "
-                     f"{fmt(models[0]['final_train_loss']['mean'])} at the smallest model to {fmt(largest['final_train_loss']['mean'])}.")
+    sentences.append(f"Test loss is lowest ({format_number(test_loss[lowest])}) {where}, while the training loss goes from "
+                     f"{format_number(models[0]['final_train_loss']['mean'])} at the smallest model to {format_number(largest['final_train_loss']['mean'])}.")
     fitted = [m for m in models if m["final_train_accuracy"]["mean"] >= 0.99]
     sentences.append(f"The smallest model with >= 99% training accuracy has {fitted[0]['num_params']:,} parameters."
                      if fitted else "No model reached 99% training accuracy.")

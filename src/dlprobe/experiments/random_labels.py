@@ -65,7 +65,8 @@ from ..plotting.style import close, new_axes
 from ..training.common import OptimizerSettings
 from ..training.loop import TensorData, TrainSpec, evaluate, train
 from .base import Experiment
-from .observe import fmt, mean_std
+from ..report.wording import mean_std
+from ..report.text import format_number
 
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 # runs.<fraction> keys with seed stats over the seeds (epochs_to_fit has its own, None-aware ones)
@@ -346,7 +347,7 @@ def _full_noise(r: dict, summary: dict, word: str, total: int) -> str:
         verdict = f"it had not memorized the labels within {summary['epochs']} epochs"
     return (f"With all labels {word}, final test accuracy is {_side_of_chance(gaps)} and the test loss went from its minimum "
             f"{mean_std(r['min_test_loss'])} to {mean_std(r['final_test_loss'])} (ln {summary['num_classes']} = "
-            f"{fmt(math.log(summary['num_classes']))} is the loss of a uniform guess): {verdict}.")
+            f"{format_number(math.log(summary['num_classes']))} is the loss of a uniform guess): {verdict}.")
 
 
 def _side_of_chance(gaps: list) -> str:
@@ -358,7 +359,7 @@ def _side_of_chance(gaps: list) -> str:
         return "at chance" + every
     if low >= 0.05 or high <= -0.05:
         near, far = sorted((abs(low), abs(high)))
-        amount = fmt(near, 2) if near == far else f"{fmt(near, 2)}-{fmt(far, 2)}"
+        amount = format_number(near, 2) if near == far else f"{format_number(near, 2)}-{format_number(far, 2)}"
         return f"{amount} points {'above' if low > 0 else 'below'} chance{every}"
     return (f"within {max(abs(low), abs(high)):.1f} points of chance across seeds "
             f"({round(low, 1) + 0.0:+.1f} to {round(high, 1) + 0.0:+.1f})")

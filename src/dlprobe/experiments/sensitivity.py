@@ -63,7 +63,8 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
-from .observe import below_minimum, describe_trend, fmt, mean_std
+from ..report.wording import below_minimum, describe_trend, mean_std
+from ..report.text import format_number
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 MIN_SETTINGS = 5  # the assignment's minimum: 5+ models trained at different batch sizes
@@ -292,7 +293,7 @@ def observe(summary: dict, config: dict) -> list[str]:
 def table(summary: dict):
     columns = ["batch size", "learning rate", "steps", "train loss", "test loss", "train acc", "test acc",
                "sensitivity (assignment)", "Jacobian (Novak)", "ε-sharpness %", "Hessian λ_max"]
-    rows = [[m["batch_size"], fmt(m["learning_rate"]), m["steps"], *(mean_std(m[name]) for name in METRICS),
+    rows = [[m["batch_size"], format_number(m["learning_rate"]), m["steps"], *(mean_std(m[name]) for name in METRICS),
              mean_std(m["input_gradient_sensitivity"]), mean_std(m["jacobian_sensitivity"]), mean_std(m["sharpness"]),
              mean_std(m["hessian_top_eigenvalue"])]
             for m in summary["models"]]

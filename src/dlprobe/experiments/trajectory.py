@@ -46,7 +46,8 @@ from ..training.common import OPTIMIZERS, OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
-from .observe import fmt, mean_std
+from ..report.wording import mean_std
+from ..report.text import format_number
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ def observe(summary: dict, config: dict) -> list[str]:
     classify = summary["task"]["kind"] == "images"
     metric = "final_train_accuracy" if classify else "final_train_loss"
     sentences = [f"{summary['num_runs']} runs of the {summary['architecture']} MLP on {summary['task']['description']}: "
-                 f"{metric.replace('_', ' ')} {mean_std(summary[metric])} (range {fmt(summary[metric]['min'])} to {fmt(summary[metric]['max'])}); "
+                 f"{metric.replace('_', ' ')} {mean_std(summary[metric])} (range {format_number(summary[metric]['min'])} to {format_number(summary[metric]['max'])}); "
                  f"{summary['num_snapshots']} snapshots per run (epochs {summary['snapshot_epochs'][0]} to {summary['snapshot_epochs'][-1]})."]
     for view in ("whole", "layer"):
         ratio = summary["explained_variance_ratio"][view]
@@ -236,7 +237,7 @@ def observe(summary: dict, config: dict) -> list[str]:
             verdict = ("the seeds end at different points of weight space" if apart else
                        "the runs end close together compared with how far each one moved")
             sentences.append(f"{name[0].upper() + name[1:]}: each run moved {mean_std(d['init_to_final'])} from its initial weights "
-                             f"(path length {mean_std(d['path_length'])}); the final weights of two runs are {fmt(d['between_final'])} apart on "
+                             f"(path length {mean_std(d['path_length'])}); the final weights of two runs are {format_number(d['between_final'])} apart on "
                              f"average, {relation}: {verdict}.")
     return sentences
 
@@ -248,8 +249,8 @@ def table(summary: dict):
     path = summary["distances"]["whole"]["path_length"]["values"]
     rows = []
     for index, r in enumerate(summary["runs"]):
-        accuracies = [fmt(r["final_train_accuracy"]), fmt(r["final_test_accuracy"])] if classify else []
-        rows.append([r["seed"], fmt(r["final_train_loss"]), fmt(r["final_test_loss"]), *accuracies, fmt(moved[index]), fmt(path[index])])
+        accuracies = [format_number(r["final_train_accuracy"]), format_number(r["final_test_accuracy"])] if classify else []
+        rows.append([r["seed"], format_number(r["final_train_loss"]), format_number(r["final_test_loss"]), *accuracies, format_number(moved[index]), format_number(path[index])])
     return columns, rows
 
 
