@@ -8,6 +8,7 @@ from dlprobe.cli import main
 from dlprobe.config import build_config
 from dlprobe.errors import ConfigError
 from dlprobe.experiments import critical_points
+from dlprobe.report.experiments import critical_points as critical_points_report
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +62,10 @@ def test_three_estimates_are_recorded_and_cross_checked(smoke):
     agreeing = sum(r["probe_agreement"] * (r["num_negative"] + r["num_positive"]) for r in good)
     assert estimates["probe_agreement"] == pytest.approx(agreeing / outside)
     assert estimates["sampling_ratio_means"] == pytest.approx([sum(r["sampling_ratios"][i] for r in good) / 4 for i in range(3)])
-    sentence = next(s for s in critical_points.observe(summary, {}) if s.startswith("Three minimal-ratio estimates"))
+    sentence = next(s for s in critical_points_report.observe(summary, {}) if s.startswith("Three minimal-ratio estimates"))
     assert f"{estimates['probe_disagreements']} disagree, {estimates['probe_disagreements']} of them" in sentence
     assert all(f"at radius {radius:g}" in sentence for radius in settings["sampling_radii"])
-    columns, rows = critical_points.table(summary)
+    columns, rows = critical_points_report.table(summary)
     assert "sampling ratio (r=0.1)" in columns and "probe agreement" in columns and all(len(row) == len(columns) for row in rows)
 
 

@@ -8,9 +8,10 @@ import pytest
 
 from dlprobe.cli import main
 from dlprobe.data.images import load_dataset
-from dlprobe.experiments import get_experiment
-from dlprobe.experiments.fit_task import PROFILES, _error_stats, observe, table
+from dlprobe.experiments.fit_task import PROFILES
 from dlprobe.models.budget import cnn_for_budget, mlp_for_budget
+from dlprobe.report.experiments import REPORTS
+from dlprobe.report.experiments.fit_task import _error_stats, observe, table
 from smoke import run_smoke
 
 
@@ -80,7 +81,7 @@ def test_observe_and_table_from_numbers(smoke_run):
     assert any("6-hidden-layer DNN" in s and "1-hidden-layer DNN" in s for s in sentences)
     columns, rows = table(summary)
     assert len(rows) == 6 and len(columns) == len(rows[0])
-    assert get_experiment("fit-task").table is table
+    assert REPORTS["fit-task"].table is table
 
 
 def test_error_stats_mirror_accuracy():

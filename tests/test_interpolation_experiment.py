@@ -10,9 +10,10 @@ import torch.nn.functional as F
 
 from dlprobe.cli import main
 from dlprobe.data.images import load_dataset
-from dlprobe.experiments.interpolation import PROFILES, Config, _seed_summary, alpha_grid, flatter, observe
+from dlprobe.experiments.interpolation import PROFILES, Config, _seed_summary, alpha_grid, flatter
 from dlprobe.models.mlp import MLP, MLPSpec
 from dlprobe.plotting.flatness import plot_interpolation
+from dlprobe.report.experiments.interpolation import observe
 from smoke import assert_rerun_is_skipped, run_smoke
 
 NAME = "interpolation"

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from dlprobe.cli import main
-from dlprobe.experiments.param_count import geometric_widths, observe, table
+from dlprobe.experiments.param_count import geometric_widths
 from dlprobe.models.mlp import MLPSpec, build_mlp
+from dlprobe.report.experiments.param_count import observe, table
 from smoke import assert_rerun_is_skipped, run_smoke
 
 SMOKE = ["run", "param-count", "--profile", "smoke", "--quiet"]
@@ -27,7 +28,6 @@ def test_models_span_two_decades_with_exact_counts(smoke_run):
     assert len(models) >= 10
     counts = [m["num_params"] for m in models]
     assert counts == sorted(counts) and max(counts) / min(counts) >= 100
-    from dlprobe.experiments.param_count import observe
     assert not any("than the assignment asks for" in s for s in observe(summary, {}))  # 10 models, > 2 decades
     fewer = {**summary, "models": models[:3]}  # 3 models over less than 2 decades
     warnings = [s for s in observe(fewer, {}) if "than the assignment asks for" in s]

@@ -9,7 +9,8 @@ import torch
 
 from dlprobe.cli import main
 from dlprobe.data.images import load_dataset
-from dlprobe.experiments.random_labels import SEED_STATS, Config, _summarize, _summarize_seeds, observe, table
+from dlprobe.experiments.random_labels import SEED_STATS, Config, _summarize, _summarize_seeds
+from dlprobe.report.experiments.random_labels import observe, table
 from smoke import assert_rerun_is_skipped, run_smoke
 
 SMOKE = ["run", "random-labels", "--profile", "smoke", "--quiet"]

@@ -9,9 +9,10 @@ import torch
 
 from dlprobe.cli import main
 from dlprobe.config import build_config
-from dlprobe.experiments.sensitivity import NAMES, PROFILES, Config, observe, top_hessian_eigenvalues
+from dlprobe.experiments.sensitivity import PROFILES, Config, top_hessian_eigenvalues
 from dlprobe.models.mlp import MLPSpec, build_mlp
 from dlprobe.report.text import format_number
+from dlprobe.report.experiments.sensitivity import NAMES, observe
 from dlprobe.report.wording import describe_trend
 from smoke import assert_rerun_is_skipped, run_smoke
 

@@ -47,8 +47,6 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec, train
 from .base import Experiment
 from .common import slug
-from ..report.wording import compare_lower_is_better, mean_std
-from ..report.text import format_number
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 FAMILY_NAMES = {"cnn": "CNN", "dnn": "DNN"}
@@ -224,71 +222,8 @@ def _draw(ctx, name: str, key: str, specs: dict, results: dict, dataset_summary:
     close(left.figure)
 
 
-def _error_stats(accuracy: dict) -> dict:
-    """Seed stats of the error rate 1 - accuracy (lower is better), from those of the accuracy."""
-    if accuracy.get("mean") is None:
-        return dict(accuracy)
-    return {"mean": 1 - accuracy["mean"], "std": accuracy["std"], "min": 1 - accuracy["max"], "max": 1 - accuracy["min"],
-            "values": [1 - v for v in accuracy["values"]], "n": accuracy["n"]}
-
-
-def _name(model: dict) -> str:
-    unit = "conv-block CNN" if model["family"] == "cnn" else "hidden-layer DNN"
-    return f"{model['depth']}-{unit}"
-
-
-def observe(summary: dict, config: dict) -> list[str]:
-    sentences = []
-    if len(summary.get("seeds", [])) == 1:
-        sentences.append("Every model was trained with one seed, so no spread is available: each comparison below is "
-                         "between single runs and cannot be called clear.")
-    for name, dataset in summary["datasets"].items():
-        lead = f"{name}: "
-        models = list(dataset["models"].values())
-        for family in ("cnn", "dnn"):
-            members = sorted((m for m in models if m["family"] == family), key=lambda m: m["depth"])
-            if len(members) < 2:
-                continue
-            shallow, deep = members[0], members[-1]
-            counts = f" (exact parameter counts: {_name(deep)} {deep['num_params']:,}, {_name(shallow)} {shallow['num_params']:,})"
-            sentences.append(lead + compare_lower_is_better(
-                _name(deep), _error_stats(deep["final_test_accuracy"]), _name(shallow), _error_stats(shallow["final_test_accuracy"]),
-                "final test error (1 − accuracy)").rstrip(".") + counts + ".")
-            sentences.append(lead + compare_lower_is_better(
-                _name(deep), deep["final_test_loss"], _name(shallow), shallow["final_test_loss"], "final test loss"))
-            sentences.append(lead + compare_lower_is_better(
-                _name(deep), deep["final_train_loss"], _name(shallow), shallow["final_train_loss"], "final training loss"))
-        ranked = sorted((m for m in models if m["final_test_accuracy"]["mean"] is not None),
-                        key=lambda m: -m["final_test_accuracy"]["mean"])
-        if ranked:
-            order = " > ".join(f"{_name(m)} ({format_number(100 * m['final_test_accuracy']['mean'])}%)" for m in ranked)
-            sentences.append(lead + f"ranking by mean final test accuracy: {order}.")
-            gaps = [(m["final_train_accuracy"]["mean"] - m["final_test_accuracy"]["mean"], m) for m in ranked
-                    if m["final_train_accuracy"]["mean"] is not None]
-            gap, widest = max(gaps, key=lambda g: g[0])
-            sentences.append(lead + f"the widest train-test accuracy gap is the {_name(widest)}'s: "
-                             f"{format_number(100 * widest['final_train_accuracy']['mean'])}% train vs "
-                             f"{format_number(100 * widest['final_test_accuracy']['mean'])}% test ({format_number(100 * gap)} points).")
-        best = {f: max((m for m in ranked if m["family"] == f), key=lambda m: m["final_test_accuracy"]["mean"], default=None) for f in ("cnn", "dnn")}
-        if best["cnn"] and best["dnn"] and summary.get("cnn_budget") == summary.get("dnn_budget"):
-            sentences.append(lead + "at the same budget, best CNN vs best DNN: " + compare_lower_is_better(
-                _name(best["cnn"]), _error_stats(best["cnn"]["final_test_accuracy"]),
-                _name(best["dnn"]), _error_stats(best["dnn"]["final_test_accuracy"]), "final test error (1 − accuracy)"))
-    return sentences
-
-
-def table(summary: dict):
-    columns = ["dataset", "model", "architecture", "parameters", "train loss", "test loss", "train accuracy", "test accuracy", "epochs"]
-    rows = []
-    for name, dataset in summary["datasets"].items():
-        for model_name, m in sorted(dataset["models"].items(), key=lambda item: (item[1]["family"], item[1]["depth"])):
-            rows.append([name, model_name, m["architecture"], m["num_params"], mean_std(m["final_train_loss"]), mean_std(m["final_test_loss"]),
-                         mean_std(m["final_train_accuracy"]), mean_std(m["final_test_accuracy"]), m["epochs"]])
-    return columns, rows
-
-
 EXPERIMENT = Experiment(
     name="fit-task", section="1-1", title="Train on an actual task: deep vs shallow CNNs and DNNs at equal budgets",
     description="shallow/deep CNNs and DNNs at exact equal parameter budgets on MNIST/CIFAR-10 (loss and accuracy curves)",
-    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+    config_class=Config, profiles=PROFILES, run=run,
 )
