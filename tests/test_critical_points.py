@@ -62,6 +62,7 @@ def test_three_estimates_are_recorded_and_cross_checked(smoke):
     agreeing = sum(r["probe_agreement"] * (r["num_negative"] + r["num_positive"]) for r in good)
     assert estimates["probe_agreement"] == pytest.approx(agreeing / outside)
     assert estimates["sampling_ratio_means"] == pytest.approx([sum(r["sampling_ratios"][i] for r in good) / 4 for i in range(3)])
+    assert estimates["num_near_zero_mean"] == pytest.approx(sum(r["num_near_zero"] for r in good) / 4)
     sentence = next(s for s in critical_points_report.observe(summary, {}) if s.startswith("Three minimal-ratio estimates"))
     assert f"{estimates['probe_disagreements']} disagree, {estimates['probe_disagreements']} of them" in sentence
     assert all(f"at radius {radius:g}" in sentence for radius in settings["sampling_radii"])

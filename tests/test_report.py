@@ -243,6 +243,7 @@ def test_unregistered_experiment_damaged_figure_and_failing_observe(tmp_path):
     assert "curve.png is not a PNG file" in plain and not page.images()
     assert "the table could not be computed from summary.json: KeyError: 'functions'" in plain
     assert "the observations could not be computed from summary.json: KeyError: 'functions'" in plain
+    assert "'functions' (a summary.json written by an older dlprobe may lack this key: rerun the experiment with --fresh)" in plain
 
 
 def test_report_command(runs, tmp_path, capsys):

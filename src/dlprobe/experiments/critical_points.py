@@ -41,7 +41,8 @@ sampling_ratios (one per sampling radius), sampling_ratio (= sampling_ratios[0])
 num_near_zero, num_positive, top_eigenvalues (5 largest), bottom_eigenvalues (5 smallest), status};
 grad_norm_reached (seed stats), fraction_below_1e-6, spearman_loss_vs_minimal_ratio (+ _p, its permutation
 p-value), spearman_minimal_vs_sampling_ratio (+ _p; first radius), estimates (over the analysed runs: means of
-minimal_ratio, minimal_ratio_strict and probed_ratio, sampling_ratio_means one per radius, and the pooled
+minimal_ratio, minimal_ratio_strict and probed_ratio, num_near_zero_mean (eigenvalues inside the tolerance band,
+mean per run), sampling_ratio_means one per radius, and the pooled
 probe_agreement, probe_directions_outside_band, probe_disagreements, probe_unexplained), num_params,
 settings (eigen_rel_tol, probe_radius, sampling_radii, num_samples, phase2).
 """
@@ -214,6 +215,7 @@ def _estimate_means(good: list[dict]) -> dict:
         "minimal_ratio_mean": float(np.mean([r["minimal_ratio"] for r in good])),
         "minimal_ratio_strict_mean": float(np.mean([r["minimal_ratio_strict"] for r in good])),
         "probed_ratio_mean": float(np.mean([r["probed_ratio"] for r in good])),
+        "num_near_zero_mean": float(np.mean([r["num_near_zero"] for r in good])),
         "probe_agreement": 1 - disagreements / outside if outside else None, "probe_directions_outside_band": outside,
         "probe_disagreements": disagreements, "probe_unexplained": sum(r["probe_unexplained"] for r in good),
         "sampling_ratio_means": [float(np.mean(column)) for column in zip(*(r["sampling_ratios"] for r in good))],  # one per radius

@@ -22,6 +22,7 @@ datasets.<name> = {dataset_note, num_train, num_test, input_shape, models: {"cnn
 {family ("cnn"/"dnn"), depth (conv blocks or hidden layers), depth_unit, architecture (spec.describe()),
 num_params, final_train_loss, final_test_loss, final_train_accuracy, final_test_accuracy,
 peak_test_accuracy (best epoch's test accuracy; all seed stats: mean, std, min, max, values, n),
+final_test_error (1 - final_test_accuracy, the same seed stats mirrored: mean 1 - mean, min 1 - max, ...),
 epochs (completed by every seed), status (per seed)}}}.
 """
 
@@ -174,9 +175,18 @@ def _summarize(dataset, specs: dict, results: dict) -> dict:
         for metric in METRICS:
             entry[f"final_{metric}"] = seed_stats([_final(c, metric, s) for c, s in zip(r["curves"], r["status"])])
         entry["peak_test_accuracy"] = seed_stats([max(c["test_accuracy"]) if c["test_accuracy"] else float("nan") for c in r["curves"]])
+        entry["final_test_error"] = _error_stats(entry["final_test_accuracy"])
         models[model_name] = entry
     return {"dataset_note": dataset.note, "num_train": dataset.num_train, "num_test": dataset.num_test,
             "input_shape": list(dataset.input_shape), "models": models}
+
+
+def _error_stats(accuracy: dict) -> dict:
+    """Seed stats of the error rate 1 - accuracy (lower is better), from those of the accuracy."""
+    if accuracy.get("mean") is None:
+        return dict(accuracy)
+    return {"mean": 1 - accuracy["mean"], "std": accuracy["std"], "min": 1 - accuracy["max"], "max": 1 - accuracy["min"],
+            "values": [1 - v for v in accuracy["values"]], "n": accuracy["n"]}
 
 
 def _record_metrics(log, key: str, results: dict, seeds: list[int]) -> None:

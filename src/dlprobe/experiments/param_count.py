@@ -19,7 +19,9 @@ summary.json: dataset, dataset_note, num_train, num_test, hidden_layers, activat
 learning_rate, batch_size, epochs, seeds, and models: a list (by width) of {width, widths (hidden layer
 widths), num_params (exact, counted on the trained model), final_train_loss, final_train_accuracy,
 final_test_loss, final_test_accuracy, accuracy_gap (train minus test accuracy), loss_gap (test minus
-train loss): each seed stats (mean, std, min, max, values, n), status (per seed)}.
+train loss): each seed stats (mean, std, min, max, values, n), status (per seed)}; spearman: {accuracy_gap:
+{rho, p_value (two-sided permutation test), n}}, the rank correlation of num_params with the mean accuracy
+gap over the n models where that mean is finite.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from functools import partial
 
 import numpy as np
 
-from ..analysis.stats import seed_stats
+from ..analysis.stats import rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
 from ..data.images import load_dataset
 from ..errors import ConfigError
@@ -114,6 +116,7 @@ def run(config: Config, ctx) -> dict:
             for index, epoch in enumerate(curve["epoch"]):
                 for name in FINAL:
                     ctx.log.add(f"width{width}/seed{seed}", int(epoch), name, curve[name][index])
+    summary["spearman"] = {"accuracy_gap": _gap_trend(summary["models"])}
     _draw(ctx, summary)
     return summary
 
@@ -125,6 +128,16 @@ def _summarize(width: int, result: dict) -> dict:
     model["accuracy_gap"] = seed_stats(final["train_accuracy"] - final["test_accuracy"])
     model["loss_gap"] = seed_stats(final["test_loss"] - final["train_loss"])
     return model
+
+
+def _gap_trend(models: list[dict]) -> dict:
+    """{rho, p_value, n}: Spearman rank correlation of the parameter count with the mean train-test accuracy gap,
+    over the n models whose mean gap is finite (None, None when undefined)."""
+    params = np.array([m["num_params"] for m in models], dtype=float)
+    gap = np.array([m["accuracy_gap"]["mean"] for m in models], dtype=float)  # a None mean (every seed failed) is NaN
+    finite = np.isfinite(gap)
+    rho, p_value = rank_correlation(params[finite], gap[finite])
+    return {"rho": rho, "p_value": p_value, "n": int(finite.sum())}
 
 
 def _draw(ctx, summary: dict) -> None:

@@ -41,8 +41,9 @@ best_test_accuracy_epoch, min_test_loss, final_train_accuracy_true_labels (the t
 their true labels), epochs_to_fit (first evaluated epoch with training accuracy >= fit_threshold, null if
 never), test_accuracy_at_fit (null if never)}, and seed stats {mean, std, min, max, values, n} over the seeds
 (in `seeds` order) of labels_changed, max_class_count_change, final_train_loss, final_train_accuracy,
-final_test_loss, final_test_accuracy, best_test_accuracy, min_test_loss, final_train_accuracy_true_labels and
-epochs_to_fit (its stats over the seeds that reached the threshold, n of them; values keeps null for the others)}.
+final_test_loss, final_test_accuracy, best_test_accuracy, min_test_loss, final_train_accuracy_true_labels,
+labels_intact (1 - labels_changed: share of training labels left at their true class) and epochs_to_fit (its
+stats over the seeds that reached the threshold, n of them; values keeps null for the others)}.
 metrics.csv: one run per (fraction, seed), named "label_noise=<fraction>/seed<seed>".
 """
 
@@ -197,6 +198,7 @@ def _summarize_seeds(fraction: float, per_seed: dict) -> dict:
     entry = {"label_noise": fraction, "status": "; ".join(failed) or "ok",
              "per_seed": {str(seed): r for seed, r in per_seed.items()}}
     entry.update({name: seed_stats([r[name] for r in runs]) for name in SEED_STATS})
+    entry["labels_intact"] = seed_stats([1.0 - r["labels_changed"] for r in runs])
     entry["epochs_to_fit"] = _reached_stats([r["epochs_to_fit"] for r in runs])
     return entry
 

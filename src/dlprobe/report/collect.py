@@ -181,11 +181,20 @@ def _fill(entry: ExperimentEntry, found: list[RunRecord], report) -> None:
             columns, rows = report.table(summary)
             entry.columns, entry.rows = [str(c) for c in columns], [[format_value(cell) for cell in row] for row in rows]
         except Exception as error:  # a report module's table() on an older summary layout: shown, not fatal
-            entry.problems.append(f"the table could not be computed from summary.json: {type(error).__name__}: {error}")
+            entry.problems.append(f"the table could not be computed from summary.json: {_explain(error)}")
         try:
             entry.observations = [str(sentence) for sentence in report.observe(summary, config)]
         except Exception as error:
-            entry.problems.append(f"the observations could not be computed from summary.json: {type(error).__name__}: {error}")
+            entry.problems.append(f"the observations could not be computed from summary.json: {_explain(error)}")
+
+
+def _explain(error: Exception) -> str:
+    """A report module's error as a problem line; a missing key usually means a summary.json written by an
+    older dlprobe (its run directory is still reused), which lacks a statistic the run now records."""
+    text = f"{type(error).__name__}: {error}"
+    if isinstance(error, KeyError):
+        text += " (a summary.json written by an older dlprobe may lack this key: rerun the experiment with --fresh)"
+    return text
 
 
 def is_png(path: Path) -> bool:

@@ -9,8 +9,6 @@ three estimates of it.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..text import format_number
 from ..wording import describe_trend
 
@@ -24,12 +22,12 @@ def observe(summary: dict, config: dict) -> list[str]:
         f"By the Hessian, {summary['num_minima']} runs have no negative eigenvalue beyond the tolerance band (minima, possibly with flat "
         f"directions) and {summary['num_saddles']} are saddle points.",
     ]
-    ratios = [r["minimal_ratio"] for r in good]
-    near_zero = [r["num_near_zero"] for r in good]
+    ratios, estimates = [r["minimal_ratio"] for r in good], summary["estimates"]
     sentences.append(
-        f"Minimal ratios (tolerance {format_number(summary['settings']['eigen_rel_tol'])} × max|eigenvalue|) range from {format_number(min(ratios))} to "
-        f"{format_number(max(ratios))}; on average {np.mean(near_zero):.1f} of {summary['num_params']} eigenvalues lie inside the band, "
-        f"which is why the ratio stays below 1 even at minima (strict ratio without tolerance: mean {format_number(np.mean([r['minimal_ratio_strict'] for r in good]))}).")
+        f"Minimal ratios (tolerance {format_number(summary['settings']['eigen_rel_tol'])} × max|eigenvalue|) range from "
+        f"{format_number(min(ratios))} to {format_number(max(ratios))}; on average {estimates['num_near_zero_mean']:.1f} of "
+        f"{summary['num_params']} eigenvalues lie inside the band, which is why the ratio stays below 1 even at minima "
+        f"(strict ratio without tolerance: mean {format_number(estimates['minimal_ratio_strict_mean'])}).")
     rho = summary["spearman_loss_vs_minimal_ratio"]
     sentences.append(f"Minimal ratio vs loss over {len(good)} runs: {describe_trend(rho, summary.get('spearman_loss_vs_minimal_ratio_p'))}.")
     sentences.append(_compare_estimates(summary, good))

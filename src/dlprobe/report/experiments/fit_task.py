@@ -13,14 +13,6 @@ from ..text import format_number
 from ..wording import compare_lower_is_better, mean_std
 
 
-def _error_stats(accuracy: dict) -> dict:
-    """Seed stats of the error rate 1 - accuracy (lower is better), from those of the accuracy."""
-    if accuracy.get("mean") is None:
-        return dict(accuracy)
-    return {"mean": 1 - accuracy["mean"], "std": accuracy["std"], "min": 1 - accuracy["max"], "max": 1 - accuracy["min"],
-            "values": [1 - v for v in accuracy["values"]], "n": accuracy["n"]}
-
-
 def _name(model: dict) -> str:
     unit = "conv-block CNN" if model["family"] == "cnn" else "hidden-layer DNN"
     return f"{model['depth']}-{unit}"
@@ -41,7 +33,7 @@ def observe(summary: dict, config: dict) -> list[str]:
             shallow, deep = members[0], members[-1]
             counts = f" (exact parameter counts: {_name(deep)} {deep['num_params']:,}, {_name(shallow)} {shallow['num_params']:,})"
             sentences.append(lead + compare_lower_is_better(
-                _name(deep), _error_stats(deep["final_test_accuracy"]), _name(shallow), _error_stats(shallow["final_test_accuracy"]),
+                _name(deep), deep["final_test_error"], _name(shallow), shallow["final_test_error"],
                 "final test error (1 − accuracy)").rstrip(".") + counts + ".")
             sentences.append(lead + compare_lower_is_better(
                 _name(deep), deep["final_test_loss"], _name(shallow), shallow["final_test_loss"], "final test loss"))
@@ -61,8 +53,8 @@ def observe(summary: dict, config: dict) -> list[str]:
         best = {f: max((m for m in ranked if m["family"] == f), key=lambda m: m["final_test_accuracy"]["mean"], default=None) for f in ("cnn", "dnn")}
         if best["cnn"] and best["dnn"] and summary.get("cnn_budget") == summary.get("dnn_budget"):
             sentences.append(lead + "at the same budget, best CNN vs best DNN: " + compare_lower_is_better(
-                _name(best["cnn"]), _error_stats(best["cnn"]["final_test_accuracy"]),
-                _name(best["dnn"]), _error_stats(best["dnn"]["final_test_accuracy"]), "final test error (1 − accuracy)"))
+                _name(best["cnn"]), best["cnn"]["final_test_error"],
+                _name(best["dnn"]), best["dnn"]["final_test_error"], "final test error (1 − accuracy)"))
     return sentences
 
 

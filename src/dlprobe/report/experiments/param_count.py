@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...analysis.stats import rank_correlation, separated
+from ...analysis.stats import separated
 from ..text import format_number
 from ..wording import below_minimum, describe_trend, mean_std
 
@@ -50,10 +50,9 @@ def observe(summary: dict, config: dict) -> list[str]:
     fitted = [m for m in models if m["final_train_accuracy"]["mean"] >= 0.99]
     sentences.append(f"The smallest model with >= 99% training accuracy has {fitted[0]['num_params']:,} parameters."
                      if fitted else "No model reached 99% training accuracy.")
-    finite = np.isfinite(gap)
-    rho, p_value = rank_correlation(params[finite], gap[finite])
+    trend = summary["spearman"]["accuracy_gap"]
     widest = int(np.nanargmax(gap))
-    sentences.append(f"Train-test accuracy gap vs parameter count: {describe_trend(rho, p_value)}; "
+    sentences.append(f"Train-test accuracy gap vs parameter count: {describe_trend(trend['rho'], trend['p_value'])}; "
                      f"{100 * gap[0]:.1f} points at the smallest model, largest ({100 * gap[widest]:.1f}) "
                      f"at {int(params[widest]):,} parameters, {100 * gap[best]:.1f} at the test-accuracy peak and "
                      f"{100 * gap[-1]:.1f} at the largest model.")

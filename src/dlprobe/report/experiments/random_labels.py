@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from ...analysis.stats import seed_stats, separated
+from ...analysis.stats import separated
 from ...experiments.random_labels import corruption_word
 from ..text import format_number
 from ..wording import mean_std
@@ -30,9 +30,9 @@ def _percent_stats(stats: dict) -> str:
     return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}%"
 
 
-def _range(stats: dict) -> str:
-    """min-max of seed stats as integers ("43-48"), or the one value when they agree ("43")."""
-    low, high = int(stats["min"]), int(stats["max"])
+def _range(low, high) -> str:
+    """low-high as integers ("43-48"), or the one value when they agree ("43")."""
+    low, high = int(low), int(high)
     return str(low) if low == high else f"{low}-{high}"
 
 
@@ -70,7 +70,7 @@ def _fit_epochs(stats: dict, total: int) -> str:
     """When the seeds reached the fit threshold: "43-48", "43 (1 of 2 seeds)" or "not reached"."""
     if stats["n"] == 0:
         return "not reached"
-    return _range(stats) + ("" if stats["n"] == total else f" ({_seed_count(stats['n'], total)})")
+    return _range(stats["min"], stats["max"]) + ("" if stats["n"] == total else f" ({_seed_count(stats['n'], total)})")
 
 
 def _fit_sentence(r: dict, summary: dict, word: str, total: int) -> str:
@@ -85,7 +85,7 @@ def _fit_sentence(r: dict, summary: dict, word: str, total: int) -> str:
     if fitted["n"] == 0:
         seeds = f" in any of the {total} seeds" if total > 1 else ""
         return f"{lead} the MLP did not reach {threshold} training accuracy within {epochs} epochs{seeds}: it ended at {ends}"
-    return (f"{lead} the MLP reached {threshold} training accuracy after {_range(fitted)} epochs in "
+    return (f"{lead} the MLP reached {threshold} training accuracy after {_range(fitted['min'], fitted['max'])} epochs in "
             f"{_seed_count(fitted['n'], total)} and ended at {ends}")
 
 
@@ -144,17 +144,16 @@ def _partial_noise(r: dict, summary: dict) -> str:
     """What the final models do with the corrupted training images, and how test accuracy moved."""
     per_seed = [r["per_seed"][str(seed)] for seed in summary["seeds"]]
     verdicts = [_memorization_verdict(p["final_train_accuracy_true_labels"], 1.0 - p["labels_changed"]) for p in per_seed]
-    intact = seed_stats([1.0 - p["labels_changed"] for p in per_seed])
     text = (f"At {100 * r['label_noise']:g}% noise, the final model{'s' if len(per_seed) > 1 else ''} scored against the true training labels get{'' if len(per_seed) > 1 else 's'} "
-            f"{_percent_stats(r['final_train_accuracy_true_labels'])}, while {_percent_stats(intact)} of the training labels were left intact: ")
+            f"{_percent_stats(r['final_train_accuracy_true_labels'])}, while {_percent_stats(r['labels_intact'])} of the training labels were left intact: ")
     if len(set(verdicts)) == 1:
         text += verdicts[0] + (f" (all {len(verdicts)} seeds)." if len(verdicts) > 1 else ".")
     else:
         text += "the seeds differ: " + "; ".join(f"seed {seed}: {v}" for seed, v in zip(summary["seeds"], verdicts)) + "."
     dropped = [p for p in per_seed if p["best_test_accuracy"] - p["final_test_accuracy"] > 0.02]
     if dropped:
-        peaks = seed_stats([p["best_test_accuracy_epoch"] for p in dropped])
-        text += (f" Test accuracy peaked at {_percent_stats(r['best_test_accuracy'])} (epoch {_range(peaks)}) and fell to "
+        peaks = [p["best_test_accuracy_epoch"] for p in dropped]
+        text += (f" Test accuracy peaked at {_percent_stats(r['best_test_accuracy'])} (epoch {_range(min(peaks), max(peaks))}) and fell to "
                  f"{_percent_stats(r['final_test_accuracy'])} as the noise was fitted"
                  + (f" (a drop of more than 2 points in {_seed_count(len(dropped), len(per_seed))})." if len(per_seed) > 1 else "."))
     return text
