@@ -1,4 +1,4 @@
-"""critical-points in the report: its sentences and headline table, read from the summary.json of experiments/critical_points.py.
+"""The report's sentences and headline table for critical-points (experiments/critical_points.py).
 
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
@@ -58,7 +58,7 @@ def _compare_estimates(summary: dict, good: list[dict]) -> str:
             f"(radius {format_number(settings['probe_radius'])}), and {agreement}; random sampling {sampling}.")
 
 
-def table(summary: dict):
+def table(summary: dict) -> tuple[list[str], list[list]]:
     settings = summary["settings"]
     columns = ["seed", "loss", "grad norm", "minimal ratio", "strict ratio", f"probed ratio (r={format_number(settings['probe_radius'])})",
                "probe agreement", *(f"sampling ratio (r={format_number(radius)})" for radius in settings["sampling_radii"]), "negative eigs",

@@ -1,4 +1,4 @@
-"""error-surface in the report: its sentences and headline table, read from the summary.json of experiments/error_surface.py.
+"""The report's sentences and headline table for error-surface (experiments/error_surface.py).
 
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
@@ -42,7 +42,7 @@ def _random_path_sentence(surface: dict) -> str:
     return sentence + f" ({100 * extent / surface['range']:.0f}% of the window's half-width)."
 
 
-def table(summary: dict):
+def table(summary: dict) -> tuple[list[str], list[list]]:
     line, surface = summary["line"], summary["surface"]
     columns = ["quantity", "value"]
     rows = [["train loss at α=0 (initial)", format_number(line["loss_at_0"])], ["train loss at α=1 (final)", format_number(line["loss_at_1"])],

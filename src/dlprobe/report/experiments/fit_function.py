@@ -1,4 +1,4 @@
-"""fit-function in the report: its sentences and headline table, read from the summary.json of experiments/fit_function.py.
+"""The report's sentences and headline table for fit-function (experiments/fit_function.py).
 
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from ..text import format_number
 from ..wording import below_minimum, compare_lower_is_better, mean_std
-
 
 MIN_DEPTHS, MIN_FUNCTIONS = 3, 2  # the assignment's minimum: shallow/middle/deep models on 2+ functions
 
@@ -73,7 +72,7 @@ def _layers(depth: int) -> str:
     return f"{depth} layer" if depth == 1 else f"{depth} layers"
 
 
-def table(summary: dict):
+def table(summary: dict) -> tuple[list[str], list[list]]:
     columns = ["function", "hidden layers", "widths", "parameters", "learning rate", "train MSE", "test MSE", "epochs"]
     rows = []
     for function in summary["functions"].values():

@@ -1,4 +1,4 @@
-"""fit-task in the report: its sentences and headline table, read from the summary.json of experiments/fit_task.py.
+"""The report's sentences and headline table for fit-task (experiments/fit_task.py).
 
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
@@ -58,7 +58,7 @@ def observe(summary: dict, config: dict) -> list[str]:
     return sentences
 
 
-def table(summary: dict):
+def table(summary: dict) -> tuple[list[str], list[list]]:
     columns = ["dataset", "model", "architecture", "parameters", "train loss", "test loss", "train accuracy", "test accuracy", "epochs"]
     rows = []
     for name, dataset in summary["datasets"].items():

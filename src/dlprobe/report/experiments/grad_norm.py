@@ -1,4 +1,4 @@
-"""grad-norm in the report: its sentences and headline table, read from the summary.json of experiments/grad_norm.py.
+"""The report's sentences and headline table for grad-norm (experiments/grad_norm.py).
 
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
@@ -40,7 +40,7 @@ def observe(summary: dict, config: dict) -> list[str]:
     return sentences
 
 
-def table(summary: dict):
+def table(summary: dict) -> tuple[list[str], list[list]]:
     columns = ["task", "iterations", "final train loss", "grad norm start", "grad norm end", "grad norm max", "max at iteration", "corr(log loss, log grad norm)"]
     rows = [[t["description"], t["iterations"], mean_std(t["final_train_loss"]), mean_std(t["grad_norm_start"]), mean_std(t["grad_norm_end"]),
              mean_std(t["grad_norm_max"]), mean_std(t["argmax_iteration"]), mean_std(t["log_correlation"])] for t in summary["tasks"].values()]

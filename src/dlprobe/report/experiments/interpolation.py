@@ -1,4 +1,4 @@
-"""interpolation in the report: its sentences and headline table, read from the summary.json of experiments/interpolation.py.
+"""The report's sentences and headline table for interpolation (experiments/interpolation.py).
 
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
@@ -99,7 +99,7 @@ def _change(stats: dict) -> str:
     return f"changes by {mean_std(stats)} (falls in {falls} of {stats['n']} seeds)"
 
 
-def table(summary: dict):
+def table(summary: dict) -> tuple[list[str], list[list]]:
     columns = ["pair", "model", "batch size", "learning rate", "train loss", "test loss", "train acc", "test acc",
                "barrier (train / test)", "rise beyond endpoint (train / test)"]
     rows = []

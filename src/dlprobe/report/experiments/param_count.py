@@ -1,4 +1,4 @@
-"""param-count in the report: its sentences and headline table, read from the summary.json of experiments/param_count.py.
+"""The report's sentences and headline table for param-count (experiments/param_count.py).
 
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
@@ -14,7 +14,6 @@ import numpy as np
 from ...analysis.stats import separated
 from ..text import format_number
 from ..wording import below_minimum, describe_trend, mean_std
-
 
 MIN_MODELS, MIN_DECADES = 10, 2  # the assignment's minimum: 10+ models over 2+ orders of magnitude of #params
 
@@ -59,7 +58,7 @@ def observe(summary: dict, config: dict) -> list[str]:
     return sentences
 
 
-def table(summary: dict):
+def table(summary: dict) -> tuple[list[str], list[list]]:
     columns = ["widths", "parameters", "train loss", "test loss", "train acc", "test acc", "acc gap (points)"]
     rows = []
     for m in summary["models"]:

@@ -1,4 +1,4 @@
-"""random-labels in the report: its sentences and headline table, read from the summary.json of experiments/random_labels.py.
+"""The report's sentences and headline table for random-labels (experiments/random_labels.py).
 
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
@@ -159,7 +159,7 @@ def _partial_noise(r: dict, summary: dict) -> str:
     return text
 
 
-def table(summary: dict):
+def table(summary: dict) -> tuple[list[str], list[list]]:
     columns = ["label noise", "seeds", "labels changed", "train acc", "test acc", "train loss", "test loss", "epochs to fit"]
     rows = []
     total = len(summary["seeds"])

@@ -1,4 +1,4 @@
-"""sensitivity in the report: its sentences and headline table, read from the summary.json of experiments/sensitivity.py.
+"""The report's sentences and headline table for sensitivity (experiments/sensitivity.py).
 
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
@@ -12,7 +12,6 @@ from __future__ import annotations
 from ...experiments.sensitivity import METRICS, QUANTITIES
 from ..text import format_number
 from ..wording import below_minimum, describe_trend, mean_std
-
 
 MIN_SETTINGS = 5  # the assignment's minimum: 5+ models trained at different batch sizes
 NAMES = {"input_gradient_sensitivity": "sensitivity (assignment: mean ‖∂loss/∂x‖)",
@@ -38,7 +37,7 @@ def observe(summary: dict, config: dict) -> list[str]:
     return sentences
 
 
-def table(summary: dict):
+def table(summary: dict) -> tuple[list[str], list[list]]:
     columns = ["batch size", "learning rate", "steps", "train loss", "test loss", "train acc", "test acc",
                "sensitivity (assignment)", "Jacobian (Novak)", "ε-sharpness %", "Hessian λ_max"]
     rows = [[m["batch_size"], format_number(m["learning_rate"]), m["steps"], *(mean_std(m[name]) for name in METRICS),

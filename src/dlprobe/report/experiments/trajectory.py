@@ -1,4 +1,4 @@
-"""trajectory in the report: its sentences and headline table, read from the summary.json of experiments/trajectory.py.
+"""The report's sentences and headline table for trajectory (experiments/trajectory.py).
 
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
@@ -37,7 +37,7 @@ def observe(summary: dict, config: dict) -> list[str]:
     return sentences
 
 
-def table(summary: dict):
+def table(summary: dict) -> tuple[list[str], list[list]]:
     classify = summary["task"]["kind"] == "images"
     columns = ["seed", "final train loss", "final test loss"] + (["train accuracy", "test accuracy"] if classify else []) + ["moved (whole)", "path length (whole)"]
     moved = summary["distances"]["whole"]["init_to_final"]["values"]
