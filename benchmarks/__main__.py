@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from dlprobe.report.text import format_value
+
 from . import critical_points, dense_hessian, ensemble_training, interpolation, suite, top_eigenvalues
 from .common import machine_record
 from .errors import SkipCase
@@ -73,14 +75,14 @@ def run_case(number: int, args) -> dict:
     return record
 
 
-def _fmt(value) -> str:
+def _cell(value) -> str:
+    """A table cell as the report writes values (report.text.format_value); '-' when missing and a loud 'NO'
+    for a failed target or check, so they stand out in a column of 'yes'."""
     if value is None:
         return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "NO"
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
+    if value is False:
+        return "NO"
+    return format_value(value)
 
 
 def table(records: list[dict]) -> str:
@@ -94,10 +96,10 @@ def table(records: list[dict]) -> str:
         check = record["equality"]
         for b in record["baselines"]:
             ours = b.get("dlprobe_median_s", record["dlprobe"]["median_s"])  # a secondary row has its own dlprobe time
-            rows.append([str(record["case"]), _fmt(ours), b["label"][:46], _fmt(b.get("median_s_for_all_models", b["median_s"])),
-                         "-" if b.get("ratio") is None else _fmt(b["ratio"]) + "x",
-                         "-" if b.get("target") is None else f">={_fmt(b['target'])}x", _fmt(b["met"]),
-                         _fmt(check["error"]), _fmt(check["tolerance"]), _fmt(check["ok"])])
+            rows.append([str(record["case"]), _cell(ours), b["label"][:46], _cell(b.get("median_s_for_all_models", b["median_s"])),
+                         "-" if b.get("ratio") is None else _cell(b["ratio"]) + "x",
+                         "-" if b.get("target") is None else f">={_cell(b['target'])}x", _cell(b["met"]),
+                         _cell(check["error"]), _cell(check["tolerance"]), _cell(check["ok"])])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in [header, *rows]]
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])

@@ -8,6 +8,7 @@ from dlprobe.cli import main
 from dlprobe.config import build_config
 from dlprobe.errors import ConfigError
 from dlprobe.experiments import critical_points
+from dlprobe.report.experiments import critical_points as critical_points_report
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_smoke_run_reports_every_run(smoke):
     rho, p_value = summary["spearman_loss_vs_minimal_ratio"], summary["spearman_loss_vs_minimal_ratio_p"]
     assert (rho is None) == (p_value is None) and (p_value is None or 0 < p_value <= 1)
     if rho is not None:  # 4 runs: exact permutation p-value, never small enough to call a trend
-        from dlprobe.experiments.observe import rank_correlation
+        from dlprobe.analysis.stats import rank_correlation
         good = [r for r in summary["runs"] if r["status"] == "ok"]
         assert (rho, p_value) == rank_correlation([r["loss"] for r in good], [r["minimal_ratio"] for r in good])
         assert p_value >= 1 / 12
@@ -61,10 +62,11 @@ def test_three_estimates_are_recorded_and_cross_checked(smoke):
     agreeing = sum(r["probe_agreement"] * (r["num_negative"] + r["num_positive"]) for r in good)
     assert estimates["probe_agreement"] == pytest.approx(agreeing / outside)
     assert estimates["sampling_ratio_means"] == pytest.approx([sum(r["sampling_ratios"][i] for r in good) / 4 for i in range(3)])
-    sentence = next(s for s in critical_points.observe(summary, {}) if s.startswith("Three minimal-ratio estimates"))
+    assert estimates["num_near_zero_mean"] == pytest.approx(sum(r["num_near_zero"] for r in good) / 4)
+    sentence = next(s for s in critical_points_report.observe(summary, {}) if s.startswith("Three minimal-ratio estimates"))
     assert f"{estimates['probe_disagreements']} disagree, {estimates['probe_disagreements']} of them" in sentence
     assert all(f"at radius {radius:g}" in sentence for radius in settings["sampling_radii"])
-    columns, rows = critical_points.table(summary)
+    columns, rows = critical_points_report.table(summary)
     assert "sampling ratio (r=0.1)" in columns and "probe agreement" in columns and all(len(row) == len(columns) for row in rows)
 
 

@@ -5,7 +5,8 @@ import json
 from types import SimpleNamespace
 
 from dlprobe.cli import main
-from dlprobe.experiments.fit_function import Config, _summarize, grid_edge, observe
+from dlprobe.experiments.fit_function import Config, _summarize, grid_edge
+from dlprobe.report.experiments.fit_function import observe
 
 
 def only_run_dir(root):

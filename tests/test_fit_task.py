@@ -8,9 +8,10 @@ import pytest
 
 from dlprobe.cli import main
 from dlprobe.data.images import load_dataset
-from dlprobe.experiments import get_experiment
-from dlprobe.experiments.fit_task import PROFILES, _error_stats, observe, table
+from dlprobe.experiments.fit_task import PROFILES, _error_stats
 from dlprobe.models.budget import cnn_for_budget, mlp_for_budget
+from dlprobe.report.experiments import REPORTS
+from dlprobe.report.experiments.fit_task import observe, table
 from smoke import run_smoke
 
 
@@ -56,6 +57,7 @@ def test_summary_budgets_and_accuracy(smoke_run):
         assert model["final_test_accuracy"]["mean"] > 0.2, name
         assert 0.0 < model["final_train_loss"]["mean"] < 2.3, name  # below log(10), the loss of a uniform guess
         assert model["peak_test_accuracy"]["mean"] >= model["final_test_accuracy"]["mean"]
+        assert model["final_test_error"] == _error_stats(model["final_test_accuracy"])  # what the sentences compare
 
 
 def test_metrics_match_summary(smoke_run):
@@ -80,7 +82,7 @@ def test_observe_and_table_from_numbers(smoke_run):
     assert any("6-hidden-layer DNN" in s and "1-hidden-layer DNN" in s for s in sentences)
     columns, rows = table(summary)
     assert len(rows) == 6 and len(columns) == len(rows[0])
-    assert get_experiment("fit-task").table is table
+    assert REPORTS["fit-task"].table is table
 
 
 def test_error_stats_mirror_accuracy():

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from dlprobe.cli import main
 from dlprobe.data.images import load_dataset
 from dlprobe.analysis.line_profile import flatter_endpoint
-from dlprobe.experiments.interpolation import FLATNESS_RATIO, PROFILES, Config, _seed_summary, alpha_grid, observe
+from dlprobe.experiments.interpolation import FLATNESS_RATIO, PROFILES, Config, _seed_summary, alpha_grid
 from dlprobe.models.mlp import MLP, MLPSpec
 from dlprobe.plotting.flatness import plot_interpolation
+from dlprobe.report.experiments.interpolation import observe
 from smoke import assert_rerun_is_skipped, run_smoke
 
 NAME = "interpolation"

@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from dlprobe.analysis.stats import rank_correlation
 from dlprobe.cli import main
-from dlprobe.experiments.param_count import geometric_widths, observe, table
+from dlprobe.experiments.param_count import geometric_widths
 from dlprobe.models.mlp import MLPSpec, build_mlp
+from dlprobe.report.experiments.param_count import observe, table
+from dlprobe.report.text import format_number
+from dlprobe.report.wording import describe_trend
 from smoke import assert_rerun_is_skipped, run_smoke
 
 SMOKE = ["run", "param-count", "--profile", "smoke", "--quiet"]
@@ -27,7 +31,6 @@ def test_models_span_two_decades_with_exact_counts(smoke_run):
     assert len(models) >= 10
     counts = [m["num_params"] for m in models]
     assert counts == sorted(counts) and max(counts) / min(counts) >= 100
-    from dlprobe.experiments.param_count import observe
     assert not any("than the assignment asks for" in s for s in observe(summary, {}))  # 10 models, > 2 decades
     fewer = {**summary, "models": models[:3]}  # 3 models over less than 2 decades
     warnings = [s for s in observe(fewer, {}) if "than the assignment asks for" in s]
@@ -70,6 +73,25 @@ def test_report_text_and_table(smoke_run):
     assert any("peaks at" in s for s in sentences)
     columns, rows = table(summary)
     assert len(rows) == len(summary["models"]) and all(len(r) == len(columns) for r in rows)
+
+
+def test_gap_trend_is_computed_by_the_run_and_quoted_by_the_report(smoke_run):
+    _, run_dir = smoke_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    trend = summary["spearman"]["accuracy_gap"]
+    models = summary["models"]
+    assert trend["n"] == len(models)  # every smoke model has a finite gap
+    params = [m["num_params"] for m in models]
+    gaps = [m["accuracy_gap"]["mean"] for m in models]
+    assert (trend["rho"], trend["p_value"]) == rank_correlation(params, gaps)
+    assert 0 < trend["p_value"] <= 1
+    (sentence,) = [s for s in observe(summary, {}) if s.startswith("Train-test accuracy gap vs parameter count")]
+    assert describe_trend(trend["rho"], trend["p_value"]) in sentence
+    assert f"p = {format_number(trend['p_value'], 2)}" in sentence
+    # the report reads the stored numbers: a different stored p-value shows in the sentence
+    stored = {**summary, "spearman": {"accuracy_gap": {**trend, "rho": 1.0, "p_value": 0.0123}}}
+    (sentence,) = [s for s in observe(stored, {}) if s.startswith("Train-test accuracy gap vs parameter count")]
+    assert "Spearman ρ = +1.00, p = 0.012" in sentence
 
 
 def test_rerun_is_skipped(smoke_run):

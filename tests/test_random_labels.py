@@ -9,7 +9,8 @@ import torch
 
 from dlprobe.cli import main
 from dlprobe.data.images import load_dataset
-from dlprobe.experiments.random_labels import SEED_STATS, Config, _summarize, _summarize_seeds, observe, table
+from dlprobe.experiments.random_labels import SEED_STATS, Config, _summarize, _summarize_seeds
+from dlprobe.report.experiments.random_labels import observe, table
 from smoke import assert_rerun_is_skipped, run_smoke
 
 SMOKE = ["run", "random-labels", "--profile", "smoke", "--quiet"]
@@ -59,6 +60,8 @@ def test_seed_stats_agree_with_the_per_seed_values(smoke_run):
             assert stats["mean"] == pytest.approx(values.mean()) and stats["std"] == pytest.approx(values.std()), name
             assert (stats["min"], stats["max"]) == pytest.approx((values.min(), values.max())), name
         assert run["epochs_to_fit"]["values"] == [one["epochs_to_fit"] for one in per_seed]
+        intact = np.array([1.0 - one["labels_changed"] for one in per_seed])  # the share the report calls "left intact"
+        assert run["labels_intact"]["values"] == pytest.approx(intact.tolist()) and run["labels_intact"]["mean"] == pytest.approx(intact.mean())
     # The two seeds are different models: their final numbers are not copies of each other.
     clean = summary["runs"]["0"]["final_train_loss"]["values"]
     assert clean[0] != clean[1]

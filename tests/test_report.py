@@ -15,8 +15,9 @@ import pytest
 
 from dlprobe.cli import main
 from dlprobe.errors import RunDirError
-from dlprobe.experiments import all_experiments, get_experiment
+from dlprobe.experiments import all_experiments
 from dlprobe.report import build_report, find_run_dirs
+from dlprobe.report.experiments import REPORTS
 from dlprobe.report.scan import dataset_notes, diverged, find_keys
 from dlprobe.report.text import caption_from_name, format_duration
 
@@ -151,14 +152,21 @@ def test_settings_table_and_observations_are_shown(built):
         assert f"{key} {shown}" in plain, key
     for fragment in ("profile smoke", "seeds 0, 1", "device cpu", "dlprobe 0.1.0", f"torch {record['torch_version']}"):
         assert fragment in plain
-    experiment = get_experiment("fit-function")
-    columns, rows = experiment.table(summary)
+    report = REPORTS["fit-function"]
+    columns, rows = report.table(summary)
     assert all(column in plain for column in columns)
     assert rows and all(str(row[3]) in plain for row in rows)  # exact parameter counts
-    sentences = experiment.observe(summary, record["config"])
+    sentences = report.observe(summary, record["config"])
     assert sentences and all(squash(sentence) in plain for sentence in sentences)
     wall = json.loads((run_dir / "run_info.json").read_text())["wall_time_s"]
     assert format_duration(wall) in plain and "total" in plain
+
+
+def test_every_registered_experiment_has_a_report_module():
+    assert list(REPORTS) == [experiment.name for experiment in all_experiments()]
+    for name, module in REPORTS.items():
+        assert callable(module.observe) and callable(module.table), name
+        assert module.__name__.rsplit(".", 1)[1] == name.replace("-", "_")  # named like its experiment module
 
 
 def test_sections_follow_the_assignment_and_missing_experiments_are_listed(built):
@@ -226,7 +234,7 @@ def test_hostile_strings_are_escaped_and_failures_and_notes_are_visible(runs, tm
 def test_unregistered_experiment_damaged_figure_and_failing_observe(tmp_path):
     fake_run(tmp_path, "my-probe", {"accuracy": 0.875, "label": "<i>x</i>", "nested": {"skip": 1}}, {"width": 8},
              figures=[("curve.png", b"not a png at all")])
-    fake_run(tmp_path, "fit-function", {"function_results": {}}, {"budget": 10})  # a layout observe() does not know
+    fake_run(tmp_path, "fit-function", {"function_results": {}}, {"budget": 10})  # a layout its observe() does not know
     html_path = build_report(find_run_dirs(tmp_path), tmp_path / "out")
     page = Page(html_path.read_text(encoding="utf-8"))
     plain = page.plain
@@ -235,6 +243,7 @@ def test_unregistered_experiment_damaged_figure_and_failing_observe(tmp_path):
     assert "curve.png is not a PNG file" in plain and not page.images()
     assert "the table could not be computed from summary.json: KeyError: 'functions'" in plain
     assert "the observations could not be computed from summary.json: KeyError: 'functions'" in plain
+    assert "'functions' (a summary.json written by an older dlprobe may lack this key: rerun the experiment with --fresh)" in plain
 
 
 def test_report_command(runs, tmp_path, capsys):

@@ -3,14 +3,14 @@
 import json
 import math
 
-import numpy as np
 import pytest
-from scipy.stats import spearmanr
 
 from dlprobe.cli import main
 from dlprobe.config import build_config
-from dlprobe.experiments.observe import describe_trend, fmt, rank_correlation
-from dlprobe.experiments.sensitivity import NAMES, PROFILES, Config, observe
+from dlprobe.experiments.sensitivity import PROFILES, Config
+from dlprobe.report.text import format_number
+from dlprobe.report.experiments.sensitivity import NAMES, observe
+from dlprobe.report.wording import describe_trend
 from smoke import assert_rerun_is_skipped, run_smoke
 
 NAME = "sensitivity"
@@ -74,8 +74,8 @@ def test_observations_word_the_hessian_trend(smoke_run):
     trend = summary["spearman"]["hessian_top_eigenvalue"]
     first, last = summary["models"][0], summary["models"][-1]
     expected = (f"{NAMES['hessian_top_eigenvalue']} vs batch size: {describe_trend(trend['rho'], trend['p_value'])} over {trend['n']} runs "
-                f"({first['batch_size']}: {fmt(first['hessian_top_eigenvalue']['mean'])} → {last['batch_size']}: "
-                f"{fmt(last['hessian_top_eigenvalue']['mean'])}).")
+                f"({first['batch_size']}: {format_number(first['hessian_top_eigenvalue']['mean'])} → {last['batch_size']}: "
+                f"{format_number(last['hessian_top_eigenvalue']['mean'])}).")
     assert expected in observe(summary, {})
     assert not any("than the assignment asks for" in s for s in observe(summary, {}))  # smoke: 5 batch sizes
     fewer = observe({**summary, "models": summary["models"][:2]}, {})
@@ -100,32 +100,6 @@ def test_figures_and_metrics_name_the_definitions(smoke_run):
 def test_second_invocation_is_skipped(smoke_run):
     out, run_dir = smoke_run
     assert_rerun_is_skipped(["run", NAME, "--profile", "smoke", "--out", str(out), "--quiet"], run_dir)
-
-
-def test_rank_correlation_matches_scipy_and_has_exact_small_sample_p_values():
-    rng = np.random.default_rng(3)
-    x = np.repeat([16, 64, 256, 1024, 4000], 3)  # ties, as with several seeds per batch size
-    y = rng.normal(size=len(x))
-    rho, p_value = rank_correlation(x, y)
-    assert rho == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
-    assert 0 < p_value <= 1
-    # n = 5, perfectly monotone: only 2 of the 5! = 120 pairings reach |rho| = 1.
-    rho, p_value = rank_correlation([1, 2, 3, 4, 5], [10, 8, 6, 4, 2])
-    assert rho == pytest.approx(-1.0) and p_value == pytest.approx(2 / 120)
-    # undefined: too few pairs, or one side constant
-    assert rank_correlation([1, 2], [3, 4]) == (None, None)
-    assert rank_correlation([1, 2, 3, 4], [5, 5, 5, 5]) == (None, None) == rank_correlation([7, 7, 7], [1, 2, 3])
-
-
-def test_describe_trend_says_when_there_is_no_monotonic_trend():
-    assert describe_trend(0.1, 0.8).startswith("no monotonic trend")
-    assert describe_trend(-0.9, 0.01).startswith("strong decreasing")
-    assert describe_trend(0.5, 0.01).startswith("moderate increasing")
-    # 5 runs, rho = -0.9: exact permutation p = 0.083 (rank_correlation); a lean, not a trend
-    assert describe_trend(-0.9, 0.083).startswith("no significant trend: the ranks lean decreasing")
-    assert describe_trend(0.5, 0.1).startswith("no significant trend: the ranks lean increasing")
-    assert "trend (" not in describe_trend(0.6, None)
-    assert describe_trend(None, None).startswith("not measurable")
 
 
 def test_batch_size_larger_than_the_training_set_is_a_one_line_error(tmp_path, capsys):

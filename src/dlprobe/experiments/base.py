@@ -5,6 +5,7 @@ and `run(config, ctx) -> summary dict`. It records metrics in `ctx.log`, saves f
 `ctx.run_dir.save_figure`, hands lists of independent trials to `ctx.map_trials` (run by the executor: in
 this process, or on a Ray cluster) and single pieces of driver-side work to `ctx.trial(key, compute)`, so
 an interrupted run resumes where it stopped, and returns the headline numbers that become summary.json.
+Its sentences and table in the report live in report/experiments/<module>.py and read only that summary.
 """
 
 from __future__ import annotations
@@ -31,10 +32,6 @@ class Experiment:
     config_class: type
     profiles: dict[str, dict[str, Any]]
     run: Callable[[Any, "RunContext"], dict]
-    # For the report (pure functions of summary.json and the config dict, no files):
-    # observe -> sentences computed from the numbers; table -> (column names, rows) of headline numbers.
-    observe: Callable[[dict, dict], list[str]] | None = None
-    table: Callable[[dict], tuple[list[str], list[list]]] | None = None
     # check(config, data_dir) -> None: cheap checks that need the file system (e.g. that a dataset's files
     # exist), run before the run directory is created; raises DlprobeError subclasses.
     check: Callable[[Any, Path | None], None] | None = None

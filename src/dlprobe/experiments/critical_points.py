@@ -41,7 +41,8 @@ sampling_ratios (one per sampling radius), sampling_ratio (= sampling_ratios[0])
 num_near_zero, num_positive, top_eigenvalues (5 largest), bottom_eigenvalues (5 smallest), status};
 grad_norm_reached (seed stats), fraction_below_1e-6, spearman_loss_vs_minimal_ratio (+ _p, its permutation
 p-value), spearman_minimal_vs_sampling_ratio (+ _p; first radius), estimates (over the analysed runs: means of
-minimal_ratio, minimal_ratio_strict and probed_ratio, sampling_ratio_means one per radius, and the pooled
+minimal_ratio, minimal_ratio_strict and probed_ratio, num_near_zero_mean (eigenvalues inside the tolerance band,
+mean per run), sampling_ratio_means one per radius, and the pooled
 probe_agreement, probe_directions_outside_band, probe_disagreements, probe_unexplained), num_params,
 settings (eigen_rel_tol, probe_radius, sampling_radii, num_samples, phase2).
 """
@@ -54,6 +55,7 @@ from functools import partial
 import numpy as np
 
 from ..analysis.critical_refine import refine_and_classify
+from ..analysis.stats import rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
 from ..data.functions import function_dataset, get_function
 from ..errors import ConfigError
@@ -64,8 +66,6 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
-from .common import seed_stats
-from .observe import describe_trend, fmt, rank_correlation
 
 CHUNK = 25  # runs per trial, refined together: the unit of resumption (and of a Ray task)
 
@@ -162,6 +162,7 @@ def _estimate_means(good: list[dict]) -> dict:
         "minimal_ratio_mean": float(np.mean([r["minimal_ratio"] for r in good])),
         "minimal_ratio_strict_mean": float(np.mean([r["minimal_ratio_strict"] for r in good])),
         "probed_ratio_mean": float(np.mean([r["probed_ratio"] for r in good])),
+        "num_near_zero_mean": float(np.mean([r["num_near_zero"] for r in good])),
         "probe_agreement": 1 - disagreements / outside if outside else None, "probe_directions_outside_band": outside,
         "probe_disagreements": disagreements, "probe_unexplained": sum(r["probe_unexplained"] for r in good),
         "sampling_ratio_means": [float(np.mean(column)) for column in zip(*(r["sampling_ratios"] for r in good))],  # one per radius
@@ -174,64 +175,8 @@ def _spearman(name: str, a, b) -> dict:
     return {f"spearman_{name}": rho, f"spearman_{name}_p": p_value}
 
 
-def observe(summary: dict, config: dict) -> list[str]:
-    good = [r for r in summary["runs"] if r["status"] == "ok"]
-    grads = summary["grad_norm_reached"]
-    sentences = [
-        f"{len(good)} of {summary['num_runs']} runs were analysed; gradient norms reached range from {fmt(grads['min'])} to "
-        f"{fmt(grads['max'])} (median {fmt(summary['grad_norm_median'])}); {summary['fraction_below_1e-6']:.0%} are below 1e-6.",
-        f"By the Hessian, {summary['num_minima']} runs have no negative eigenvalue beyond the tolerance band (minima, possibly with flat "
-        f"directions) and {summary['num_saddles']} are saddle points.",
-    ]
-    ratios = [r["minimal_ratio"] for r in good]
-    near_zero = [r["num_near_zero"] for r in good]
-    sentences.append(
-        f"Minimal ratios (tolerance {fmt(summary['settings']['eigen_rel_tol'])} × max|eigenvalue|) range from {fmt(min(ratios))} to "
-        f"{fmt(max(ratios))}; on average {np.mean(near_zero):.1f} of {summary['num_params']} eigenvalues lie inside the band, "
-        f"which is why the ratio stays below 1 even at minima (strict ratio without tolerance: mean {fmt(np.mean([r['minimal_ratio_strict'] for r in good]))}).")
-    rho = summary["spearman_loss_vs_minimal_ratio"]
-    sentences.append(f"Minimal ratio vs loss over {len(good)} runs: {describe_trend(rho, summary.get('spearman_loss_vs_minimal_ratio_p'))}.")
-    sentences.append(_compare_estimates(summary, good))
-    rho_s = summary["spearman_minimal_vs_sampling_ratio"]
-    if rho_s is not None:
-        sentences.append(f"Sampling ratio at radius {fmt(summary['settings']['sampling_radii'][0])} against the Hessian minimal ratio: "
-                         f"{describe_trend(rho_s, summary.get('spearman_minimal_vs_sampling_ratio_p'))}.")
-    return sentences
-
-
-def _compare_estimates(summary: dict, good: list[dict]) -> str:
-    """One sentence: the mean of each estimate, probing vs Hessian signs outside the band, sampling across radii."""
-    estimates, settings = summary["estimates"], summary["settings"]
-    outside, disagreements = estimates["probe_directions_outside_band"], estimates["probe_disagreements"]
-    if estimates["probe_agreement"] is None:
-        agreement = "no eigenvalue lies outside the tolerance band, so there is no sign to check"
-    else:
-        agreement = f"its verdict matches the eigenvalue sign on {estimates['probe_agreement']:.1%} of the {outside} directions outside the band"
-    if disagreements:
-        agreement += (f" ({disagreements} disagree, {disagreements - estimates['probe_unexplained']} of them where the measured gradient's "
-                      "slope |v·g| is at least r·|λ|/2, so the second-order model predicts one side to be lower)")
-    radii, means = settings["sampling_radii"], estimates["sampling_ratio_means"]
-    sampling = ", ".join(f"{fmt(mean)} at radius {fmt(radius)}" for mean, radius in zip(means, radii))
-    if len({ratio for r in good for ratio in r["sampling_ratios"]}) == 1:
-        sampling += f" (the same value, {fmt(good[0]['sampling_ratio'])}, in every run at every radius)"
-    return (f"Three minimal-ratio estimates, means over {len(good)} runs: Hessian {fmt(estimates['minimal_ratio_mean'])} (strict "
-            f"{fmt(estimates['minimal_ratio_strict_mean'])}); eigen-direction probing {fmt(estimates['probed_ratio_mean'])} "
-            f"(radius {fmt(settings['probe_radius'])}), and {agreement}; random sampling {sampling}.")
-
-
-def table(summary: dict):
-    settings = summary["settings"]
-    columns = ["seed", "loss", "grad norm", "minimal ratio", "strict ratio", f"probed ratio (r={fmt(settings['probe_radius'])})",
-               "probe agreement", *(f"sampling ratio (r={fmt(radius)})" for radius in settings["sampling_radii"]), "negative eigs",
-               "near-zero eigs"]
-    rows = [[r["seed"], fmt(r["loss"]), fmt(r["grad_norm"]), fmt(r["minimal_ratio"]), fmt(r["minimal_ratio_strict"]), fmt(r["probed_ratio"]),
-             fmt(r["probe_agreement"]), *(fmt(ratio) for ratio in r["sampling_ratios"]), r["num_negative"], r["num_near_zero"]]
-            for r in summary["runs"] if r["status"] == "ok"]
-    return columns, rows
-
-
 EXPERIMENT = Experiment(
     name="critical-points", section="1-2", title="What happens when the gradient is almost zero: minimal ratio vs loss",
     description="100 small nets driven to grad ~ 0 (double backprop, Levenberg-Marquardt); exact Hessian, minimal ratio vs loss",
-    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+    config_class=Config, profiles=PROFILES, run=run,
 )

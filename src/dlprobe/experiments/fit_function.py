@@ -35,6 +35,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from ..analysis.stats import first_step_below, geometric_mean, seed_stats
 from ..config import ExperimentConfig, param
 from ..data.functions import function_dataset, get_function
 from ..errors import ConfigError
@@ -46,12 +47,10 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
-from .common import first_step_below, geometric_mean, seed_stats, slug
-from .observe import below_minimum, compare_lower_is_better, fmt, mean_std
+from .common import slug
 
 THRESHOLDS = (1e-2, 1e-3, 1e-4)
 EXTRAPOLATION = 0.15  # the prediction plot extends this fraction of the domain width beyond each end
-MIN_DEPTHS, MIN_FUNCTIONS = 3, 2  # the assignment's minimum: shallow/middle/deep models on 2+ functions
 STOP_REL_IMPROVEMENT = 1e-3  # converged: train MSE improved by less than this fraction over `patience` epochs
 
 
@@ -204,75 +203,8 @@ def _same_length(curves):
     return [{**c, "train_loss": c["train_loss"][:length]} for c in curves]
 
 
-def observe(summary: dict, config: dict) -> list[str]:
-    depths = {m["depth"] for function in summary["functions"].values() for m in function["models"].values()}
-    sentences = below_minimum("depths", len(depths), MIN_DEPTHS) + below_minimum("target functions", len(summary["functions"]), MIN_FUNCTIONS)
-    for name, function in summary["functions"].items():
-        models = sorted(function["models"].values(), key=lambda m: m["depth"])
-        shallow, deep = models[0], models[-1]
-        lead = f"{function['formula']}: "
-        sentences.append(lead + compare_lower_is_better(
-            f"{deep['depth']}-layer model", deep["final_test_mse"], f"{shallow['depth']}-layer model", shallow["final_test_mse"], "final test MSE"))
-        ranked = sorted((m for m in models if m["final_test_mse"]["mean"] is not None), key=lambda m: m["final_test_mse"]["mean"])
-        if len(ranked) > 2:
-            order = " < ".join(f"{_layers(m['depth'])} ({fmt(m['final_test_mse']['mean'])})" for m in ranked)
-            sentences.append(lead + f"ranking by mean final test MSE: {order}.")
-        for threshold in ("0.01", "0.001"):
-            reached = [(m["depth"], m["epochs_to_mse"].get(threshold)) for m in models]
-            parts = [f"{_layers(d)}: {fmt(r['mean'])} epochs ({r['reached']}/{r['of']} seeds)" if r else f"{_layers(d)}: not reached" for d, r in reached]
-            sentences.append(lead + f"epochs to reach training MSE {threshold}: " + "; ".join(parts) + ".")
-        sentences.append(lead + _stopping_sentence(models, summary["stopping_rule"]))
-        sentences.extend(lead + sentence for sentence in _grid_edge_sentences(models))
-    return sentences
-
-
-def _stopping_sentence(models: list[dict], rule: dict) -> str:
-    """How many model x seed runs the stopping rule ended vs how many trained to the max_epochs cap."""
-    runs = [(done, status != "ok", epoch) for m in models for done, status, epoch in zip(m["converged"], m["status"], m["converged_at_epoch"])]
-    converged = [epoch for done, _, epoch in runs if done]
-    diverged = sum(failed for _, failed, _ in runs)
-    capped = len(runs) - len(converged) - diverged
-    failed = f"; {diverged} diverged" if diverged else ""
-    if not rule["patience"]:
-        return f"the stopping rule is off (patience 0): {capped} of {len(runs)} model x seed runs trained to the max_epochs cap of {rule['max_epochs']}{failed}."
-    when = "" if not converged else f" (at epoch {converged[0]})" if len(converged) == 1 else f" (at epochs {min(converged)}-{max(converged)})"
-    per_depth = ", ".join(f"{_layers(m['depth'])} {sum(m['converged'])}/{len(m['converged'])}" for m in models)
-    full = sum(m["epochs_trained"] == rule["max_epochs"] for m in models)
-    return (f"stopping rule (train MSE improved by less than {rule['rel_improvement'] * 100:g}% over {rule['patience']} epochs): "
-            f"{len(converged)} of {len(runs)} model x seed runs converged{when}, {capped} hit the max_epochs cap of {rule['max_epochs']}"
-            f"{failed} (converged per model: {per_depth}); {full} of {len(models)} models trained all {rule['max_epochs']} epochs "
-            "(a model's seeds train together until all have converged).")
-
-
-def _grid_edge_sentences(models: list[dict]) -> list[str]:
-    """A sentence per grid edge that some model's chosen learning rate sits on."""
-    sentences = []
-    for edge in ("lowest", "highest", "only"):
-        at_edge = [m for m in models if m["lr_grid_edge"] == edge]
-        if not at_edge:
-            continue
-        names = ", ".join(f"{_layers(m['depth'])} (lr {fmt(m['learning_rate'])})" for m in at_edge)
-        where = "the only rate searched" if edge == "only" else f"the {edge} rate of the searched grid"
-        sentences.append(f"the chosen learning rate is {where} for {names}; a wider grid (the `learning_rates` field) may find a better rate.")
-    return sentences
-
-
-def _layers(depth: int) -> str:
-    return f"{depth} layer" if depth == 1 else f"{depth} layers"
-
-
-def table(summary: dict):
-    columns = ["function", "hidden layers", "widths", "parameters", "learning rate", "train MSE", "test MSE", "epochs"]
-    rows = []
-    for function in summary["functions"].values():
-        for m in sorted(function["models"].values(), key=lambda m: m["depth"]):
-            rows.append([function["formula"], m["depth"], "-".join(map(str, m["widths"])), m["num_params"], fmt(m["learning_rate"]),
-                         mean_std(m["final_train_mse"]), mean_std(m["final_test_mse"]), m["epochs_trained"]])
-    return columns, rows
-
-
 EXPERIMENT = Experiment(
     name="fit-function", section="1-1", title="Simulate a function: deep vs shallow at one parameter budget",
     description="shallow/middle/deep MLPs at one exact parameter budget fit 1-D functions (loss curves, predictions)",
-    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+    config_class=Config, profiles=PROFILES, run=run,
 )

@@ -22,6 +22,7 @@ datasets.<name> = {dataset_note, num_train, num_test, input_shape, models: {"cnn
 {family ("cnn"/"dnn"), depth (conv blocks or hidden layers), depth_unit, architecture (spec.describe()),
 num_params, final_train_loss, final_test_loss, final_train_accuracy, final_test_accuracy,
 peak_test_accuracy (best epoch's test accuracy; all seed stats: mean, std, min, max, values, n),
+final_test_error (1 - final_test_accuracy, the same seed stats mirrored: mean 1 - mean, min 1 - max, ...),
 epochs (completed by every seed), status (per seed)}}}.
 """
 
@@ -33,6 +34,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
 from ..data.images import canonical_name, load_dataset
 from ..errors import ConfigError, DatasetError
@@ -45,8 +47,7 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec, train
 from .base import Experiment
-from .common import seed_stats, slug
-from .observe import compare_lower_is_better, fmt, mean_std
+from .common import slug
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 FAMILY_NAMES = {"cnn": "CNN", "dnn": "DNN"}
@@ -174,9 +175,18 @@ def _summarize(dataset, specs: dict, results: dict) -> dict:
         for metric in METRICS:
             entry[f"final_{metric}"] = seed_stats([_final(c, metric, s) for c, s in zip(r["curves"], r["status"])])
         entry["peak_test_accuracy"] = seed_stats([max(c["test_accuracy"]) if c["test_accuracy"] else float("nan") for c in r["curves"]])
+        entry["final_test_error"] = _error_stats(entry["final_test_accuracy"])
         models[model_name] = entry
     return {"dataset_note": dataset.note, "num_train": dataset.num_train, "num_test": dataset.num_test,
             "input_shape": list(dataset.input_shape), "models": models}
+
+
+def _error_stats(accuracy: dict) -> dict:
+    """Seed stats of the error rate 1 - accuracy (lower is better), from those of the accuracy."""
+    if accuracy.get("mean") is None:
+        return dict(accuracy)
+    return {"mean": 1 - accuracy["mean"], "std": accuracy["std"], "min": 1 - accuracy["max"], "max": 1 - accuracy["min"],
+            "values": [1 - v for v in accuracy["values"]], "n": accuracy["n"]}
 
 
 def _record_metrics(log, key: str, results: dict, seeds: list[int]) -> None:
@@ -222,71 +232,8 @@ def _draw(ctx, name: str, key: str, specs: dict, results: dict, dataset_summary:
     close(left.figure)
 
 
-def _error_stats(accuracy: dict) -> dict:
-    """Seed stats of the error rate 1 - accuracy (lower is better), from those of the accuracy."""
-    if accuracy.get("mean") is None:
-        return dict(accuracy)
-    return {"mean": 1 - accuracy["mean"], "std": accuracy["std"], "min": 1 - accuracy["max"], "max": 1 - accuracy["min"],
-            "values": [1 - v for v in accuracy["values"]], "n": accuracy["n"]}
-
-
-def _name(model: dict) -> str:
-    unit = "conv-block CNN" if model["family"] == "cnn" else "hidden-layer DNN"
-    return f"{model['depth']}-{unit}"
-
-
-def observe(summary: dict, config: dict) -> list[str]:
-    sentences = []
-    if len(summary.get("seeds", [])) == 1:
-        sentences.append("Every model was trained with one seed, so no spread is available: each comparison below is "
-                         "between single runs and cannot be called clear.")
-    for name, dataset in summary["datasets"].items():
-        lead = f"{name}: "
-        models = list(dataset["models"].values())
-        for family in ("cnn", "dnn"):
-            members = sorted((m for m in models if m["family"] == family), key=lambda m: m["depth"])
-            if len(members) < 2:
-                continue
-            shallow, deep = members[0], members[-1]
-            counts = f" (exact parameter counts: {_name(deep)} {deep['num_params']:,}, {_name(shallow)} {shallow['num_params']:,})"
-            sentences.append(lead + compare_lower_is_better(
-                _name(deep), _error_stats(deep["final_test_accuracy"]), _name(shallow), _error_stats(shallow["final_test_accuracy"]),
-                "final test error (1 − accuracy)").rstrip(".") + counts + ".")
-            sentences.append(lead + compare_lower_is_better(
-                _name(deep), deep["final_test_loss"], _name(shallow), shallow["final_test_loss"], "final test loss"))
-            sentences.append(lead + compare_lower_is_better(
-                _name(deep), deep["final_train_loss"], _name(shallow), shallow["final_train_loss"], "final training loss"))
-        ranked = sorted((m for m in models if m["final_test_accuracy"]["mean"] is not None),
-                        key=lambda m: -m["final_test_accuracy"]["mean"])
-        if ranked:
-            order = " > ".join(f"{_name(m)} ({fmt(100 * m['final_test_accuracy']['mean'])}%)" for m in ranked)
-            sentences.append(lead + f"ranking by mean final test accuracy: {order}.")
-            gaps = [(m["final_train_accuracy"]["mean"] - m["final_test_accuracy"]["mean"], m) for m in ranked
-                    if m["final_train_accuracy"]["mean"] is not None]
-            gap, widest = max(gaps, key=lambda g: g[0])
-            sentences.append(lead + f"the widest train-test accuracy gap is the {_name(widest)}'s: "
-                             f"{fmt(100 * widest['final_train_accuracy']['mean'])}% train vs "
-                             f"{fmt(100 * widest['final_test_accuracy']['mean'])}% test ({fmt(100 * gap)} points).")
-        best = {f: max((m for m in ranked if m["family"] == f), key=lambda m: m["final_test_accuracy"]["mean"], default=None) for f in ("cnn", "dnn")}
-        if best["cnn"] and best["dnn"] and summary.get("cnn_budget") == summary.get("dnn_budget"):
-            sentences.append(lead + "at the same budget, best CNN vs best DNN: " + compare_lower_is_better(
-                _name(best["cnn"]), _error_stats(best["cnn"]["final_test_accuracy"]),
-                _name(best["dnn"]), _error_stats(best["dnn"]["final_test_accuracy"]), "final test error (1 − accuracy)"))
-    return sentences
-
-
-def table(summary: dict):
-    columns = ["dataset", "model", "architecture", "parameters", "train loss", "test loss", "train accuracy", "test accuracy", "epochs"]
-    rows = []
-    for name, dataset in summary["datasets"].items():
-        for model_name, m in sorted(dataset["models"].items(), key=lambda item: (item[1]["family"], item[1]["depth"])):
-            rows.append([name, model_name, m["architecture"], m["num_params"], mean_std(m["final_train_loss"]), mean_std(m["final_test_loss"]),
-                         mean_std(m["final_train_accuracy"]), mean_std(m["final_test_accuracy"]), m["epochs"]])
-    return columns, rows
-
-
 EXPERIMENT = Experiment(
     name="fit-task", section="1-1", title="Train on an actual task: deep vs shallow CNNs and DNNs at equal budgets",
     description="shallow/deep CNNs and DNNs at exact equal parameter budgets on MNIST/CIFAR-10 (loss and accuracy curves)",
-    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+    config_class=Config, profiles=PROFILES, run=run,
 )

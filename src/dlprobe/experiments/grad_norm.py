@@ -33,6 +33,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
 from ..data.tasks import function_task, image_task
 from ..errors import ConfigError
@@ -43,8 +44,7 @@ from ..training.common import OPTIMIZERS, OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
-from .common import seed_stats, slug
-from .observe import fmt, mean_std
+from .common import slug
 
 SPIKE_FACTOR = 3.0  # a grad norm this many times its recent geometric mean counts as a spike
 
@@ -193,42 +193,8 @@ def _draw(ctx, config, key, task, spec, result, per_epoch) -> None:
     close(axes[0].figure)
 
 
-def observe(summary: dict, config: dict) -> list[str]:
-    sentences = []
-    for task in summary["tasks"].values():
-        lead = f"{task['description']} ({task['iterations']} iterations, {task['grad_norm_max']['n']} seeds): "
-        loss_factor = task["first_epoch_loss"]["mean"] / task["last_epoch_loss"]["mean"]
-        norm_factor = task["grad_norm_first_epoch"]["mean"] / task["grad_norm_last_epoch"]["mean"]
-        direction = "fell" if norm_factor > 1 else "rose"
-        sentences.append(lead + f"the mini-batch loss fell {fmt(loss_factor, 2)}× from the first epoch to the last "
-                         f"({fmt(task['first_epoch_loss']['mean'])} to {fmt(task['last_epoch_loss']['mean'])}, geometric means), while the gradient "
-                         f"norm {direction} {fmt(max(norm_factor, 1 / norm_factor), 2)}× ({fmt(task['grad_norm_first_epoch']['mean'])} to "
-                         f"{fmt(task['grad_norm_last_epoch']['mean'])}).")
-        r = task["log_correlation"]
-        if r["mean"] is not None:
-            relation = ("the gradient norm moves with the loss" if r["min"] > 0.5 else
-                        "the gradient norm moves against the loss" if r["max"] < -0.5 else
-                        "the gradient norm is not tightly tied to the loss")
-            sentences.append(lead + f"correlation of log loss and log gradient norm over iterations: {mean_std(r)} "
-                             f"(range {fmt(r['min'])} to {fmt(r['max'])}): {relation}.")
-        peak, median = task["grad_norm_max"], task["grad_norm_median"]
-        position = task["argmax_iteration"]["mean"] / max(1, task["iterations"] - 1)
-        sentences.append(lead + f"the largest gradient norm ({fmt(peak['mean'])} mean over seeds) is {fmt(peak['mean'] / median['mean'], 2)}× "
-                         f"the median ({fmt(median['mean'])}), at iteration {fmt(task['argmax_iteration']['mean'])} on average "
-                         f"({100 * position:.0f}% through training); {fmt(task['spikes']['mean'])} iterations per run exceed "
-                         f"{SPIKE_FACTOR:g}× the geometric mean of the preceding epoch.")
-    return sentences
-
-
-def table(summary: dict):
-    columns = ["task", "iterations", "final train loss", "grad norm start", "grad norm end", "grad norm max", "max at iteration", "corr(log loss, log grad norm)"]
-    rows = [[t["description"], t["iterations"], mean_std(t["final_train_loss"]), mean_std(t["grad_norm_start"]), mean_std(t["grad_norm_end"]),
-             mean_std(t["grad_norm_max"]), mean_std(t["argmax_iteration"]), mean_std(t["log_correlation"])] for t in summary["tasks"].values()]
-    return columns, rows
-
-
 EXPERIMENT = Experiment(
     name="grad-norm", section="1-2", title="Observe the gradient norm during training",
     description="loss and gradient p-norm at every iteration, on a function and on an image dataset",
-    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+    config_class=Config, profiles=PROFILES, run=run,
 )

@@ -49,6 +49,7 @@ import torch
 
 from ..analysis.landscape import evaluate_interpolation
 from ..analysis.line_profile import describe_line, parameter_distance
+from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
 from ..data.images import load_dataset
 from ..errors import ConfigError
@@ -58,8 +59,6 @@ from ..plotting.style import close
 from ..training.common import OptimizerSettings
 from ..training.loop import TensorData, TrainSpec, train
 from .base import Experiment
-from .common import seed_stats
-from .observe import fmt, mean_std, separated
 
 PAIRS = ("batch_size", "learning_rate")
 FLATNESS_RATIO = 1.5  # one endpoint is "flatter" only when the other's loss rises at least this many times more
@@ -247,107 +246,8 @@ def _record(log, run, trained, alphas, line) -> None:
             log.add(f"{run}/line", index, metric, float(values[index]))
 
 
-def observe(summary: dict, config: dict) -> list[str]:
-    sentences = []
-    for pair in summary["pairs"].values():
-        lead = f"{pair['m1']['label']} vs {pair['m2']['label']}: "
-        sentences += [lead + _after_training(pair), lead + _barrier(pair)]
-        sentences += [lead + _flatness(pair, split) for split in SPLITS]
-    seeds = summary["seeds"]
-    if summary["pairs"] and len(seeds) == 1:
-        sentences.append(f"Each pair is one training run per model (seed {seeds[0]}); flatness along a single line is "
-                         "one direction in parameter space, not a full curvature measurement.")
-    elif summary["pairs"]:
-        sentences.append(f"Each pair was trained with {len(seeds)} seeds ({', '.join(map(str, seeds))}; numbers are mean ± std "
-                         "over them); flatness along a single line is one direction in parameter space, not a full curvature measurement.")
-    return sentences
-
-
-def _after_training(pair: dict) -> str:
-    m1, m2 = pair["stats"]["m1"], pair["stats"]["m2"]
-    overlap = ""
-    if m1["test_accuracy"]["n"] > 1:
-        overlap = f" (seed ranges {'do not overlap' if separated(m1['test_accuracy'], m2['test_accuracy']) else 'overlap'})"
-    return (f"after training, test accuracy {mean_std(m1['test_accuracy'])} vs {mean_std(m2['test_accuracy'])}{overlap}, "
-            f"train loss {mean_std(m1['train_loss'])} vs {mean_std(m2['train_loss'])}, test loss {mean_std(m1['test_loss'])} "
-            f"vs {mean_std(m2['test_loss'])}; the models are {mean_std(pair['stats']['parameter_distance'])} apart in parameter space.")
-
-
-def _barrier(pair: dict) -> str:
-    """A barrier counts in a seed when it exceeds 1e-3 of the worse endpoint's training loss."""
-    per_seed, stats = pair["per_seed"], pair["stats"]
-    found = sum(max(run["barrier"].values()) > 1e-3 * max(run["endpoints"]["train"]["loss_at_0"], run["endpoints"]["train"]["loss_at_1"])
-                for run in per_seed)
-    n = len(per_seed)
-    if found == 0:
-        seeds = f" in any of the {n} seeds" if n > 1 else ""
-        return f"no loss barrier between them{seeds}: on [0, 1] the loss never exceeds the worse endpoint."
-    seeds = f" in {found} of {n} seeds" if n > 1 else ""
-    return (f"loss barrier on the segment (max loss on [0, 1] minus the worse endpoint){seeds}: train "
-            f"{mean_std(stats['barrier']['train'])}, test {mean_std(stats['barrier']['test'])}; loss at α = 0.5: train "
-            f"{mean_std(stats['midpoint']['train']['loss'])}, test {mean_std(stats['midpoint']['test']['loss'])}.")
-
-
-def _flatness(pair: dict, split: str) -> str:
-    """The rises beyond both endpoints and the flatter-side verdict; a side is called flatter only when it is in every seed."""
-    stats = pair["stats"]["flatness"][split]
-    d = pair["per_seed"][0]["flatness"]["distance"]
-    rise = (f"moving {fmt(d)}·‖θ₂−θ₁‖ beyond each endpoint, the {split} loss {_change(stats['rise_beyond_m1'])} beyond m1 "
-            f"(α = {fmt(-d)}) and {_change(stats['rise_beyond_m2'])} beyond m2 (α = {fmt(1 + d)})")
-    verdicts = stats["flatter"]
-    n = len(verdicts)
-    if len(set(verdicts)) > 1:
-        counts = ", ".join(f"{_verdict_words(pair, v)} in {verdicts.count(v)} of {n} seeds" for v in dict.fromkeys(verdicts))
-        return rise + f": the verdict differs between seeds ({counts}), so no flatness difference is called clear."
-    verdict, every = verdicts[0], f" in each of the {n} seeds" if n > 1 else ""
-    numbers = [run["flatness"][split] for run in pair["per_seed"]]
-    if verdict in ("m1", "m2"):
-        ratios = [max(r["rise_beyond_m1"], r["rise_beyond_m2"]) / min(r["rise_beyond_m1"], r["rise_beyond_m2"]) for r in numbers]
-        ratio = fmt(ratios[0], 2) if n == 1 else f"{fmt(min(ratios), 2)} to {fmt(max(ratios), 2)}"
-        return rise + f": {pair[verdict]['label']} is flatter along this line{every} (the other's rise is {ratio}× larger)."
-    if verdict == "similar":
-        return rise + f": no clear flatness difference{every} (the rises are within {FLATNESS_RATIO}× of each other)."
-    falling = " and ".join(name + (f" in {k} of {n} seeds" if n > 1 else "") for name in ("m1", "m2")
-                           if (k := sum(r[f"rise_beyond_{name}"] <= 0 for r in numbers)))
-    return rise + (f": the loss falls beyond {falling}, which is therefore no minimum along this line (e.g. not trained "
-                   "to convergence), so flatness is not measurable here.")
-
-
-def _verdict_words(pair: dict, verdict: str) -> str:
-    if verdict in ("m1", "m2"):
-        return f"{pair[verdict]['label']} flatter"
-    return "similar rises" if verdict == "similar" else "not measurable (the loss falls beyond an endpoint)"
-
-
-def _change(stats: dict) -> str:
-    """'rises by' / 'falls by' the seeds' mean ± std of a loss change; 'changes by' when its sign differs between seeds."""
-    if stats["mean"] is None:
-        return "is not finite in any seed"
-    if stats["min"] >= 0:
-        return f"rises by {mean_std(stats)}"
-    if stats["max"] < 0:
-        return f"falls by {mean_std({**stats, 'mean': -stats['mean']})}"
-    falls = sum(value < 0 for value in stats["values"])
-    return f"changes by {mean_std(stats)} (falls in {falls} of {stats['n']} seeds)"
-
-
-def table(summary: dict):
-    columns = ["pair", "model", "batch size", "learning rate", "train loss", "test loss", "train acc", "test acc",
-               "barrier (train / test)", "rise beyond endpoint (train / test)"]
-    rows = []
-    for pair in summary["pairs"].values():
-        stats = pair["stats"]
-        for name in ("m1", "m2"):
-            m = pair[name]
-            rows.append([pair["varied"].replace("_", " "), m["label"], m["batch_size"], fmt(m["learning_rate"]),
-                         *(mean_std(stats[name][metric]) for metric in METRICS),
-                         f"{mean_std(stats['barrier']['train'])} / {mean_std(stats['barrier']['test'])}",
-                         " / ".join(mean_std(stats["flatness"][s][f"rise_beyond_{name}"]) for s in SPLITS)])
-    return columns, rows
-
-
 EXPERIMENT = Experiment(
     name="interpolation", section="1-3", title="Flatness vs generalization (1): interpolating between two trained models",
     description="loss and accuracy along θ(α) = (1−α)θ₁ + αθ₂ between models trained with batch 64 vs 1024 and lr 1e-3 vs 1e-2",
-    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+    config_class=Config, profiles=PROFILES, run=run,
 )

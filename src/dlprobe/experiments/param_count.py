@@ -19,7 +19,9 @@ summary.json: dataset, dataset_note, num_train, num_test, hidden_layers, activat
 learning_rate, batch_size, epochs, seeds, and models: a list (by width) of {width, widths (hidden layer
 widths), num_params (exact, counted on the trained model), final_train_loss, final_train_accuracy,
 final_test_loss, final_test_accuracy, accuracy_gap (train minus test accuracy), loss_gap (test minus
-train loss): each seed stats (mean, std, min, max, values, n), status (per seed)}.
+train loss): each seed stats (mean, std, min, max, values, n), status (per seed)}; spearman: {accuracy_gap:
+{rho, p_value (two-sided permutation test), n}}, the rank correlation of num_params with the mean accuracy
+gap over the n models where that mean is finite.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from functools import partial
 
 import numpy as np
 
+from ..analysis.stats import rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
 from ..data.images import load_dataset
 from ..errors import ConfigError
@@ -39,11 +42,8 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
-from .common import seed_stats
-from .observe import below_minimum, describe_trend, fmt, mean_std, rank_correlation, separated
 
 FINAL = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
-MIN_MODELS, MIN_DECADES = 10, 2  # the assignment's minimum: 10+ models over 2+ orders of magnitude of #params
 
 
 def geometric_widths(smallest: int, largest: int, count: int) -> tuple[int, ...]:
@@ -116,6 +116,7 @@ def run(config: Config, ctx) -> dict:
             for index, epoch in enumerate(curve["epoch"]):
                 for name in FINAL:
                     ctx.log.add(f"width{width}/seed{seed}", int(epoch), name, curve[name][index])
+    summary["spearman"] = {"accuracy_gap": _gap_trend(summary["models"])}
     _draw(ctx, summary)
     return summary
 
@@ -127,6 +128,16 @@ def _summarize(width: int, result: dict) -> dict:
     model["accuracy_gap"] = seed_stats(final["train_accuracy"] - final["test_accuracy"])
     model["loss_gap"] = seed_stats(final["test_loss"] - final["train_loss"])
     return model
+
+
+def _gap_trend(models: list[dict]) -> dict:
+    """{rho, p_value, n}: Spearman rank correlation of the parameter count with the mean train-test accuracy gap,
+    over the n models whose mean gap is finite (None, None when undefined)."""
+    params = np.array([m["num_params"] for m in models], dtype=float)
+    gap = np.array([m["accuracy_gap"]["mean"] for m in models], dtype=float)  # a None mean (every seed failed) is NaN
+    finite = np.isfinite(gap)
+    rho, p_value = rank_correlation(params[finite], gap[finite])
+    return {"rho": rho, "p_value": p_value, "n": int(finite.sum())}
 
 
 def _draw(ctx, summary: dict) -> None:
@@ -144,62 +155,8 @@ def _draw(ctx, summary: dict) -> None:
         close(figure)
 
 
-def observe(summary: dict, config: dict) -> list[str]:
-    models = summary["models"]
-    params = np.array([m["num_params"] for m in models], dtype=float)
-    test_accuracy = np.array([m["final_test_accuracy"]["mean"] for m in models], dtype=float)
-    test_loss = np.array([m["final_test_loss"]["mean"] for m in models], dtype=float)
-    gap = np.array([m["accuracy_gap"]["mean"] for m in models], dtype=float)
-    seeds = len(summary["seeds"])
-    sentences = [f"{len(models)} models from {int(params.min()):,} to {int(params.max()):,} parameters "
-                 f"({fmt(params.max() / params.min(), 3)}x), {summary['num_train']} training images, {seeds} seed{'s' if seeds > 1 else ''} each."]
-    sentences += below_minimum("models", len(models), MIN_MODELS)
-    sentences += below_minimum("decades of parameter count", np.log10(params.max() / params.min()), MIN_DECADES)
-    best = int(np.nanargmax(test_accuracy))
-    largest = models[-1]
-    peak = models[best]
-    if best == len(models) - 1:
-        where = "at the largest model"
-    else:
-        clear = separated(peak["final_test_accuracy"], largest["final_test_accuracy"])
-        where = (f"at width {peak['width']}, above the largest model's {mean_std(largest['final_test_accuracy'])} "
-                 f"({'seed ranges do not overlap' if clear else 'within the seed spread or too few seeds to call it clear'})")
-    sentences.append(f"Test accuracy peaks at {100 * test_accuracy[best]:.1f}% with {int(params[best]):,} parameters, {where}; "
-                     f"the smallest model reaches {100 * test_accuracy[0]:.1f}%.")
-    lowest = int(np.nanargmin(test_loss))
-    where = ("at the largest model" if lowest == len(models) - 1 else
-             f"at {int(params[lowest]):,} parameters and {fmt(test_loss[-1])} at the largest model "
-             f"({100 * (test_loss[-1] / test_loss[lowest] - 1):.0f}% above the minimum)")
-    sentences.append(f"Test loss is lowest ({fmt(test_loss[lowest])}) {where}, while the training loss goes from "
-                     f"{fmt(models[0]['final_train_loss']['mean'])} at the smallest model to {fmt(largest['final_train_loss']['mean'])}.")
-    fitted = [m for m in models if m["final_train_accuracy"]["mean"] >= 0.99]
-    sentences.append(f"The smallest model with >= 99% training accuracy has {fitted[0]['num_params']:,} parameters."
-                     if fitted else "No model reached 99% training accuracy.")
-    finite = np.isfinite(gap)
-    rho, p_value = rank_correlation(params[finite], gap[finite])
-    widest = int(np.nanargmax(gap))
-    sentences.append(f"Train-test accuracy gap vs parameter count: {describe_trend(rho, p_value)}; "
-                     f"{100 * gap[0]:.1f} points at the smallest model, largest ({100 * gap[widest]:.1f}) "
-                     f"at {int(params[widest]):,} parameters, {100 * gap[best]:.1f} at the test-accuracy peak and "
-                     f"{100 * gap[-1]:.1f} at the largest model.")
-    return sentences
-
-
-def table(summary: dict):
-    columns = ["widths", "parameters", "train loss", "test loss", "train acc", "test acc", "acc gap (points)"]
-    rows = []
-    for m in summary["models"]:
-        # std of identical accuracies can come out as 1e-16 instead of 0; round it away for the table
-        percent = {k: {**m[k], "mean": 100 * m[k]["mean"], "std": round(100 * m[k]["std"], 9)}
-                   for k in ("final_train_accuracy", "final_test_accuracy", "accuracy_gap")}
-        rows.append(["x".join(map(str, m["widths"])), m["num_params"], mean_std(m["final_train_loss"]), mean_std(m["final_test_loss"]),
-                     mean_std(percent["final_train_accuracy"]) + "%", mean_std(percent["final_test_accuracy"]) + "%",
-                     mean_std(percent["accuracy_gap"])])
-    return columns, rows
-
-
 EXPERIMENT = Experiment(
     name="param-count", section="1-3", title="Number of parameters vs generalization",
     description="MLPs of one family over 2+ decades of parameter count: train/test loss and accuracy vs #params",
-    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+    config_class=Config, profiles=PROFILES, run=run,
 )

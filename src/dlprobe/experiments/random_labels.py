@@ -41,20 +41,21 @@ best_test_accuracy_epoch, min_test_loss, final_train_accuracy_true_labels (the t
 their true labels), epochs_to_fit (first evaluated epoch with training accuracy >= fit_threshold, null if
 never), test_accuracy_at_fit (null if never)}, and seed stats {mean, std, min, max, values, n} over the seeds
 (in `seeds` order) of labels_changed, max_class_count_change, final_train_loss, final_train_accuracy,
-final_test_loss, final_test_accuracy, best_test_accuracy, min_test_loss, final_train_accuracy_true_labels and
-epochs_to_fit (its stats over the seeds that reached the threshold, n of them; values keeps null for the others)}.
+final_test_loss, final_test_accuracy, best_test_accuracy, min_test_loss, final_train_accuracy_true_labels,
+labels_intact (1 - labels_changed: share of training labels left at their true class) and epochs_to_fit (its
+stats over the seeds that reached the threshold, n of them; values keeps null for the others)}.
 metrics.csv: one run per (fraction, seed), named "label_noise=<fraction>/seed<seed>".
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 import torch
 
+from ..analysis.stats import first_step_below, seed_stats
 from ..config import ExperimentConfig, param
 from ..data.images import LABEL_MODES, corrupt_labels, load_dataset
 from ..errors import ConfigError
@@ -64,8 +65,6 @@ from ..plotting.style import close, new_axes
 from ..training.common import OptimizerSettings
 from ..training.loop import TensorData, TrainSpec, evaluate, train
 from .base import Experiment
-from .common import first_step_below, seed_stats
-from .observe import fmt, mean_std, separated
 
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 # runs.<fraction> keys with seed stats over the seeds (epochs_to_fit has its own, None-aware ones)
@@ -199,6 +198,7 @@ def _summarize_seeds(fraction: float, per_seed: dict) -> dict:
     entry = {"label_noise": fraction, "status": "; ".join(failed) or "ok",
              "per_seed": {str(seed): r for seed, r in per_seed.items()}}
     entry.update({name: seed_stats([r[name] for r in runs]) for name in SEED_STATS})
+    entry["labels_intact"] = seed_stats([1.0 - r["labels_changed"] for r in runs])
     entry["epochs_to_fit"] = _reached_stats([r["epochs_to_fit"] for r in runs])
     return entry
 
@@ -215,7 +215,7 @@ def _record_metrics(log, run: str, curves: dict) -> None:
             log.add(run, int(epoch), name, curves[name][index])
 
 
-def _mode_word(summary: dict) -> str:
+def corruption_word(summary: dict) -> str:
     """How the corrupted labels were made, as an adjective: "shuffled" or "random"."""
     return {"shuffle": "shuffled", "random": "random"}[summary["label_mode"]]
 
@@ -231,7 +231,7 @@ def _stack(curves: list[dict], name: str) -> tuple[list, np.ndarray]:
 
 
 def _draw(ctx, results: dict, summary: dict) -> None:
-    word, seeds = _mode_word(summary), summary["seeds"]
+    word, seeds = corruption_word(summary), summary["seeds"]
     runs = {float(r["label_noise"]): r for r in summary["runs"].values()}  # fraction -> runs.<fraction>
     labels = {f: f"{100 * f:g}% {word} ({100 * r['labels_changed']['mean']:.0f}% changed)" for f, r in runs.items()}
     params = f"MLP {'x'.join(map(str, summary['model']['widths']))}, {summary['model']['num_params']:,} params"
@@ -262,162 +262,8 @@ def _draw(ctx, results: dict, summary: dict) -> None:
         close(figure)
 
 
-def _percent(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _percent_stats(stats: dict) -> str:
-    """A share's mean ± std over seeds in percent with one decimal, like _percent ("10.3 ± 0.4%"; one seed: "10.3%")."""
-    if stats["mean"] is None:
-        return "n/a"
-    if stats["n"] == 1:
-        return _percent(stats["mean"])
-    return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}%"
-
-
-def _range(stats: dict) -> str:
-    """min-max of seed stats as integers ("43-48"), or the one value when they agree ("43")."""
-    low, high = int(stats["min"]), int(stats["max"])
-    return str(low) if low == high else f"{low}-{high}"
-
-
-def _seed_count(count: int, total: int) -> str:
-    return f"{count} of {total} seed{'s' if total > 1 else ''}"
-
-
-def observe(summary: dict, config: dict) -> list[str]:
-    word, seeds = _mode_word(summary), summary["seeds"]
-    runs = sorted(summary["runs"].values(), key=lambda r: r["label_noise"])
-    sentences = [_seeds_sentence(seeds)]
-    sentences += [_fit_sentence(r, summary, word, len(seeds)) for r in runs]
-    full = [r for r in runs if r["label_noise"] == 1.0]
-    if full:
-        sentences.append(_full_noise(full[0], summary, word, len(seeds)))
-    if len(runs) > 1:
-        sentences.append(_test_accuracy_trend(runs, len(seeds)))
-        threshold = _percent(summary["fit_threshold"])
-        sentences.append(f"Epochs to reach {threshold} training accuracy by noise fraction (min-max over seeds): "
-                         + "; ".join(f"{100 * r['label_noise']:g}%: {_fit_epochs(r['epochs_to_fit'], len(seeds))}" for r in runs) + ".")
-        for r in (r for r in runs if 0 < r["label_noise"] < 1):
-            sentences.append(_partial_noise(r, summary))
-    return sentences
-
-
-def _seeds_sentence(seeds: list) -> str:
-    if len(seeds) == 1:
-        return (f"Each noise fraction trained one model, seed {seeds[0]} (initial weights, data order and label corruption): "
-                "a single run, so no spread across seeds is measured.")
-    return (f"Each noise fraction trained {len(seeds)} seeds ({', '.join(map(str, seeds))}), each drawing its own initial "
-            "weights, data order and label corruption; numbers are mean ± std over seeds (ddof 0), ranges are min-max.")
-
-
-def _fit_epochs(stats: dict, total: int) -> str:
-    """When the seeds reached the fit threshold: "43-48", "43 (1 of 2 seeds)" or "not reached"."""
-    if stats["n"] == 0:
-        return "not reached"
-    return _range(stats) + ("" if stats["n"] == total else f" ({_seed_count(stats['n'], total)})")
-
-
-def _fit_sentence(r: dict, summary: dict, word: str, total: int) -> str:
-    """Did the MLP fit these labels, in how many seeds, and where did train and test accuracy end."""
-    threshold, epochs, fitted = _percent(summary["fit_threshold"]), summary["epochs"], r["epochs_to_fit"]
-    changed = r["max_class_count_change"]["max"]
-    counts = "class counts unchanged" if changed == 0 else f"class counts changed by up to {int(changed)} images"
-    lead = (f"On {r['label_noise'] * 100:g}% {word} labels ({_percent_stats(r['labels_changed'])} of the {summary['num_train']} "
-            f"training labels changed, {counts})")
-    ends = (f"{_percent_stats(r['final_train_accuracy'])} after {epochs}; test accuracy ended at "
-            f"{_percent_stats(r['final_test_accuracy'])} (chance {_percent(summary['chance_accuracy'])}).")
-    if fitted["n"] == 0:
-        seeds = f" in any of the {total} seeds" if total > 1 else ""
-        return f"{lead} the MLP did not reach {threshold} training accuracy within {epochs} epochs{seeds}: it ended at {ends}"
-    return (f"{lead} the MLP reached {threshold} training accuracy after {_range(fitted)} epochs in "
-            f"{_seed_count(fitted['n'], total)} and ended at {ends}")
-
-
-def _full_noise(r: dict, summary: dict, word: str, total: int) -> str:
-    """Test accuracy against chance and the test loss with every label corrupted: memorization or not."""
-    gaps = [100 * (a - summary["chance_accuracy"]) for a in r["final_test_accuracy"]["values"]]  # points above chance, per seed
-    fitted = r["epochs_to_fit"]["n"]
-    if fitted == total:
-        verdict = "the network memorized labels that carry no information about the images" + (f" ({_seed_count(fitted, total)})" if total > 1 else "")
-    elif fitted:
-        verdict = f"the network memorized them in {_seed_count(fitted, total)} within {summary['epochs']} epochs"
-    else:
-        verdict = f"it had not memorized the labels within {summary['epochs']} epochs"
-    return (f"With all labels {word}, final test accuracy is {_side_of_chance(gaps)} and the test loss went from its minimum "
-            f"{mean_std(r['min_test_loss'])} to {mean_std(r['final_test_loss'])} (ln {summary['num_classes']} = "
-            f"{fmt(math.log(summary['num_classes']))} is the loss of a uniform guess): {verdict}.")
-
-
-def _side_of_chance(gaps: list) -> str:
-    """Where test accuracy sits relative to chance, from each seed's gap in points (|gap| < 0.05: at chance);
-    a side is named only when every seed is on it."""
-    low, high = min(gaps), max(gaps)
-    every = " in every seed" if len(gaps) > 1 else ""
-    if max(abs(low), abs(high)) < 0.05:
-        return "at chance" + every
-    if low >= 0.05 or high <= -0.05:
-        near, far = sorted((abs(low), abs(high)))
-        amount = fmt(near, 2) if near == far else f"{fmt(near, 2)}-{fmt(far, 2)}"
-        return f"{amount} points {'above' if low > 0 else 'below'} chance{every}"
-    return (f"within {max(abs(low), abs(high)):.1f} points of chance across seeds "
-            f"({round(low, 1) + 0.0:+.1f} to {round(high, 1) + 0.0:+.1f})")
-
-
-def _test_accuracy_trend(runs: list, total: int) -> str:
-    """How the mean final test accuracy moves with the noise fraction, and whether neighbouring seed ranges separate."""
-    means = [r["final_test_accuracy"]["mean"] for r in runs]
-    trend = "falls monotonically" if all(a >= b for a, b in zip(means, means[1:])) else "changes non-monotonically"
-    low, high = runs[0], runs[-1]
-    text = (f"Mean final test accuracy {trend} with the noise fraction, from {_percent_stats(low['final_test_accuracy'])} at "
-            f"{low['label_noise'] * 100:g}% noise to {_percent_stats(high['final_test_accuracy'])} at {high['label_noise'] * 100:g}%")
-    if total == 1:
-        return text + " (one seed)."
-    apart = sum(separated(a["final_test_accuracy"], b["final_test_accuracy"]) for a, b in zip(runs, runs[1:]))
-    return text + f"; the seed ranges of {apart} of {len(runs) - 1} neighbouring pairs of fractions do not overlap."
-
-
-def _memorization_verdict(true_fit: float, clean_share: float) -> str:
-    if abs(true_fit - clean_share) <= 0.02:
-        return "it reproduces the corrupted labels, i.e. it memorized them"
-    if true_fit > clean_share:
-        return "it still predicts the true class for some corrupted images"
-    return "it fits fewer than the uncorrupted ones"
-
-
-def _partial_noise(r: dict, summary: dict) -> str:
-    """What the final models do with the corrupted training images, and how test accuracy moved."""
-    per_seed = [r["per_seed"][str(seed)] for seed in summary["seeds"]]
-    verdicts = [_memorization_verdict(p["final_train_accuracy_true_labels"], 1.0 - p["labels_changed"]) for p in per_seed]
-    intact = seed_stats([1.0 - p["labels_changed"] for p in per_seed])
-    text = (f"At {100 * r['label_noise']:g}% noise, the final model{'s' if len(per_seed) > 1 else ''} scored against the true training labels get{'' if len(per_seed) > 1 else 's'} "
-            f"{_percent_stats(r['final_train_accuracy_true_labels'])}, while {_percent_stats(intact)} of the training labels were left intact: ")
-    if len(set(verdicts)) == 1:
-        text += verdicts[0] + (f" (all {len(verdicts)} seeds)." if len(verdicts) > 1 else ".")
-    else:
-        text += "the seeds differ: " + "; ".join(f"seed {seed}: {v}" for seed, v in zip(summary["seeds"], verdicts)) + "."
-    dropped = [p for p in per_seed if p["best_test_accuracy"] - p["final_test_accuracy"] > 0.02]
-    if dropped:
-        peaks = seed_stats([p["best_test_accuracy_epoch"] for p in dropped])
-        text += (f" Test accuracy peaked at {_percent_stats(r['best_test_accuracy'])} (epoch {_range(peaks)}) and fell to "
-                 f"{_percent_stats(r['final_test_accuracy'])} as the noise was fitted"
-                 + (f" (a drop of more than 2 points in {_seed_count(len(dropped), len(per_seed))})." if len(per_seed) > 1 else "."))
-    return text
-
-
-def table(summary: dict):
-    columns = ["label noise", "seeds", "labels changed", "train acc", "test acc", "train loss", "test loss", "epochs to fit"]
-    rows = []
-    total = len(summary["seeds"])
-    for r in sorted(summary["runs"].values(), key=lambda r: r["label_noise"]):
-        rows.append([f"{100 * r['label_noise']:g}%", total, _percent_stats(r["labels_changed"]),
-                     _percent_stats(r["final_train_accuracy"]), _percent_stats(r["final_test_accuracy"]),
-                     mean_std(r["final_train_loss"]), mean_std(r["final_test_loss"]), _fit_epochs(r["epochs_to_fit"], total)])
-    return columns, rows
-
-
 EXPERIMENT = Experiment(
     name="random-labels", section="1-3", title="Can a network fit random labels?",
     description="an MLP trained on randomly relabelled images: memorization (train) vs chance (test), with a noise sweep",
-    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+    config_class=Config, profiles=PROFILES, run=run,
 )

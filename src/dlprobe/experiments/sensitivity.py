@@ -23,7 +23,7 @@ Per model (setting x seed): final train/test loss and accuracy, and three number
   eigenvalues found by Lanczos on Hessian-vector products (analysis.spectrum.top_hessian_eigenvalues: Lanczos, which="LA",
   start vector seeded by the run seed, in the model's float32 with eigsh's default tolerance 1e-5).
 Trends are Spearman rank correlations over all runs (setting x seed pairs) between the varied setting
-and each quantity (lambda_max among them), worded by `observe.describe_trend` (a trend only when the permutation p-value is below 0.05).
+and each quantity (lambda_max among them), worded by `report.wording.describe_trend` (a trend only when the permutation p-value is below 0.05).
 
 summary.json: dataset, dataset_note, model, num_params, optimizer, epochs, seeds, vary ("batch_size" or
 "learning_rate"), num_train, definitions {name: text}, epsilon, sensitivity_examples, sharpness_examples,
@@ -50,6 +50,7 @@ import torch
 from ..analysis.sensitivity import input_gradient_sensitivity, jacobian_sensitivity
 from ..analysis.sharpness import epsilon_sharpness
 from ..analysis.spectrum import top_hessian_eigenvalues
+from ..analysis.stats import rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
 from ..data.images import load_dataset
 from ..errors import ConfigError
@@ -60,21 +61,14 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TensorData, TrainSpec
 from .base import Experiment
-from .common import seed_stats
-from .observe import below_minimum, describe_trend, fmt, mean_std, rank_correlation
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
-MIN_SETTINGS = 5  # the assignment's minimum: 5+ models trained at different batch sizes
 QUANTITIES = ("input_gradient_sensitivity", "jacobian_sensitivity", "sharpness", "hessian_top_eigenvalue", "loss_gap", "test_loss",
               "test_accuracy")
 LEGENDS = {
     "input_gradient_sensitivity": "sensitivity: mean ‖∂loss/∂x‖ (assignment)",
     "jacobian_sensitivity": "‖∂softmax/∂x‖_F (Novak et al. 2018)",
 }
-NAMES = {"input_gradient_sensitivity": "sensitivity (assignment: mean ‖∂loss/∂x‖)",
-         "jacobian_sensitivity": "Jacobian sensitivity (Novak et al. 2018)", "sharpness": "ε-sharpness (Keskar et al. 2017)",
-         "hessian_top_eigenvalue": "top Hessian eigenvalue λ_max of the training loss",
-         "loss_gap": "test − train loss gap", "test_loss": "test loss", "test_accuracy": "test accuracy"}
 
 
 @dataclass(frozen=True)
@@ -262,35 +256,8 @@ def _draw(ctx, models, varied, config, spec, dataset_name) -> None:
         close(ax.figure)
 
 
-def observe(summary: dict, config: dict) -> list[str]:
-    varied = summary["vary"].replace("_", " ")
-    models = summary["models"]
-    sentences = below_minimum(f"{varied} settings", len(models), MIN_SETTINGS)
-    for quantity in QUANTITIES:
-        trend = summary["spearman"][quantity]
-        ends = f"{models[0][summary['vary']]:g}: {mean_std(models[0][quantity])} → {models[-1][summary['vary']]:g}: {mean_std(models[-1][quantity])}"
-        sentences.append(f"{NAMES[quantity]} vs {varied}: {describe_trend(trend['rho'], trend['p_value'])} over {trend['n']} runs ({ends}).")
-    if summary["vary"] == "batch_size":
-        steps = ", ".join(f"batch {m['batch_size']}: {m['steps']}" for m in models)
-        sentences.append(f"Every model trained {summary['epochs']} epochs, so the optimizer steps differ ({steps}); "
-                         "trends with batch size include this difference in training length.")
-    if len(summary["seeds"]) < 2:
-        sentences.append("One seed per setting: the rank correlations rest on one run each and carry no seed spread.")
-    return sentences
-
-
-def table(summary: dict):
-    columns = ["batch size", "learning rate", "steps", "train loss", "test loss", "train acc", "test acc",
-               "sensitivity (assignment)", "Jacobian (Novak)", "ε-sharpness %", "Hessian λ_max"]
-    rows = [[m["batch_size"], fmt(m["learning_rate"]), m["steps"], *(mean_std(m[name]) for name in METRICS),
-             mean_std(m["input_gradient_sensitivity"]), mean_std(m["jacobian_sensitivity"]), mean_std(m["sharpness"]),
-             mean_std(m["hessian_top_eigenvalue"])]
-            for m in summary["models"]]
-    return columns, rows
-
-
 EXPERIMENT = Experiment(
     name="sensitivity", section="1-3", title="Flatness vs generalization (2): sensitivity and sharpness vs batch size",
     description="models trained at 5+ batch sizes (or learning rates): loss, accuracy, two input sensitivities, ε-sharpness and Hessian λ_max",
-    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+    config_class=Config, profiles=PROFILES, run=run,
 )

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..analysis.stats import seed_stats
 from ..analysis.trajectory import embed_tsne, fit_pca, transform
 from ..config import ExperimentConfig, param
 from ..data.tasks import load_task
@@ -44,8 +45,6 @@ from ..training.common import OPTIMIZERS, OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
-from .common import seed_stats
-from .observe import fmt, mean_std
 
 
 @dataclass(frozen=True)
@@ -202,45 +201,8 @@ def _draw(ctx, config, task, spec, coordinates, ratios, values, classify) -> Non
         close(ax.figure)
 
 
-def observe(summary: dict, config: dict) -> list[str]:
-    classify = summary["task"]["kind"] == "images"
-    metric = "final_train_accuracy" if classify else "final_train_loss"
-    sentences = [f"{summary['num_runs']} runs of the {summary['architecture']} MLP on {summary['task']['description']}: "
-                 f"{metric.replace('_', ' ')} {mean_std(summary[metric])} (range {fmt(summary[metric]['min'])} to {fmt(summary[metric]['max'])}); "
-                 f"{summary['num_snapshots']} snapshots per run (epochs {summary['snapshot_epochs'][0]} to {summary['snapshot_epochs'][-1]})."]
-    for view in ("whole", "layer"):
-        ratio = summary["explained_variance_ratio"][view]
-        name = "the whole model" if view == "whole" else f"layer {summary['layer']['index']}"
-        sentences.append(f"PC1 and PC2 explain {100 * ratio[0]:.1f}% and {100 * ratio[1]:.1f}% of the variance of {name}'s "
-                         f"snapshots ({100 * sum(ratio):.1f}% together; the rest of the motion is not shown by the 2-D view).")
-        d = summary["distances"][view]
-        if d["between_initial"]:
-            relation = f"{d['between_final'] / d['between_initial']:.2f}× their distance at initialization"
-            # "Apart" relative to how far a run travels: final points closer than half a run's own displacement
-            # would mean the runs meet; farther means each seed found its own solution.
-            apart = d["between_final"] > 0.5 * d["init_to_final"]["mean"]
-            verdict = ("the seeds end at different points of weight space" if apart else
-                       "the runs end close together compared with how far each one moved")
-            sentences.append(f"{name[0].upper() + name[1:]}: each run moved {mean_std(d['init_to_final'])} from its initial weights "
-                             f"(path length {mean_std(d['path_length'])}); the final weights of two runs are {fmt(d['between_final'])} apart on "
-                             f"average, {relation}: {verdict}.")
-    return sentences
-
-
-def table(summary: dict):
-    classify = summary["task"]["kind"] == "images"
-    columns = ["seed", "final train loss", "final test loss"] + (["train accuracy", "test accuracy"] if classify else []) + ["moved (whole)", "path length (whole)"]
-    moved = summary["distances"]["whole"]["init_to_final"]["values"]
-    path = summary["distances"]["whole"]["path_length"]["values"]
-    rows = []
-    for index, r in enumerate(summary["runs"]):
-        accuracies = [fmt(r["final_train_accuracy"]), fmt(r["final_test_accuracy"])] if classify else []
-        rows.append([r["seed"], fmt(r["final_train_loss"]), fmt(r["final_test_loss"]), *accuracies, fmt(moved[index]), fmt(path[index])])
-    return columns, rows
-
-
 EXPERIMENT = Experiment(
     name="trajectory", section="1-2", title="Visualize the optimization process: weight trajectories of 8 runs",
     description="8 seeds of one MLP, weights every n epochs reduced to 2-D by a joint PCA (or t-SNE), whole model and one layer",
-    config_class=Config, profiles=PROFILES, run=run, observe=observe, table=table,
+    config_class=Config, profiles=PROFILES, run=run,
 )

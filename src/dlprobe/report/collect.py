@@ -1,10 +1,10 @@
 """Reading finished run directories into the report's data (plain dataclasses, no markup).
 
 Everything comes from the run directories on disk (config.json, run_info.json, summary.json,
-metrics.csv, figures/*.png) and the experiment registry (section, title, observe(), table()). A
-registered experiment without a run is kept as missing; a run of an unregistered experiment goes to
-an extra section. Errors raised by an experiment's observe()/table() are kept as visible problems, so
-one old summary layout does not take the whole report down.
+metrics.csv, figures/*.png), the experiment registry (section, title) and each experiment's report module
+(report/experiments/: observe(), table()). A registered experiment without a run is kept as missing; a run
+of an unregistered experiment goes to an extra section. Errors raised by a report module's observe()/table()
+are kept as visible problems, so one old summary layout does not take the whole report down.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ..experiments import all_experiments
 from ..errors import RunDirError
 from ..store import read_json
 from . import scan
+from .experiments import REPORTS
 from .text import caption_from_name, format_value
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -68,7 +69,7 @@ class ExperimentEntry:
     older: list[RunRecord] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
-    table_is_fallback: bool = False  # no table() registered: the summary's top-level scalars
+    table_is_fallback: bool = False  # no report module: the summary's top-level scalars
     observations: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # observe()/table() that raised
     dataset_notes: list[tuple[str, str]] = field(default_factory=list)  # (where in summary.json, note)
@@ -151,40 +152,49 @@ def collect(run_dirs: list[Path]) -> ReportData:
     sections = {key: Section(key, title, question, []) for key, (title, question) in SECTIONS.items()}
     for experiment in all_experiments():
         entry = ExperimentEntry(experiment.name, experiment.section, experiment.title, experiment.description)
-        _fill(entry, runs.pop(experiment.name, []), experiment.observe, experiment.table)
+        _fill(entry, runs.pop(experiment.name, []), REPORTS.get(experiment.name))
         sections.setdefault(experiment.section, Section(experiment.section, experiment.section, "", [])).experiments.append(entry)
     if runs:  # finished runs of experiments the registry does not know
         other = Section("other", *OTHER_SECTION, [])
         for name, found in sorted(runs.items()):
             entry = ExperimentEntry(name, "other", name, "not a registered experiment")
-            _fill(entry, found, None, None)
+            _fill(entry, found, None)
             other.experiments.append(entry)
         sections["other"] = other
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return ReportData([s for s in sections.values() if s.experiments], generated)
 
 
-def _fill(entry: ExperimentEntry, found: list[RunRecord], observe, table) -> None:
+def _fill(entry: ExperimentEntry, found: list[RunRecord], report) -> None:
+    """entry's run, table and observations from its newest finished run; report: its report module (None: none)."""
     if not found:
         return
     entry.run, entry.older = found[0], found[1:]
     summary, config = entry.run.summary, entry.run.record.get("config", {})
     entry.dataset_notes = scan.dataset_notes(summary)
     entry.failures = scan.diverged(summary)
-    if table is None:
+    if report is None:
         entry.columns, entry.table_is_fallback = ["summary key", "value"], True
         entry.rows = [[key, format_value(value)] for key, value in summary.items() if not isinstance(value, (dict, list))]
     else:
         try:
-            columns, rows = table(summary)
+            columns, rows = report.table(summary)
             entry.columns, entry.rows = [str(c) for c in columns], [[format_value(cell) for cell in row] for row in rows]
-        except Exception as error:  # an experiment's table() on an older summary layout: shown, not fatal
-            entry.problems.append(f"the table could not be computed from summary.json: {type(error).__name__}: {error}")
-    if observe is not None:
+        except Exception as error:  # a report module's table() on an older summary layout: shown, not fatal
+            entry.problems.append(f"the table could not be computed from summary.json: {_explain(error)}")
         try:
-            entry.observations = [str(sentence) for sentence in observe(summary, config)]
+            entry.observations = [str(sentence) for sentence in report.observe(summary, config)]
         except Exception as error:
-            entry.problems.append(f"the observations could not be computed from summary.json: {type(error).__name__}: {error}")
+            entry.problems.append(f"the observations could not be computed from summary.json: {_explain(error)}")
+
+
+def _explain(error: Exception) -> str:
+    """A report module's error as a problem line; a missing key usually means a summary.json written by an
+    older dlprobe (its run directory is still reused), which lacks a statistic the run now records."""
+    text = f"{type(error).__name__}: {error}"
+    if isinstance(error, KeyError):
+        text += " (a summary.json written by an older dlprobe may lack this key: rerun the experiment with --fresh)"
+    return text
 
 
 def is_png(path: Path) -> bool:

@@ -1,21 +1,37 @@
-"""Turning run-directory values into short display strings (no markup: the renderers escape them)."""
+"""Turning run-directory values into short display strings (no markup: the renderers escape them).
+
+    format_number(0.012345)      # '0.0123'  (3 significant digits; the report's and the benchmarks' one number format)
+    format_number(3.2e-7, 2)     # '3.2e-07'
+    format_value([0.5, None])    # '0.5, n/a'
+"""
 
 from __future__ import annotations
 
 import json
 import re
 
-from ..experiments.observe import fmt
+
+def format_number(value, digits: int = 3) -> str:
+    """A number for prose and tables: `digits` significant digits, scientific when |value| < 1e-3 or >= 1e5;
+    'n/a' for None and NaN."""
+    if value is None:
+        return "n/a"
+    value = float(value)
+    if value != value:
+        return "n/a"
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}"
 
 
 def format_value(value) -> str:
-    """A config value or table cell as text: floats to 3 significant digits, lists joined, None as 'n/a'."""
+    """A config value or table cell as text: floats by format_number, lists joined, None as 'n/a'."""
     if value is None:
         return "n/a"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return fmt(value)
+        return format_number(value)
     if isinstance(value, (list, tuple)):
         return ", ".join(format_value(item) for item in value) if value else "(none)"
     if isinstance(value, dict):

@@ -1,0 +1,47 @@
+"""The report's sentences and headline table for sensitivity (experiments/sensitivity.py).
+
+    sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
+    columns, rows = table(summary)
+
+What it says: each quantity's rank-correlation trend with the varied setting (summary.json's spearman), and
+the step budget behind a batch-size trend.
+"""
+
+from __future__ import annotations
+
+from ...experiments.sensitivity import METRICS, QUANTITIES
+from ..text import format_number
+from ..wording import below_minimum, describe_trend, mean_std
+
+MIN_SETTINGS = 5  # the assignment's minimum: 5+ models trained at different batch sizes
+NAMES = {"input_gradient_sensitivity": "sensitivity (assignment: mean ‖∂loss/∂x‖)",
+         "jacobian_sensitivity": "Jacobian sensitivity (Novak et al. 2018)", "sharpness": "ε-sharpness (Keskar et al. 2017)",
+         "hessian_top_eigenvalue": "top Hessian eigenvalue λ_max of the training loss",
+         "loss_gap": "test − train loss gap", "test_loss": "test loss", "test_accuracy": "test accuracy"}
+
+
+def observe(summary: dict, config: dict) -> list[str]:
+    varied = summary["vary"].replace("_", " ")
+    models = summary["models"]
+    sentences = below_minimum(f"{varied} settings", len(models), MIN_SETTINGS)
+    for quantity in QUANTITIES:
+        trend = summary["spearman"][quantity]
+        ends = f"{models[0][summary['vary']]:g}: {mean_std(models[0][quantity])} → {models[-1][summary['vary']]:g}: {mean_std(models[-1][quantity])}"
+        sentences.append(f"{NAMES[quantity]} vs {varied}: {describe_trend(trend['rho'], trend['p_value'])} over {trend['n']} runs ({ends}).")
+    if summary["vary"] == "batch_size":
+        steps = ", ".join(f"batch {m['batch_size']}: {m['steps']}" for m in models)
+        sentences.append(f"Every model trained {summary['epochs']} epochs, so the optimizer steps differ ({steps}); "
+                         "trends with batch size include this difference in training length.")
+    if len(summary["seeds"]) < 2:
+        sentences.append("One seed per setting: the rank correlations rest on one run each and carry no seed spread.")
+    return sentences
+
+
+def table(summary: dict) -> tuple[list[str], list[list]]:
+    columns = ["batch size", "learning rate", "steps", "train loss", "test loss", "train acc", "test acc",
+               "sensitivity (assignment)", "Jacobian (Novak)", "ε-sharpness %", "Hessian λ_max"]
+    rows = [[m["batch_size"], format_number(m["learning_rate"]), m["steps"], *(mean_std(m[name]) for name in METRICS),
+             mean_std(m["input_gradient_sensitivity"]), mean_std(m["jacobian_sensitivity"]), mean_std(m["sharpness"]),
+             mean_std(m["hessian_top_eigenvalue"])]
+            for m in summary["models"]]
+    return columns, rows
