@@ -192,8 +192,8 @@ def command_run(args) -> int:
             cli_values["seeds"] = ",".join(str(config.seed + i) for i in range(len(config.seeds)))
             config = build_config(experiment.config_class, profile, file_values, cli_values, context=context)
         configs.append((experiment, config))
-    for experiment, config in configs:  # data and experiment checks for all, before the first one runs
-        check_before_running(experiment, config, args.data_dir)
+    for experiment, config in configs:  # data checks for all, before the first one runs
+        check_before_running(config, args.data_dir)
     if args.experiment == "all":
         from .report import check_report_dir
 

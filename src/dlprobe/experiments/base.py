@@ -35,9 +35,6 @@ class Experiment:
     # observe -> sentences computed from the numbers; table -> (column names, rows) of headline numbers.
     observe: Callable[[dict, dict], list[str]] | None = None
     table: Callable[[dict], tuple[list[str], list[list]]] | None = None
-    # check(config, data_dir) -> None: cheap checks that need the file system (e.g. that a dataset's files
-    # exist), run before the run directory is created; raises DlprobeError subclasses.
-    check: Callable[[Any, Path | None], None] | None = None
 
 
 @dataclass

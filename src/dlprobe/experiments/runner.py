@@ -43,12 +43,10 @@ def check_datasets(config, data_dir: Path | None) -> None:
             check_subset_size(key, split, getattr(config, f"{split}_size", None), available)
 
 
-def check_before_running(experiment: Experiment, config, data_dir: Path | None) -> None:
-    """The checks that need the file system (datasets present, the experiment's own `check`); cheap, so the
-    CLI runs them for every experiment of `run all` before the first one starts, and each run again."""
+def check_before_running(config, data_dir: Path | None) -> None:
+    """The checks that need the file system (datasets present); cheap, so the CLI runs them for every
+    experiment of `run all` before the first one starts, and each run again."""
     check_datasets(config, data_dir)
-    if experiment.check is not None:
-        experiment.check(config, data_dir)
 
 
 def _identity_view(values, config):
@@ -102,7 +100,7 @@ def run_experiment(
     trials (executors.py; default: a LocalExecutor, in this process)."""
     executor = executor or LocalExecutor()
     device, trial_device = executor.devices(config.device)
-    check_before_running(experiment, config, data_dir)
+    check_before_running(config, data_dir)
     root = run_directory_for(experiment, config, profile, out_root)
     run_dir = RunDir(root, config.identity_hash())
     try:
