@@ -153,7 +153,7 @@ def test_cifar_archive_fetch_then_load(server, tmp_path):
     md5 = hashlib.md5((served / "cifar-10-python.tar.gz").read_bytes()).hexdigest()
     fetch_dataset("cifar10", tmp_path / "dest", mirrors=[url],
                   checksums={"cifar-10-python.tar.gz": md5}, progress=False)
-    data = load_dataset("cifar10", data_dir=tmp_path / "dest", label_noise=0.0)
+    data = load_dataset("cifar10", data_dir=tmp_path / "dest")
     assert (data.num_train, data.num_test, data.input_shape) == (10, 2, (3, 32, 32))
 
 

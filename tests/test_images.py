@@ -19,7 +19,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from dlprobe.data import images, readers
-from dlprobe.data.images import corrupt_labels, load_dataset, randomize_labels, shuffle_labels
+from dlprobe.data.images import load_dataset
 from dlprobe.errors import ConfigError, DatasetError
 
 IDX_NAMES = images.IDX_FILES
@@ -335,11 +335,11 @@ def test_list_datasets_reads_headers_only(tmp_path):
     assert rows["mnist-5k"]["available"] and rows["mnist-5k"]["num_train"] == 4000
 
 
-# ---------------------------------------------------------------- built-in sets, subsets, noise
+# ---------------------------------------------------------------- built-in sets, subsets, normalization
 
 
 def test_mnist_5k_split_is_balanced_and_fixed():
-    first, second = load_dataset("mnist-5k", normalize="none"), load_dataset("mnist-5k", seed=7, normalize="none")
+    first, second = load_dataset("mnist-5k", normalize="none"), load_dataset("mnist-5k", normalize="none")
     assert (first.num_train, first.num_test, first.num_classes) == (4000, 1000, 10)
     assert torch.bincount(first.y_train).tolist() == [400] * 10
     assert torch.bincount(first.y_test).tolist() == [100] * 10
@@ -360,82 +360,6 @@ def test_digits_loads():
     assert torch.bincount(data.y_test).min() >= 35
 
 
-def test_label_noise():
-    clean = load_dataset("mnist-5k").y_train
-    noisy = load_dataset("mnist-5k", label_noise=1.0, seed=3)
-    changed = float((noisy.y_train != clean).float().mean())
-    assert 0.87 < changed < 0.93  # a replacement equals the true label 1 time in 10
-    assert torch.bincount(noisy.y_train, minlength=10).min() > 330  # uniform classes
-    assert torch.equal(noisy.y_test, load_dataset("mnist-5k").y_test)
-    assert torch.equal(load_dataset("mnist-5k", label_noise=0.0, seed=3).y_train, clean)
-    assert torch.equal(load_dataset("mnist-5k", label_noise=1.0, seed=3).y_train, noisy.y_train)
-    assert not torch.equal(load_dataset("mnist-5k", label_noise=1.0, seed=4).y_train, noisy.y_train)
-
-
-def test_randomize_labels_touches_exactly_the_chosen_fraction():
-    labels = torch.zeros(1000, dtype=torch.int64)
-    noisy = randomize_labels(labels, 0.3, 10, torch.Generator().manual_seed(0))
-    assert int(labels.sum()) == 0  # input untouched
-    assert 240 < int((noisy != 0).sum()) <= 300  # 300 replaced, ~1/10 of them by class 0 again
-    with pytest.raises(ConfigError):
-        randomize_labels(labels, 1.5, 10, torch.Generator())
-
-
-def test_shuffle_labels_keeps_the_class_counts_exactly():
-    clean = load_dataset("mnist-5k").y_train
-    shuffled = load_dataset("mnist-5k", label_noise=1.0, label_mode="shuffle", seed=3)
-    assert torch.equal(torch.bincount(shuffled.y_train, minlength=10), torch.bincount(clean, minlength=10))
-    # An image keeps its label when the permutation hands it one of its own class: 400 of 4000 per class,
-    # so 1 - 10 * 0.1^2 = 90% change in expectation; one binomial std is ~0.5 points.
-    changed = float((shuffled.y_train != clean).float().mean())
-    assert 0.87 < changed < 0.93
-    assert torch.equal(shuffled.y_test, load_dataset("mnist-5k").y_test)
-    assert torch.equal(load_dataset("mnist-5k", label_noise=0.0, label_mode="shuffle", seed=3).y_train, clean)
-    again = load_dataset("mnist-5k", label_noise=1.0, label_mode="shuffle", seed=3).y_train
-    assert torch.equal(again, shuffled.y_train)
-    other_seed = load_dataset("mnist-5k", label_noise=1.0, label_mode="shuffle", seed=4).y_train
-    assert not torch.equal(other_seed, shuffled.y_train)
-    # The random mode (load_dataset's default) draws new classes: its class counts move.
-    random = load_dataset("mnist-5k", label_noise=1.0, seed=3).y_train
-    assert not torch.equal(random, shuffled.y_train)
-    assert not torch.equal(torch.bincount(random, minlength=10), torch.bincount(clean, minlength=10))
-
-
-def test_shuffle_labels_permutes_only_the_chosen_fraction():
-    labels = torch.arange(1000)  # all distinct: every moved label is visible, and where it came from
-    shuffled = shuffle_labels(labels, 0.3, torch.Generator().manual_seed(0))
-    assert torch.equal(labels, torch.arange(1000))  # input untouched
-    moved = torch.nonzero(shuffled != labels).flatten()
-    # 300 chosen; a random permutation of 300 leaves ~1 of them in place (Poisson(1) fixed points).
-    assert 290 <= moved.numel() <= 300
-    # The moved labels came from the moved positions only: the other 700 entries are untouched.
-    assert torch.equal(torch.sort(shuffled[moved]).values, moved)
-    assert torch.equal(shuffle_labels(labels, 0.0, torch.Generator().manual_seed(0)), labels)
-    with pytest.raises(ConfigError, match="label_noise"):
-        shuffle_labels(labels, -0.5, torch.Generator())
-
-
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.integers(0, 9), min_size=1, max_size=200), st.floats(0.0, 1.0), st.integers(0, 2**31))
-def test_shuffle_labels_keeps_the_label_multiset(values, fraction, seed):
-    labels = torch.tensor(values)
-    shuffled = shuffle_labels(labels, fraction, torch.Generator().manual_seed(seed))
-    assert sorted(shuffled.tolist()) == sorted(values)
-    assert int((shuffled != labels).sum()) <= round(fraction * len(values))
-
-
-def test_corrupt_labels_dispatches_on_the_mode():
-    labels = torch.arange(10).repeat(50)
-    for mode, reference in (("shuffle", lambda g: shuffle_labels(labels, 0.5, g)),
-                            ("random", lambda g: randomize_labels(labels, 0.5, 10, g))):
-        assert torch.equal(corrupt_labels(labels, 0.5, mode, 10, torch.Generator().manual_seed(1)),
-                           reference(torch.Generator().manual_seed(1)))
-    with pytest.raises(ConfigError, match="label_mode must be one of shuffle, random"):
-        corrupt_labels(labels, 0.5, "permute", 10, torch.Generator())
-    with pytest.raises(ConfigError, match="label_mode"):
-        load_dataset("digits", label_noise=0.5, label_mode="Shuffle")
-
-
 def test_train_and_test_subsets():
     full = load_dataset("mnist-5k", normalize="none")
     data = load_dataset("mnist-5k", train_size=100, test_size=50, normalize="none")
@@ -443,7 +367,7 @@ def test_train_and_test_subsets():
     assert torch.bincount(data.y_train).tolist() == [10] * 10
     assert torch.bincount(data.y_test).tolist() == [5] * 10
     assert "training subset of 100" in data.note
-    again = load_dataset("mnist-5k", train_size=100, normalize="none", seed=9)
+    again = load_dataset("mnist-5k", train_size=100, normalize="none")
     assert torch.equal(again.x_train, data.x_train)
     full_rows = {row.numpy().tobytes() for row in full.x_train.reshape(4000, -1)}
     assert all(row.numpy().tobytes() in full_rows for row in data.x_train.reshape(100, -1))
@@ -463,8 +387,6 @@ def test_normalize_options():
     torch.testing.assert_close(standard.x_test.double(), (raw.x_test.double() - mean) / std, atol=1e-5, rtol=0)
     with pytest.raises(ConfigError, match="normalize must be one of"):
         load_dataset("digits", normalize="minmax")
-    with pytest.raises(ConfigError, match="label_noise"):
-        load_dataset("digits", label_noise=-0.1)
 
 
 def test_channel_statistics_match_numpy():

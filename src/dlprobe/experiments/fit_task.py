@@ -129,7 +129,7 @@ def _train_dnn(config: Config, spec, data: TensorData, trial) -> dict:
 def run(config: Config, ctx) -> dict:
     # Every dataset is loaded and every budget solved first: a missing file or an impossible budget
     # stops the run before any training, not after an hour of it.
-    datasets = {name: load_dataset(name, data_dir=ctx.data_dir, train_size=config.train_size, test_size=config.test_size, seed=config.seed)
+    datasets = {name: load_dataset(name, data_dir=ctx.data_dir, train_size=config.train_size, test_size=config.test_size)
                 for name in config.datasets}
     specs = {name: _model_specs(config, d.input_shape, d.num_classes) for name, d in datasets.items()}
     summary = {"datasets": {}, "cnn_budget": config.cnn_budget, "dnn_budget": config.dnn_budget, "optimizer": "adam",

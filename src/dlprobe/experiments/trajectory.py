@@ -87,7 +87,7 @@ PROFILES = {
 def load_task(config, data_dir=None) -> tuple[dict, TensorData, int, int, str]:
     """(task description, data, in_features, out_features, loss) for the function or the image dataset."""
     if config.dataset:
-        images = load_dataset(config.dataset, data_dir=data_dir, train_size=config.train_size, seed=config.seed)
+        images = load_dataset(config.dataset, data_dir=data_dir, train_size=config.train_size)
         data = TensorData(images.x_train, images.y_train, images.x_test, images.y_test)
         task = {"kind": "images", "name": images.name, "description": images.name, "loss": "cross_entropy", "note": images.note}
         return task, data, int(np.prod(images.x_train.shape[1:])), images.num_classes, "cross_entropy"
