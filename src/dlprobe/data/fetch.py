@@ -1,6 +1,6 @@
 """Download MNIST, Fashion-MNIST and CIFAR-10 from their usual mirrors, verifying checksums.
 
-    fetch_dataset("mnist", cache_dir("mnist"))     # what `dlprobe data fetch mnist` does
+    fetch_dataset("mnist", registry.download_folder("mnist"))     # what `dlprobe data fetch mnist` does
 
 Each file is streamed to a hidden temporary file in the destination folder, hashed on the way,
 and renamed into place only when its checksum matches, so a folder never holds a partial or
