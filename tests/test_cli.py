@@ -201,7 +201,7 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path):
 
 def test_full_profile_needs_the_assignments_data_and_says_so_before_running(capsys, tmp_path, monkeypatch):
     """`full` is the assignment's scale: MNIST (and CIFAR-10 for fit-task), never a silent switch to mnist-5k."""
-    from dlprobe.data.images import locate
+    from dlprobe.data.registry import locate
     from dlprobe.errors import DatasetError
 
     monkeypatch.delenv("DLPROBE_DATA", raising=False)

@@ -19,12 +19,12 @@ from functools import partial
 import numpy as np
 import pytest
 
-from dlprobe.data import fetch, images
+from dlprobe.data import fetch, registry
 from dlprobe.data.fetch import describe_fetch, fetch_dataset
 from dlprobe.data.images import load_dataset
 from dlprobe.errors import DatasetError
 
-MNIST_FILES = [f"{name}.gz" for name in images.IDX_FILES]
+MNIST_FILES = [f"{name}.gz" for name in registry.IDX_FILES]
 
 
 def write_mnist(folder, num_train=30, num_test=10) -> dict[str, str]:
@@ -153,7 +153,7 @@ def test_cifar_archive_fetch_then_load(server, tmp_path):
     md5 = hashlib.md5((served / "cifar-10-python.tar.gz").read_bytes()).hexdigest()
     fetch_dataset("cifar10", tmp_path / "dest", mirrors=[url],
                   checksums={"cifar-10-python.tar.gz": md5}, progress=False)
-    data = load_dataset("cifar10", data_dir=tmp_path / "dest", label_noise=0.0)
+    data = load_dataset("cifar10", data_dir=tmp_path / "dest")
     assert (data.num_train, data.num_test, data.input_shape) == (10, 2, (3, 32, 32))
 
 
@@ -167,7 +167,7 @@ def test_builtin_and_unknown_names(tmp_path):
 
 def test_checksum_table_is_well_formed():
     for name, resource in fetch.RESOURCES.items():
-        assert name in images.KNOWN_DATASETS and resource["mirrors"]
+        assert name in registry.DATASETS and resource["mirrors"]
         for file_name, digest in resource["checksums"].items():
             assert len(digest) == 32 and int(digest, 16) >= 0
     assert list(fetch.RESOURCES["mnist"]["checksums"]) == MNIST_FILES

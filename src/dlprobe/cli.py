@@ -192,8 +192,8 @@ def command_run(args) -> int:
             cli_values["seeds"] = ",".join(str(config.seed + i) for i in range(len(config.seeds)))
             config = build_config(experiment.config_class, profile, file_values, cli_values, context=context)
         configs.append((experiment, config))
-    for experiment, config in configs:  # data and experiment checks for all, before the first one runs
-        check_before_running(experiment, config, args.data_dir)
+    for experiment, config in configs:  # data checks for all, before the first one runs
+        check_before_running(config, args.data_dir)
     if args.experiment == "all":
         from .report import check_report_dir
 
@@ -274,7 +274,7 @@ def command_list(args) -> int:
 
 def command_data(args) -> int:
     from .data.functions import available_functions
-    from .data.images import list_datasets
+    from .data.registry import list_datasets
 
     if args.data_command == "list":
         print("image datasets:")
@@ -285,14 +285,11 @@ def command_data(args) -> int:
         for target in available_functions():
             print(f"  {target.name:14s} {target.formula} on [{target.domain[0]:g}, {target.domain[1]:g}]")
         return 0
-    import os
-
     from .data.fetch import describe_fetch, fetch_dataset
-    from .data.images import cache_dir
+    from .data.registry import download_folder
 
     print(describe_fetch(args.name))
-    destination = args.data_dir or (Path(os.environ["DLPROBE_DATA"]) if os.environ.get("DLPROBE_DATA") else cache_dir(args.name))
-    for path in fetch_dataset(args.name, destination):
+    for path in fetch_dataset(args.name, download_folder(args.name, args.data_dir)):
         print(path)
     return 0
 

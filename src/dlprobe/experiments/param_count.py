@@ -100,7 +100,7 @@ def _train_width(config: Config, data: TensorData, width: int, num_classes: int,
 
 def run(config: Config, ctx) -> dict:
     dataset = load_dataset(config.dataset, data_dir=ctx.data_dir, train_size=config.train_size,
-                           test_size=config.test_size, seed=config.seed)
+                           test_size=config.test_size)
     data = TensorData(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)
     summary = {
         "dataset": dataset.name, "dataset_note": dataset.note, "num_train": dataset.num_train, "num_test": dataset.num_test,

