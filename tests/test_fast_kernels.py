@@ -53,7 +53,7 @@ def test_ensemble_linear_equals_baddbmm_with_gradients(fan_in, fan_out):
 
 
 def _autograd_reference(model, x, target, loss, shared, alive):
-    from dlprobe.training.common import per_example_loss
+    from dlprobe.losses import per_example_loss
 
     for p in model.parameters():
         p.grad = None

@@ -22,10 +22,11 @@ import torch
 from torch import nn
 
 from ..errors import RunDirError
+from ..losses import per_example_loss
 from ..models.fast_tanh import fast_tanh
 from ..models.mlp import MLP, MLPSpec, activation_module, init_mlp_params
 from ..store import atomic_torch_save, load_checkpoint
-from .common import batch_slices, epoch_permutation, per_example_loss
+from .common import batch_slices, epoch_permutation
 from .ensemble_optim import EnsembleOptimizer
 from .ensemble_step import ensemble_linear, loss_and_gradients, supports
 from .loop import TensorData, TrainSpec

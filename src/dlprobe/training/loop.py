@@ -21,15 +21,9 @@ import torch
 from torch import nn
 
 from ..errors import RunDirError
+from ..losses import check_loss, per_example_loss
 from ..store import atomic_torch_save, load_checkpoint
-from .common import (
-    OptimizerSettings,
-    batch_slices,
-    check_loss,
-    epoch_permutation,
-    make_optimizer,
-    per_example_loss,
-)
+from .common import OptimizerSettings, batch_slices, epoch_permutation, make_optimizer
 from .metrics import MetricLog
 
 
