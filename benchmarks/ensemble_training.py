@@ -151,7 +151,7 @@ def op_profile(smoke: bool, steps: int = 5) -> dict:
     from torch.profiler import profile
 
     from dlprobe.models.fast_tanh import fast_tanh
-    from dlprobe.training.ensemble import EnsembleMLP
+    from dlprobe.models.ensemble_mlp import EnsembleMLP
     from dlprobe.training.ensemble_optim import EnsembleOptimizer
     from dlprobe.training.ensemble_step import loss_and_gradients
 

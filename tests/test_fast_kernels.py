@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dlprobe.models.fast_tanh import fast_tanh
-from dlprobe.training.ensemble_step import ensemble_linear
+from dlprobe.models.ensemble_mlp import ensemble_linear
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 4e-7), (torch.float64, 1e-15)])
@@ -68,7 +68,7 @@ def _autograd_reference(model, x, target, loss, shared, alive):
 @pytest.mark.parametrize("in_features, widths", [(1, (5, 4)), (3, (6,)), (2, (1, 3))])
 def test_hand_written_backward_equals_autograd(activation, loss, shared, in_features, widths):
     from dlprobe.models.mlp import MLPSpec
-    from dlprobe.training.ensemble import EnsembleMLP
+    from dlprobe.models.ensemble_mlp import EnsembleMLP
     from dlprobe.training.ensemble_step import loss_and_gradients
 
     out_features = 1 if loss == "mse" else 4

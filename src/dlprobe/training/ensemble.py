@@ -3,9 +3,8 @@
     result = train_ensemble(spec, seeds=range(100), data=data, train_spec=TrainSpec(epochs=300), lrs=None)
     result.final["train_loss"]   # (M,) tensor
 
-The M models are stacked into batched weights, W_l: (M, fan_in, fan_out) and b_l: (M, 1, fan_out), and the
-forward pass is one `baddbmm` per layer over (M, B, fan_in) inputs, so a step of 100 small models is a
-handful of large kernels instead of 100 x layers small ones. Model m starts from exactly the weights
+The M models are one EnsembleMLP (models/ensemble_mlp.py, stacked weights, one batched kernel per layer).
+Model m starts from exactly the weights
 `build_mlp(spec, Generator().manual_seed(seeds[m]))` has, sees its own data order
 (`epoch_permutation(N, seeds[m], epoch)`), and its loss is its own mean loss; the summed loss gives each
 model its own gradient, and Adam/SGD are elementwise, so every model follows the trajectory it would
@@ -19,67 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..errors import RunDirError
 from ..losses import per_example_loss
-from ..models.fast_tanh import fast_tanh
-from ..models.mlp import MLP, MLPSpec, activation_module, init_mlp_params
+from ..models.ensemble_mlp import EnsembleMLP
+from ..models.mlp import MLPSpec
 from ..store import atomic_torch_save, load_checkpoint
 from .common import batch_slices, epoch_permutation
 from .ensemble_optim import EnsembleOptimizer
-from .ensemble_step import ensemble_linear, loss_and_gradients, supports
+from .ensemble_step import loss_and_gradients, supports
 from .loop import TensorData, TrainSpec
 from .metrics import MetricLog
-
-
-class EnsembleMLP(nn.Module):
-    """M MLPs with one spec; parameters weight_<l> (M, fan_in, fan_out) and bias_<l> (M, 1, fan_out)."""
-
-    def __init__(self, spec: MLPSpec, seeds):
-        super().__init__()
-        self.spec = spec
-        self.num_models = len(seeds)
-        per_model = [init_mlp_params(spec, torch.Generator().manual_seed(int(seed))) for seed in seeds]
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.stack([layers[l][0].T for layers in per_model])) for l in range(len(spec.layer_sizes))
-        )
-        self.biases = nn.ParameterList(
-            nn.Parameter(torch.stack([layers[l][1].unsqueeze(0) for layers in per_model])) for l in range(len(spec.layer_sizes))
-        )
-        self.activation = activation_module(spec.activation)
-
-    def forward(self, x: torch.Tensor, shared: bool = False, fast: bool = False) -> torch.Tensor:
-        """x: (M, B, ...) one batch per model, or with shared=True (B, ...) seen by every model
-        -> (M, B, out_features). fast=True evaluates tanh with `fast_tanh` (first derivatives only: the
-        trainer and evaluation use it; double-backward code must not)."""
-        activation = fast_tanh if fast and self.spec.activation == "tanh" else self.activation
-        if shared:
-            h = x.reshape(1, x.shape[0], -1).expand(self.num_models, -1, -1)
-        else:
-            h = x.reshape(self.num_models, x.shape[1], -1)
-        last = len(self.weights) - 1
-        for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            h = ensemble_linear(h, weight, bias)
-            if index < last:
-                h = activation(h)
-        return h
-
-    def flat_params(self) -> torch.Tensor:
-        """(M, P), each row ordered like `nn.utils.parameters_to_vector(build_mlp(spec, ...))`."""
-        pieces = []
-        for weight, bias in zip(self.weights, self.biases):
-            pieces += [weight.detach().transpose(1, 2).reshape(self.num_models, -1), bias.detach().reshape(self.num_models, -1)]
-        return torch.cat(pieces, dim=1)
-
-    def member(self, index: int) -> MLP:
-        """Model `index` as an ordinary MLP module (a copy)."""
-        model = MLP(self.spec).to(device=self.weights[0].device, dtype=self.weights[0].dtype)
-        with torch.no_grad():
-            for layer, weight, bias in zip(model.linear_layers(), self.weights, self.biases):
-                layer.weight.copy_(weight[index].T)
-                layer.bias.copy_(bias[index, 0])
-        return model
 
 
 @dataclass
