@@ -69,7 +69,7 @@ def _autograd_reference(model, x, target, loss, shared, alive):
 def test_hand_written_backward_equals_autograd(activation, loss, shared, in_features, widths):
     from dlprobe.models.mlp import MLPSpec
     from dlprobe.models.ensemble_mlp import EnsembleMLP
-    from dlprobe.training.ensemble_step import loss_and_gradients
+    from dlprobe.training.ensemble_step import StepBuffers, loss_and_gradients
 
     out_features = 1 if loss == "mse" else 4
     spec = MLPSpec(in_features, widths, out_features, activation)
@@ -83,7 +83,7 @@ def test_hand_written_backward_equals_autograd(activation, loss, shared, in_feat
         target = torch.randint(0, out_features, (3, batch), generator=generator)
     alive = torch.tensor([True, False, True])
     expected_losses, expected = _autograd_reference(model, x, target, loss, shared, alive)
-    losses = loss_and_gradients(model, x, target, loss, shared, alive)
+    losses = loss_and_gradients(model, x, target, loss, shared, alive, StepBuffers())
     assert torch.allclose(losses, expected_losses, rtol=1e-13, atol=0)
     for p, reference in zip(model.parameters(), expected):
         assert torch.allclose(p.grad, reference, rtol=1e-12, atol=1e-14)

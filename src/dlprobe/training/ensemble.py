@@ -26,7 +26,7 @@ from ..models.mlp import MLPSpec
 from ..store import atomic_torch_save, load_checkpoint
 from .common import batch_slices, epoch_permutation
 from .ensemble_optim import EnsembleOptimizer
-from .ensemble_step import loss_and_gradients, supports
+from .ensemble_step import StepBuffers, loss_and_gradients, supports
 from .loop import TensorData, TrainSpec
 from .metrics import MetricLog
 
@@ -143,6 +143,7 @@ def train_ensemble(
         start_epoch = epochs_done = saved["epoch"]
         step = saved["step"]
     manual = manual_backward and supports(spec.activation, spec_t.loss)
+    buffers = StepBuffers()  # the hand-written step's scratch memory, for this run only
     for epoch in range(start_epoch, spec_t.epochs):
         metrics = epoch_boundary(epoch)
         if spec_t.stop_patience and all(c is not None or not a for c, a in zip(converged, alive.tolist())):
@@ -161,7 +162,7 @@ def train_ensemble(
                 x = flat_x[index]  # (M, B, D)
                 target = data.y_train[index]
             if manual:  # the hand-written backward (ensemble_step.py): same gradients, less overhead
-                losses = loss_and_gradients(model, x, target, spec_t.loss, orders is None, alive)  # (M,)
+                losses = loss_and_gradients(model, x, target, spec_t.loss, orders is None, alive, buffers)  # (M,)
             else:
                 output = model(x, shared=orders is None, fast=True)
                 losses = per_example_loss(output, target, spec_t.loss).mean(dim=1)  # (M,)
@@ -205,7 +206,6 @@ def train_ensemble(
             )
     if final is None:
         final = epoch_boundary(epochs_done, last=True)
-    model.__dict__.pop("_step_buffers", None)  # the hand-written step's scratch memory (ensemble_step.py)
     return EnsembleResult(model, status, log, final, snapshots, snapshot_epochs, snapshot_metrics, epochs_done, converged)
 
 
