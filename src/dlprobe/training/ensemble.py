@@ -88,12 +88,14 @@ def train_ensemble(
     data = data.to(device)
     model = EnsembleMLP(spec, seeds).to(device)
     lrs = [train_spec.optimizer.lr] * len(seeds) if lrs is None else lrs
-    optimizer = EnsembleOptimizer(model.parameters(), train_spec.optimizer, torch.as_tensor(lrs, dtype=torch.float64, device=device))
+    lrs = torch.as_tensor(lrs, dtype=torch.float64, device=device)  # (M,)
+    optimizer = EnsembleOptimizer(model.parameters(), train_spec.optimizer, lrs)
     state = TrainState(model, optimizer, num_models=len(seeds))
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         state.restore(checkpoint_path)
     alive = torch.tensor([status == "ok" for status in state.status], device=device)  # (M,), updated in place
-    recorder = Recorder(train_spec, state, data, runs=[str(i) for i in range(len(seeds))] if record_runs else [],
+    runs = [str(index) for index in range(len(seeds))] if record_runs else []
+    recorder = Recorder(train_spec, state, data, runs,
                         evaluate=lambda x, y: evaluate_ensemble(model, x, y, train_spec.loss, train_spec.eval_batch_size, alive),
                         snapshot=lambda: model.flat_params().cpu().clone())
     buffers = StepBuffers() if manual_backward and supports(spec.activation, train_spec.loss) else None
