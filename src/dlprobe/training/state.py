@@ -34,6 +34,8 @@ _PLAIN = ("epoch", "step", "status", "snapshots", "snapshot_epochs", "snapshot_m
 
 @dataclass(eq=False)
 class TrainState:
+    """A trainer's model, optimizer and records (see the module docstring); M = num_models."""
+
     model: nn.Module
     optimizer: Any  # a torch.optim.Optimizer or an EnsembleOptimizer: anything with state_dict/load_state_dict
     num_models: int = 1
@@ -74,9 +76,9 @@ class TrainState:
         try:
             self.model.load_state_dict(saved["model"])
             self.optimizer.load_state_dict(saved["optimizer"])
+            self.log = MetricLog.from_state(saved["log"])
         except (KeyError, RuntimeError, ValueError, TypeError, IndexError):  # e.g. another optimizer's moments
             raise RunDirError(mismatch) from None
-        self.log = MetricLog.from_state(saved["log"])
         for name in _PLAIN:
             setattr(self, name, saved[name])
 
