@@ -151,9 +151,9 @@ def op_profile(smoke: bool, steps: int = 5) -> dict:
     from torch.profiler import profile
 
     from dlprobe.models.fast_tanh import fast_tanh
-    from dlprobe.training.ensemble import EnsembleMLP
+    from dlprobe.models.ensemble_mlp import EnsembleMLP
     from dlprobe.training.ensemble_optim import EnsembleOptimizer
-    from dlprobe.training.ensemble_step import loss_and_gradients
+    from dlprobe.training.ensemble_step import StepBuffers, loss_and_gradients
 
     size = sizes(smoke)
     spec = MLPSpec(1, size["widths"], 1, "tanh")
@@ -163,9 +163,10 @@ def op_profile(smoke: bool, steps: int = 5) -> dict:
                                   torch.full((size["num_models"],), LEARNING_RATE, dtype=torch.float64))
     alive = torch.ones(size["num_models"], dtype=torch.bool)
     target = y.expand(size["num_models"], *y.shape)
+    buffers = StepBuffers()
 
     def step():
-        loss_and_gradients(model, x, target, "mse", True, alive)
+        loss_and_gradients(model, x, target, "mse", True, alive, buffers)
         optimizer.step()
 
     step()

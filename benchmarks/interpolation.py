@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlprobe.analysis.landscape import LOSSES, batchnorm_modules, check_same_layout, evaluate_interpolation, per_example_loss
+from dlprobe.analysis.landscape import batchnorm_modules, check_same_layout, evaluate_interpolation
+from dlprobe.losses import check_loss, per_example_loss
 from dlprobe.data.images import load_dataset
 from dlprobe.models.budget import cnn_for_budget
 from dlprobe.models.cnn import build_cnn
@@ -62,8 +63,7 @@ def interpolate_params(params1, params2, alphas):
 def evaluate_interpolation_sequential(model, params1, params2, alphas, x, y, loss="cross_entropy", batch_size=1024):
     """The reference for `evaluate_interpolation` (same arguments and result, BatchNorm statistics recomputed on
     x in batches of batch_size, its default): one plain model copy per alpha, loaded with `interpolate_params`."""
-    if loss not in LOSSES:
-        raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    check_loss(loss)
     bn_batches = list(torch.split(x, batch_size)) if batchnorm_modules(model) else []
     losses, accuracies = [], []
     for alpha in torch.as_tensor(alphas):

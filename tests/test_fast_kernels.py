@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dlprobe.models.fast_tanh import fast_tanh
-from dlprobe.training.ensemble_step import ensemble_linear
+from dlprobe.models.ensemble_mlp import ensemble_linear
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 4e-7), (torch.float64, 1e-15)])
@@ -53,7 +53,7 @@ def test_ensemble_linear_equals_baddbmm_with_gradients(fan_in, fan_out):
 
 
 def _autograd_reference(model, x, target, loss, shared, alive):
-    from dlprobe.training.common import per_example_loss
+    from dlprobe.losses import per_example_loss
 
     for p in model.parameters():
         p.grad = None
@@ -68,8 +68,8 @@ def _autograd_reference(model, x, target, loss, shared, alive):
 @pytest.mark.parametrize("in_features, widths", [(1, (5, 4)), (3, (6,)), (2, (1, 3))])
 def test_hand_written_backward_equals_autograd(activation, loss, shared, in_features, widths):
     from dlprobe.models.mlp import MLPSpec
-    from dlprobe.training.ensemble import EnsembleMLP
-    from dlprobe.training.ensemble_step import loss_and_gradients
+    from dlprobe.models.ensemble_mlp import EnsembleMLP
+    from dlprobe.training.ensemble_step import StepBuffers, loss_and_gradients
 
     out_features = 1 if loss == "mse" else 4
     spec = MLPSpec(in_features, widths, out_features, activation)
@@ -83,7 +83,7 @@ def test_hand_written_backward_equals_autograd(activation, loss, shared, in_feat
         target = torch.randint(0, out_features, (3, batch), generator=generator)
     alive = torch.tensor([True, False, True])
     expected_losses, expected = _autograd_reference(model, x, target, loss, shared, alive)
-    losses = loss_and_gradients(model, x, target, loss, shared, alive)
+    losses = loss_and_gradients(model, x, target, loss, shared, alive, StepBuffers())
     assert torch.allclose(losses, expected_losses, rtol=1e-13, atol=0)
     for p, reference in zip(model.parameters(), expected):
         assert torch.allclose(p.grad, reference, rtol=1e-12, atol=1e-14)

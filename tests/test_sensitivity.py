@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlprobe.analysis.landscape import per_example_loss
+from dlprobe.losses import per_example_loss
 from dlprobe.analysis.sensitivity import input_gradient_sensitivity, jacobian_sensitivity
 from dlprobe.analysis.sharpness import epsilon_sharpness
 from dlprobe.errors import ConfigError

@@ -7,10 +7,14 @@ import pytest
 import torch
 
 from dlprobe.data.functions import function_dataset, get_function
+from dlprobe.errors import RunDirError
 from dlprobe.models.mlp import MLPSpec, build_mlp
+from dlprobe.store import atomic_torch_save
 from dlprobe.training.common import OptimizerSettings, batch_slices, epoch_permutation
 from dlprobe.training.ensemble import train_ensemble
 from dlprobe.training.loop import TensorData, TrainSpec, grad_norm, train
+from dlprobe.training.recorder import Recorder
+from dlprobe.training.state import TrainState
 
 
 def sinc_data(num_train=200, num_test=50):
@@ -118,7 +122,8 @@ def test_resume_equals_straight_run(tmp_path):
 
 
 class _StopAfter:
-    """A progress object that interrupts training after n epochs (like Ctrl-C), after the checkpoint."""
+    """A progress object that interrupts training in the n-th epoch's progress update (like Ctrl-C), so the
+    last checkpoint is the one after epoch n - 1."""
 
     def __init__(self, epochs):
         self.remaining = epochs
@@ -163,3 +168,46 @@ def test_ensemble_resume_equals_straight_run(tmp_path):
     assert resumed.log.rows() == straight.log.rows()
     assert all(torch.equal(a, b) for a, b in zip(resumed.snapshots, straight.snapshots))
     assert resumed.epochs_done == straight.epochs_done and resumed.converged_epoch == straight.converged_epoch
+
+
+@pytest.mark.parametrize("trainer", ["plain", "ensemble"])
+def test_checkpoint_of_another_model_is_refused_in_one_line(tmp_path, trainer):
+    data = sinc_data(num_train=40, num_test=10)
+    checkpoint = tmp_path / "ckpt.pt"
+
+    def run(widths, seeds=(0, 1)):
+        spec, train_spec = MLPSpec(1, widths, 1, "tanh"), TrainSpec(epochs=2)
+        if trainer == "plain":
+            return train(build_mlp(spec, torch.Generator().manual_seed(0)), data, train_spec, seed=0, checkpoint_path=checkpoint)
+        return train_ensemble(spec, seeds, data, train_spec, checkpoint_path=checkpoint)
+
+    run((8,))  # saves its state after epoch 1 of 2
+    others = [dict(widths=(4,)), dict(widths=(8, 8))] + ([dict(widths=(8,), seeds=(0, 1, 2))] if trainer == "ensemble" else [])
+    for other in others:
+        with pytest.raises(RunDirError) as refused:
+            run(**other)
+        assert "does not match this model" in str(refused.value) and "\n" not in str(refused.value)
+    atomic_torch_save({"model": {}, "epoch": 1}, checkpoint)  # another format (e.g. an older dlprobe's)
+    with pytest.raises(RunDirError, match="does not match this model"):
+        run((8,))
+
+
+def test_stopping_rule_fires_patience_epochs_after_the_last_real_improvement():
+    # stop_rel_improvement 0.1: model 0 improves at epochs 0, 1 and 4 (0.48 and 0.47 are within 10 % of 0.5);
+    # model 1 never improves after epoch 0. Patience 2: they converge at epochs 3 and 2.
+    train_losses = [[1.0, 1.0], [0.5, 1.0], [0.48, 1.0], [0.47, 1.0], [0.2, 1.0]]
+    spec = TrainSpec(epochs=5, stop_patience=2, stop_rel_improvement=0.1)
+    state = TrainState(torch.nn.Linear(1, 1), optimizer=None, num_models=2)
+    x = torch.zeros(1, 1)
+    current = {}
+    recorder = Recorder(spec, state, TensorData(x, x, x, x), runs=["0", "1"],
+                        evaluate=lambda x, y: {"loss": torch.tensor(current["losses"], dtype=torch.float64)}, snapshot=list)
+    stopped = []
+    for epoch, losses in enumerate(train_losses):
+        current["losses"] = losses
+        recorder.at_epoch(epoch)
+        stopped.append(recorder.all_converged(torch.tensor([True, True])))
+    assert state.converged == [3, 2] and state.best_loss == [0.2, 1.0] and state.last_improved == [4, 0]
+    assert stopped == [False, False, False, True, True]
+    assert state.log.series("train_loss", "0")[1] == [1.0, 0.5, 0.48, 0.47, 0.2]
+    assert state.snapshots == []  # snapshot_every 0: none

@@ -80,7 +80,7 @@ def test_trajectory_snapshots_and_pca(runs):
 def test_layer_slice_matches_the_module_layout():
     from dlprobe.experiments.trajectory import layer_slice
     from dlprobe.models.mlp import MLPSpec
-    from dlprobe.training.ensemble import EnsembleMLP
+    from dlprobe.models.ensemble_mlp import EnsembleMLP
 
     spec = MLPSpec(3, (5, 4), 2, "tanh")
     ensemble = EnsembleMLP(spec, [0, 1])

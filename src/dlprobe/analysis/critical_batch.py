@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from ..models.mlp import MLPSpec, activation_module
-from ..training.ensemble_step import ensemble_linear
+from ..models.ensemble_mlp import ensemble_linear
 
 MU_UP, MU_DOWN = 2.0, 10.0  # damped_newton's schedule (critical.py)
 

@@ -19,34 +19,10 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
-from torch.nn.functional import cross_entropy
 
 from dlprobe.analysis.point_evaluation import PointEvaluator, combine_states
 from dlprobe.errors import ConfigError
-
-LOSSES = ("cross_entropy", "mse")
-
-
-def per_example_loss(outputs, targets, loss):
-    """Loss of each example: outputs (..., N, C), targets (N,) labels or (N, C) values -> (..., N).
-
-    "cross_entropy" takes integer labels; "mse" is the mean squared error over the output entries of
-    one example, so the mean over examples equals `F.mse_loss` over the whole batch.
-    """
-    if loss == "cross_entropy":
-        flat = outputs.reshape(-1, outputs.shape[-1])
-        labels = targets.expand(*outputs.shape[:-1]).reshape(-1)
-        return cross_entropy(flat, labels, reduction="none").view(outputs.shape[:-1])
-    if loss == "mse":
-        num_examples, num_outputs = outputs.shape[-2:]
-        if targets.numel() != num_examples * num_outputs:
-            raise ConfigError(
-                f"mse targets of shape {tuple(targets.shape)} do not match outputs (N, C) = "
-                f"{(num_examples, num_outputs)}"
-            )
-        return (outputs - targets.reshape(num_examples, num_outputs)).square().mean(-1)
-    raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
-
+from dlprobe.losses import check_loss, per_example_loss
 
 @contextmanager
 def evaluation_mode(model):
@@ -144,8 +120,7 @@ def _evaluate_chunk(evaluator, num_points, x, y, loss, batch_size):
 
 def _evaluate_points(model, states, coefficients, x, y, loss, batch_size, bn_loader, chunk_size):
     """Evaluate the points sum_k coefficients[a, k] * states[k] (see point_evaluation), chunk by chunk."""
-    if loss not in LOSSES:
-        raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    check_loss(loss)
     bn_batches = _input_batches(bn_loader, x, batch_size) if batchnorm_modules(model) else []
     if batchnorm_modules(model) and not bn_batches:
         raise ConfigError("the model has BatchNorm layers but bn_loader gave no batches to recompute them on")

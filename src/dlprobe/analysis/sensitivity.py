@@ -18,8 +18,9 @@ Inputs may be flat (N, D) for MLPs or images (N, C, H, W) for CNNs.
 import torch
 from torch.func import jacrev, vmap
 
-from dlprobe.analysis.landscape import LOSSES, evaluation_mode, per_example_loss
+from dlprobe.analysis.landscape import evaluation_mode
 from dlprobe.errors import ConfigError
+from dlprobe.losses import check_loss, per_example_loss
 
 
 def input_gradient_sensitivity(model, x, y, loss="cross_entropy", batch_size=1024):
@@ -33,8 +34,7 @@ def input_gradient_sensitivity(model, x, y, loss="cross_entropy", batch_size=102
       per-example norms, so only compare it between sets of equal size.
     Returns {"mean_example_gradient_norm": float, "batch_gradient_norm": float}.
     """
-    if loss not in LOSSES:
-        raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    check_loss(loss)
     if len(x) == 0:
         raise ConfigError("input_gradient_sensitivity needs at least one example")
     norm_sum, squared_norm_sum = 0.0, 0.0

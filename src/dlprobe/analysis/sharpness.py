@@ -17,8 +17,9 @@ epsilon = 0 gives exactly 0.
 import torch
 from torch.func import functional_call
 
-from dlprobe.analysis.landscape import LOSSES, evaluation_mode, per_example_loss
+from dlprobe.analysis.landscape import evaluation_mode
 from dlprobe.errors import ConfigError
+from dlprobe.losses import check_loss, per_example_loss
 
 
 def _full_loss(model, params, x, y, loss, batch_size, with_gradient):
@@ -57,8 +58,7 @@ def epsilon_sharpness(
     Returns {"sharpness": float (percent), "loss": f(theta), "loss_at_maximum": f(theta + z*)} with
     z* the best point seen.
     """
-    if loss not in LOSSES:
-        raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    check_loss(loss)
     if epsilon < 0 or steps < 0:
         raise ConfigError(f"epsilon-sharpness needs epsilon >= 0 and steps >= 0, got {epsilon} and {steps}")
     step_fraction = 2.5 / max(steps, 1) if step_fraction is None else step_fraction

@@ -5,7 +5,7 @@
 
 Initialisation follows PyTorch's nn.Linear default (uniform in ±1/sqrt(fan_in) for weight and bias) but
 draws from the generator passed in, so a seed fixes the weights without touching the global RNG, and the
-ensemble trainer (training/ensemble.py) can stack exactly the same initial weights.
+ensemble model (ensemble_mlp.py) can stack exactly the same initial weights.
 """
 
 from __future__ import annotations

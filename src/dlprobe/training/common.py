@@ -1,4 +1,4 @@
-"""What the single-model loop and the ensemble trainer share: losses, data order, optimizer settings.
+"""What the single-model loop and the ensemble trainer share: data order, optimizer settings, the device.
 
 Data order is a pure function of (seed, epoch), as in open_lth: a run resumed at epoch e sees exactly the
 batches a straight run sees, without saving any generator state.
@@ -9,11 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError
 
-LOSSES = ("mse", "cross_entropy")
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -40,20 +38,6 @@ def make_optimizer(parameters, settings: OptimizerSettings) -> torch.optim.Optim
     if settings.name == "adam":
         return torch.optim.Adam(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
     return torch.optim.SGD(parameters, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
-
-
-def check_loss(loss: str) -> str:
-    if loss not in LOSSES:
-        raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
-    return loss
-
-
-def per_example_loss(output: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
-    """output (..., B, K), target (..., B, K) for mse or (..., B) int for cross_entropy -> (..., B)."""
-    if loss == "mse":
-        return ((output - target) ** 2).mean(dim=-1)
-    flat = F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1), reduction="none")
-    return flat.view(target.shape)
 
 
 def epoch_permutation(num_examples: int, seed: int, epoch: int, device="cpu") -> torch.Tensor:

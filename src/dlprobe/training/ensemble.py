@@ -3,14 +3,16 @@
     result = train_ensemble(spec, seeds=range(100), data=data, train_spec=TrainSpec(epochs=300), lrs=None)
     result.final["train_loss"]   # (M,) tensor
 
-The M models are stacked into batched weights, W_l: (M, fan_in, fan_out) and b_l: (M, 1, fan_out), and the
-forward pass is one `baddbmm` per layer over (M, B, fan_in) inputs, so a step of 100 small models is a
-handful of large kernels instead of 100 x layers small ones. Model m starts from exactly the weights
-`build_mlp(spec, Generator().manual_seed(seeds[m]))` has, sees its own data order
-(`epoch_permutation(N, seeds[m], epoch)`), and its loss is its own mean loss; the summed loss gives each
-model its own gradient, and Adam/SGD are elementwise, so every model follows the trajectory it would
-follow alone (tests check this against the plain loop). Each model may have its own learning rate.
-A model whose loss becomes NaN/inf is marked diverged and frozen; the others continue.
+The M models are one EnsembleMLP (models/ensemble_mlp.py, stacked weights, one batched kernel per layer).
+Model m starts from exactly the weights `build_mlp(spec, Generator().manual_seed(seeds[m]))` has, sees its
+own data order (`epoch_permutation(N, seeds[m], epoch)`), and its loss is its own mean loss; the summed loss
+gives each model its own gradient, and Adam/SGD are elementwise (ensemble_optim.py), so every model follows
+the trajectory it would follow alone (tests check this against the plain loop). Each model may have its own
+learning rate. A model whose loss becomes NaN/inf is marked diverged and frozen; the others continue.
+Training ends after train_spec.epochs, after the epoch in which the last model diverged, or at the first
+epoch boundary where the stopping rule has fired for every model still training. Records, snapshots and the
+stopping rule are the Recorder's (recorder.py), checkpoints the TrainState's (state.py), as in the plain
+loop; where the hand-written step applies (ensemble_step.py), the trainer owns its StepBuffers.
 """
 
 from __future__ import annotations
@@ -19,66 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from ..errors import RunDirError
-from ..models.fast_tanh import fast_tanh
-from ..models.mlp import MLP, MLPSpec, activation_module, init_mlp_params
-from ..store import atomic_torch_save, load_checkpoint
-from .common import batch_slices, epoch_permutation, per_example_loss
+from ..losses import per_example_loss
+from ..models.ensemble_mlp import EnsembleMLP
+from ..models.mlp import MLPSpec
+from .common import batch_slices, epoch_permutation
 from .ensemble_optim import EnsembleOptimizer
-from .ensemble_step import ensemble_linear, loss_and_gradients, supports
+from .ensemble_step import StepBuffers, loss_and_gradients, supports
 from .loop import TensorData, TrainSpec
 from .metrics import MetricLog
-
-
-class EnsembleMLP(nn.Module):
-    """M MLPs with one spec; parameters weight_<l> (M, fan_in, fan_out) and bias_<l> (M, 1, fan_out)."""
-
-    def __init__(self, spec: MLPSpec, seeds):
-        super().__init__()
-        self.spec = spec
-        self.num_models = len(seeds)
-        per_model = [init_mlp_params(spec, torch.Generator().manual_seed(int(seed))) for seed in seeds]
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.stack([layers[l][0].T for layers in per_model])) for l in range(len(spec.layer_sizes))
-        )
-        self.biases = nn.ParameterList(
-            nn.Parameter(torch.stack([layers[l][1].unsqueeze(0) for layers in per_model])) for l in range(len(spec.layer_sizes))
-        )
-        self.activation = activation_module(spec.activation)
-
-    def forward(self, x: torch.Tensor, shared: bool = False, fast: bool = False) -> torch.Tensor:
-        """x: (M, B, ...) one batch per model, or with shared=True (B, ...) seen by every model
-        -> (M, B, out_features). fast=True evaluates tanh with `fast_tanh` (first derivatives only: the
-        trainer and evaluation use it; double-backward code must not)."""
-        activation = fast_tanh if fast and self.spec.activation == "tanh" else self.activation
-        if shared:
-            h = x.reshape(1, x.shape[0], -1).expand(self.num_models, -1, -1)
-        else:
-            h = x.reshape(self.num_models, x.shape[1], -1)
-        last = len(self.weights) - 1
-        for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            h = ensemble_linear(h, weight, bias)
-            if index < last:
-                h = activation(h)
-        return h
-
-    def flat_params(self) -> torch.Tensor:
-        """(M, P), each row ordered like `nn.utils.parameters_to_vector(build_mlp(spec, ...))`."""
-        pieces = []
-        for weight, bias in zip(self.weights, self.biases):
-            pieces += [weight.detach().transpose(1, 2).reshape(self.num_models, -1), bias.detach().reshape(self.num_models, -1)]
-        return torch.cat(pieces, dim=1)
-
-    def member(self, index: int) -> MLP:
-        """Model `index` as an ordinary MLP module (a copy)."""
-        model = MLP(self.spec).to(device=self.weights[0].device, dtype=self.weights[0].dtype)
-        with torch.no_grad():
-            for layer, weight, bias in zip(model.linear_layers(), self.weights, self.biases):
-                layer.weight.copy_(weight[index].T)
-                layer.bias.copy_(bias[index, 0])
-        return model
+from .recorder import Recorder
+from .state import TrainState
 
 
 @dataclass
@@ -90,13 +43,14 @@ class EnsembleResult:
     snapshots: list[torch.Tensor]  # each (M, P) flat weights
     snapshot_epochs: list[int]
     snapshot_metrics: list[dict[str, torch.Tensor]]  # per snapshot: name -> (M,)
-    epochs_done: int = 0
-    converged_epoch: list[int | None] | None = None  # per model: epoch the stopping rule fired (None: never)
+    epochs_done: int
+    converged_epoch: list[int | None]  # per model: epoch the stopping rule fired (None: never)
 
 
 @torch.no_grad()
-def evaluate_ensemble(model: EnsembleMLP, x, y, loss: str, batch_size: int = 4096) -> dict[str, torch.Tensor]:
-    """Per-model mean loss (and accuracy) over a dataset shared by all models: name -> (M,)."""
+def evaluate_ensemble(model: EnsembleMLP, x, y, loss: str, batch_size: int, alive: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-model mean loss (and accuracy) over a dataset shared by all models: name -> (M,) on the CPU,
+    NaN for the models not alive ((M,) bool)."""
     total = torch.zeros(model.num_models, dtype=torch.float64, device=x.device)
     correct = torch.zeros(model.num_models, dtype=torch.float64, device=x.device)
     for start in range(0, len(x), batch_size):
@@ -108,7 +62,7 @@ def evaluate_ensemble(model: EnsembleMLP, x, y, loss: str, batch_size: int = 409
     metrics = {"loss": (total / len(x)).cpu()}
     if loss == "cross_entropy":
         metrics["accuracy"] = (correct / len(x)).cpu()
-    return metrics
+    return {name: torch.where(alive.cpu(), values, torch.nan) for name, values in metrics.items()}
 
 
 def train_ensemble(
@@ -126,146 +80,99 @@ def train_ensemble(
 ) -> EnsembleResult:
     """Train len(seeds) MLPs together; `lrs` (M,) overrides train_spec.optimizer.lr per model.
 
-    With `checkpoint_path`, everything that changes (weights, optimizer moments, statuses, records,
-    snapshots, the stopping rule's memory) is saved atomically every `checkpoint_every` epochs and a later
-    call resumes from it, ending with the same numbers as a straight run.
-    manual_backward: use the hand-written backward of ensemble_step.py where it applies (tanh/relu/sigmoid);
-    False forces autograd (the tests' reference)."""
+    record_runs=False logs nothing (result.final and the snapshots remain). With `checkpoint_path`, the
+    TrainState is saved every `checkpoint_every` epochs and a later call resumes from it, ending with the
+    same numbers as a straight run. manual_backward: use the hand-written backward of ensemble_step.py where
+    it applies (tanh/relu/sigmoid); False forces autograd (the tests' reference)."""
     seeds = [int(s) for s in seeds]
-    num_models = len(seeds)
     data = data.to(device)
     model = EnsembleMLP(spec, seeds).to(device)
-    if lrs is None:
-        lrs = [train_spec.optimizer.lr] * num_models
-    optimizer = EnsembleOptimizer(model.parameters(), train_spec.optimizer, torch.as_tensor(lrs, dtype=torch.float64, device=device))
-    alive = torch.ones(num_models, dtype=torch.bool, device=device)
-    status = ["ok"] * num_models
-    log = MetricLog()
-    snapshots, snapshot_epochs, snapshot_metrics = [], [], []
-    num_train = len(data.x_train)
-    flat_x = data.x_train.reshape(num_train, -1)
-    step = 0
-    spec_t = train_spec
-    best_loss = torch.full((num_models,), float("inf"), dtype=torch.float64)
-    last_improved = [0] * num_models
-    converged: list[int | None] = [None] * num_models
-
-    def update_convergence(epoch: int, train_loss: torch.Tensor) -> None:
-        for index in range(num_models):
-            value = train_loss[index].item()
-            if value < best_loss[index] * (1 - spec_t.stop_rel_improvement):
-                best_loss[index] = value
-                last_improved[index] = epoch
-            elif converged[index] is None and epoch - last_improved[index] >= spec_t.stop_patience:
-                converged[index] = epoch
-
-    def epoch_boundary(epoch: int, last: bool = False) -> dict[str, torch.Tensor]:
-        metrics: dict[str, torch.Tensor] = {}
-        if epoch % spec_t.eval_every == 0 or last or (spec_t.snapshot_every and epoch % spec_t.snapshot_every == 0):
-            for split, (x, y) in {"train": (data.x_train, data.y_train), "test": (data.x_test, data.y_test)}.items():
-                for name, values in evaluate_ensemble(model, x, y, spec_t.loss, spec_t.eval_batch_size).items():
-                    metrics[f"{split}_{name}"] = torch.where(alive.cpu(), values, torch.nan)
-            if spec_t.stop_patience:
-                update_convergence(epoch, metrics["train_loss"])
-            if record_runs and (epoch % spec_t.eval_every == 0 or last):
-                for index in range(num_models):
-                    log.add(str(index), step, "epoch", epoch)
-                    for name, values in metrics.items():
-                        log.add(str(index), step, name, values[index].item())
-        if spec_t.snapshot_every and (epoch % spec_t.snapshot_every == 0 or last):
-            snapshots.append(model.flat_params().cpu().clone())
-            snapshot_epochs.append(epoch)
-            snapshot_metrics.append(metrics)
-        return metrics
-
-    epochs_done, final, start_epoch = 0, None, 0
+    lrs = [train_spec.optimizer.lr] * len(seeds) if lrs is None else lrs
+    lrs = torch.as_tensor(lrs, dtype=torch.float64, device=device)  # (M,)
+    optimizer = EnsembleOptimizer(model.parameters(), train_spec.optimizer, lrs)
+    state = TrainState(model, optimizer, num_models=len(seeds))
     if checkpoint_path is not None and Path(checkpoint_path).exists():
-        saved = load_checkpoint(checkpoint_path)
-        _check_ensemble_checkpoint(saved, model, checkpoint_path)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        alive.copy_(saved["alive"])
-        status[:] = saved["status"]
-        log = MetricLog.from_state(saved["log"])
-        snapshots[:], snapshot_epochs[:], snapshot_metrics[:] = saved["snapshots"], saved["snapshot_epochs"], saved["snapshot_metrics"]
-        best_loss.copy_(saved["best_loss"])
-        last_improved[:], converged[:] = saved["last_improved"], saved["converged"]
-        start_epoch = epochs_done = saved["epoch"]
-        step = saved["step"]
-    manual = manual_backward and supports(spec.activation, spec_t.loss)
-    for epoch in range(start_epoch, spec_t.epochs):
-        metrics = epoch_boundary(epoch)
-        if spec_t.stop_patience and all(c is not None or not a for c, a in zip(converged, alive.tolist())):
-            final = metrics  # every model has converged: this boundary is the end of training
+        state.restore(checkpoint_path)
+    alive = torch.tensor([status == "ok" for status in state.status], device=device)  # (M,), updated in place
+    runs = [str(index) for index in range(len(seeds))] if record_runs else []
+    recorder = Recorder(train_spec, state, data, runs,
+                        evaluate=lambda x, y: evaluate_ensemble(model, x, y, train_spec.loss, train_spec.eval_batch_size, alive),
+                        snapshot=lambda: model.flat_params().cpu().clone())
+    buffers = StepBuffers() if manual_backward and supports(spec.activation, train_spec.loss) else None
+    flat_x = data.x_train.reshape(len(data.x_train), -1)
+    final = None
+    for epoch in range(state.epoch, train_spec.epochs):
+        metrics = recorder.at_epoch(epoch)
+        if recorder.all_converged(alive):
+            final = metrics  # every model still training has converged: this boundary is the end of training
             break
-        if spec_t.batch_size and spec_t.batch_size < num_train:
-            orders = torch.stack([epoch_permutation(num_train, seed, epoch) for seed in seeds]).to(device)  # (M, N)
-        else:
-            orders = None  # full batch: every model sees all examples; order does not change the mean
-        for batch in batch_slices(num_train, spec_t.batch_size):
-            if orders is None:
-                x = flat_x
-                target = data.y_train.unsqueeze(0).expand(num_models, *data.y_train.shape)
-            else:
-                index = orders[:, batch]  # (M, B)
-                x = flat_x[index]  # (M, B, D)
-                target = data.y_train[index]
-            if manual:  # the hand-written backward (ensemble_step.py): same gradients, less overhead
-                losses = loss_and_gradients(model, x, target, spec_t.loss, orders is None, alive)  # (M,)
-            else:
-                output = model(x, shared=orders is None, fast=True)
-                losses = per_example_loss(output, target, spec_t.loss).mean(dim=1)  # (M,)
-            finite = torch.isfinite(losses.detach())
-            newly_failed = alive & ~finite
-            if newly_failed.any():
-                for index in newly_failed.nonzero().flatten().tolist():
-                    status[index] = f"diverged at step {step}"
-                alive &= finite
-            if not manual:
-                for p in model.parameters():
-                    p.grad = None
-                torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
-            if not alive.all():
-                for p in model.parameters():  # freeze diverged models: no gradient, no optimizer motion
-                    p.grad[~alive] = 0
-            if spec_t.record_iterations and record_runs:
-                norms = ensemble_grad_norm(model, spec_t.grad_norm_p)
-                for index in range(num_models):
-                    log.add(str(index), step, "iteration_loss", losses[index].item())
-                    log.add(str(index), step, "grad_norm", norms[index].item())
-            frozen = [p.detach()[~alive].clone() for p in model.parameters()] if not alive.all() else None
-            optimizer.step()
-            if frozen is not None:
-                with torch.no_grad():
-                    for p, saved in zip(model.parameters(), frozen):
-                        p[~alive] = saved
-            step += 1
-        epochs_done = epoch + 1
+        for batch in _batches(flat_x, data.y_train, seeds, epoch, train_spec.batch_size):
+            losses = _gradients(model, batch, train_spec.loss, alive, buffers, state)
+            if recorder.records_iterations:
+                recorder.at_iteration(losses.tolist(), ensemble_grad_norm(model, train_spec.grad_norm_p).tolist())
+            _step_alive(model, optimizer, alive)
+            state.step += 1
+        state.epoch = epoch + 1
         if progress is not None:
             progress.update(1)
         if not alive.any():
             break
-        if checkpoint_path is not None and epochs_done % checkpoint_every == 0 and epochs_done < spec_t.epochs:
-            atomic_torch_save(
-                {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "alive": alive.cpu(), "status": list(status),
-                 "log": log.state(), "snapshots": snapshots, "snapshot_epochs": snapshot_epochs, "snapshot_metrics": snapshot_metrics,
-                 "best_loss": best_loss, "last_improved": list(last_improved), "converged": list(converged),
-                 "epoch": epochs_done, "step": step},
-                checkpoint_path,
-            )
+        state.save_if_due(checkpoint_path, checkpoint_every, train_spec.epochs)
     if final is None:
-        final = epoch_boundary(epochs_done, last=True)
-    model.__dict__.pop("_step_buffers", None)  # the hand-written step's scratch memory (ensemble_step.py)
-    return EnsembleResult(model, status, log, final, snapshots, snapshot_epochs, snapshot_metrics, epochs_done, converged)
+        final = recorder.at_epoch(state.epoch, last=True)
+    return EnsembleResult(model, state.status, state.log, final, state.snapshots, state.snapshot_epochs,
+                          state.snapshot_metrics, state.epoch, state.converged)
 
 
-def _check_ensemble_checkpoint(saved, model: EnsembleMLP, path) -> None:
-    """A checkpoint of another ensemble (size, architecture) is refused with a one-line error."""
-    own = model.state_dict()
-    ok = isinstance(saved, dict) and isinstance(saved.get("model"), dict) and saved["model"].keys() == own.keys() and all(
-        getattr(saved["model"][k], "shape", None) == v.shape for k, v in own.items())
-    if not ok:
-        raise RunDirError(f"checkpoint {path} does not match this ensemble; rerun with --fresh")
+def _batches(flat_x: torch.Tensor, y: torch.Tensor, seeds: list[int], epoch: int, batch_size: int | None):
+    """The epoch's batches as (x, target, shared). Full batch: every model sees all examples (order does not
+    change the mean), x (N, D) shared and target (M, N) or (M, N, K). Else model m's batches follow its own
+    order: x (M, B, D), target (M, B) or (M, B, K)."""
+    num_models, num_train = len(seeds), len(flat_x)
+    if not batch_size or batch_size >= num_train:
+        yield flat_x, y.unsqueeze(0).expand(num_models, *y.shape), True
+        return
+    orders = torch.stack([epoch_permutation(num_train, seed, epoch) for seed in seeds]).to(flat_x.device)  # (M, N)
+    for batch in batch_slices(num_train, batch_size):
+        index = orders[:, batch]  # (M, B)
+        yield flat_x[index], y[index], False
+
+
+def _gradients(model: EnsembleMLP, batch, loss: str, alive: torch.Tensor, buffers: StepBuffers | None,
+               state: TrainState) -> torch.Tensor:
+    """The models' mean losses on the batch (M,); in each parameter's .grad the gradients of the models
+    alive after this batch, zeros for the others. A model whose loss is NaN/inf here is marked diverged
+    (in `alive` and state.status)."""
+    x, target, shared = batch
+    if buffers is not None:  # the hand-written backward (ensemble_step.py): same gradients, less overhead
+        losses = loss_and_gradients(model, x, target, loss, shared, alive, buffers)  # (M,)
+    else:
+        losses = per_example_loss(model(x, shared=shared, fast=True), target, loss).mean(dim=1)  # (M,)
+    finite = torch.isfinite(losses.detach())
+    newly_failed = alive & ~finite
+    if newly_failed.any():
+        for index in newly_failed.nonzero().flatten().tolist():
+            state.status[index] = f"diverged at step {state.step}"
+        alive &= finite
+    if buffers is None:
+        for p in model.parameters():
+            p.grad = None
+        torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
+    if not alive.all():
+        for p in model.parameters():  # diverged models get no gradient (NaNs included)
+            p.grad[~alive] = 0
+    return losses
+
+
+def _step_alive(model: EnsembleMLP, optimizer: EnsembleOptimizer, alive: torch.Tensor) -> None:
+    """optimizer.step() that leaves the diverged models where they are (weight decay and momentum would move
+    them even with a zero gradient)."""
+    frozen = [p.detach()[~alive].clone() for p in model.parameters()] if not alive.all() else None
+    optimizer.step()
+    if frozen is not None:
+        with torch.no_grad():
+            for p, saved in zip(model.parameters(), frozen):
+                p[~alive] = saved
 
 
 def ensemble_grad_norm(model: EnsembleMLP, p: float = 2.0) -> torch.Tensor:

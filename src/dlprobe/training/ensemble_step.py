@@ -1,5 +1,8 @@
 """The ensemble trainer's forward and backward pass written out by hand (first derivatives only).
 
+    buffers = StepBuffers()                      # one per training run, kept by the trainer
+    losses = loss_and_gradients(model, x, target, "mse", shared, alive, buffers)   # (M,); gradients in .grad
+
 For an MLP ensemble the backward pass is a short fixed recipe: for layer l from the top, with g = dL/dz_l,
     dL/dW_l = h_{l-1}^T g,   dL/db_l = sum over the batch of g,   g <- (g W_l^T) * sigma'(z_{l-1}),
 where sigma' comes from the stored activation output (tanh: 1 - a^2, sigmoid: a (1 - a), relu: a > 0).
@@ -15,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..models.ensemble_mlp import ensemble_linear
 from ..models.fast_tanh import fast_tanh_
 
 SUPPORTED_ACTIVATIONS = ("tanh", "relu", "sigmoid")
@@ -41,46 +45,40 @@ def _derivative_times(name: str, grad: torch.Tensor, output: torch.Tensor) -> to
     return torch.ops.aten.sigmoid_backward.grad_input(grad, output, grad_input=grad)
 
 
-def _buffer(cache: dict, key, shape, like: torch.Tensor) -> torch.Tensor:
-    """A tensor of `shape` kept in `cache` between steps: the full-size activations and backward
-    intermediates are written into the same memory every step instead of freshly allocated ones, which
-    the allocator may have handed back to the system (measured: a steady 12 ms per step instead of 14-20)."""
-    key = (*key, tuple(shape), like.dtype, like.device)
-    if key not in cache:
-        cache[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
-    return cache[key]
+class StepBuffers:
+    """The hand-written step's scratch memory for one training run, owned by the trainer and passed to every
+    `loss_and_gradients` call: the full-size activations and backward intermediates are written into the
+    same tensors every step instead of freshly allocated ones, which the allocator may have handed back to
+    the system (measured: a steady 12 ms per step instead of 14-20)."""
 
+    def __init__(self):
+        self._tensors: dict[tuple, torch.Tensor] = {}
 
-def ensemble_linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, out=None, scratch=None) -> torch.Tensor:
-    """h (M, B, fan_in) @ weight (M, fan_in, fan_out) + bias (M, 1, fan_out) -> (M, B, fan_out).
-
-    A one-wide side (the 1-input first layer or the 1-output last layer of a function fit) is written as a
-    broadcast product: batched matmul kernels are slow on such shapes, and their backward passes too
-    (measured for M=100, B=1000, 16 wide: last layer forward + backward 3.0 ms with bmm, 0.5 ms this way).
-    out: write the result there (no autograd then); scratch: (M, B, fan_in) for the 1-output product."""
-    if weight.shape[1] == 1:
-        return torch.addcmul(bias, h, weight, out=out)
-    if weight.shape[2] == 1:
-        total = torch.sum(torch.mul(h, weight.transpose(1, 2), out=scratch), dim=2, keepdim=True, out=out)
-        return total.add_(bias) if out is not None else total + bias
-    return torch.baddbmm(bias, h, weight, out=out)
+    def get(self, key: tuple, shape, like: torch.Tensor) -> torch.Tensor:
+        """The tensor of `shape` (dtype and device of `like`) kept under `key`; its contents are whatever the
+        last user wrote."""
+        key = (*key, tuple(shape), like.dtype, like.device)
+        if key not in self._tensors:
+            self._tensors[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
+        return self._tensors[key]
 
 
 @torch.no_grad()
-def loss_and_gradients(model, x: torch.Tensor, target: torch.Tensor, loss: str, shared: bool, alive: torch.Tensor) -> torch.Tensor:
+def loss_and_gradients(
+    model, x: torch.Tensor, target: torch.Tensor, loss: str, shared: bool, alive: torch.Tensor, buffers: StepBuffers
+) -> torch.Tensor:
     """Per-model mean losses (M,) and, in each parameter's .grad, the gradient of the summed loss of the
     models marked alive (M,) bool (the others get zero gradients). x: (B, ...) with shared=True, else
     (M, B, ...); target: (M, B) labels or (M, B, K) values. Same results as autograd on
-    `per_example_loss(model(x, shared), target, loss).mean(1)` (see module docstring). The full-size
-    intermediates live in buffers kept on the model between calls (never in the returned values or grads)."""
+    `per_example_loss(model(x, shared), target, loss).mean(1)` (see module docstring). model: an EnsembleMLP.
+    The full-size intermediates live in `buffers` between calls (never in the returned values or grads)."""
     num_models, activation = model.num_models, model.spec.activation
-    cache = model.__dict__.setdefault("_step_buffers", {})
     inputs = x.reshape(1, x.shape[0], -1) if shared else x.reshape(num_models, x.shape[1], -1)
     h = inputs.expand(num_models, -1, -1) if shared else inputs
     outputs, last = [], len(model.weights) - 1
     for index, (weight, bias) in enumerate(zip(model.weights, model.biases)):
-        out = _buffer(cache, ("output", index), (num_models, h.shape[1], weight.shape[2]), weight)
-        scratch = _buffer(cache, ("product", index), (num_models, h.shape[1], weight.shape[1]), h) if weight.shape[2] == 1 else None
+        out = buffers.get(("output", index), (num_models, h.shape[1], weight.shape[2]), weight)
+        scratch = buffers.get(("product", index), (num_models, h.shape[1], weight.shape[1]), h) if weight.shape[2] == 1 else None
         h = ensemble_linear(h, weight, bias, out=out, scratch=scratch)
         if index < last:
             h = _activate(activation, h)
@@ -104,7 +102,7 @@ def loss_and_gradients(model, x: torch.Tensor, target: torch.Tensor, loss: str, 
         fan_in, fan_out = weight.shape[1], weight.shape[2]
         model.biases[index].grad = grad.sum(dim=1, keepdim=True)
         if fan_out == 1 or fan_in == 1:  # one-wide sides as broadcast products (batched matmul is slow on them)
-            product = _buffer(cache, ("weight_product", index), torch.broadcast_shapes(below.shape, grad.shape), grad)
+            product = buffers.get(("weight_product", index), torch.broadcast_shapes(below.shape, grad.shape), grad)
             torch.mul(below, grad, out=product)
             weight.grad = product.sum(dim=1).unsqueeze(2) if fan_out == 1 else product.sum(dim=1, keepdim=True)
         elif index == 0 and shared:
@@ -113,7 +111,7 @@ def loss_and_gradients(model, x: torch.Tensor, target: torch.Tensor, loss: str, 
             weight.grad = torch.bmm(below.transpose(1, 2), grad)
         if index == 0:
             break
-        upstream = _buffer(cache, ("grad", index % 2), (num_models, batch, fan_in), grad)  # alternate: grad is read
+        upstream = buffers.get(("grad", index % 2), (num_models, batch, fan_in), grad)  # alternate: grad is read
         if fan_out == 1:
             torch.mul(grad, weight.transpose(1, 2), out=upstream)
         else:

@@ -1,14 +1,16 @@
 """The plain training loop for one nn.Module (regression with MSE, classification with cross-entropy).
 
     result = train(model, data, TrainSpec(loss="cross_entropy", epochs=5, batch_size=64), seed=0)
-    result.log.rows()   # (step, name, value) records
+    result.log.rows()   # (run, step, name, value) records
 
-Callbacks run *before* each update: a record at step t describes the weights before update t (the
-per-iteration loss and gradient norm are measured on batch t, then the optimizer steps). Epoch-level
-callbacks run at the start of every epoch and once more after the last one, so epoch e's record is the
-model after e epochs. With a `checkpoint_path`, the loop saves model, optimizer, callbacks and epoch
-atomically every `checkpoint_every` epochs and resumes from there; since data order depends only on
-(seed, epoch), a resumed run ends with the same weights as a straight one.
+Each epoch visits the training set in the order `epoch_permutation(N, seed, epoch)`, one optimizer update
+per batch. The Recorder (recorder.py) evaluates, logs and snapshots at the start of every epoch and once
+more after the last, so epoch e's record is the model after e epochs; with record_iterations, the loss and
+gradient norm of batch t are logged before update t. A loss that becomes NaN/inf ends training ("diverged
+at step N"; no record after it). With a `checkpoint_path`, the TrainState (state.py) is saved every
+`checkpoint_every` epochs and a later call resumes from it; since data order depends only on (seed, epoch),
+a resumed run ends with the same weights as a straight one. TrainSpec and TensorData serve the ensemble
+trainer (ensemble.py) too.
 """
 
 from __future__ import annotations
@@ -20,17 +22,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import RunDirError
-from ..store import atomic_torch_save, load_checkpoint
-from .common import (
-    OptimizerSettings,
-    batch_slices,
-    check_loss,
-    epoch_permutation,
-    make_optimizer,
-    per_example_loss,
-)
+from ..losses import check_loss, per_example_loss
+from .common import OptimizerSettings, batch_slices, epoch_permutation, make_optimizer
 from .metrics import MetricLog
+from .recorder import Recorder
+from .state import TrainState
 
 
 @dataclass(frozen=True)
@@ -52,14 +48,14 @@ class TrainSpec:
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
     batch_size: int | None = None  # None: full batch
     epochs: int = 10
-    eval_every: int = 1  # epochs between train/test evaluations (plus always the last epoch)
+    eval_every: int = 1  # epochs between logged train/test evaluations (plus always the last epoch)
     record_iterations: bool = False  # per-iteration loss and gradient norm
     grad_norm_p: float = 2.0
     snapshot_every: int = 0  # epochs between weight snapshots; 0: none
     eval_batch_size: int = 4096
-    # Stopping rule (ensemble trainer): a model has converged when its train loss has not improved by more
-    # than stop_rel_improvement (relative) over the last stop_patience epochs; training stops when all
-    # models have. 0 disables it. Checked at evaluation epochs.
+    # Stopping rule (the ensemble trainer stops on it; the plain loop does not): a model has converged when its
+    # train loss has not improved by more than stop_rel_improvement (relative) over the last stop_patience
+    # epochs; training stops when all models have. 0 disables it. Checked at evaluation epochs (recorder.py).
     stop_patience: int = 0
     stop_rel_improvement: float = 1e-3
 
@@ -75,7 +71,7 @@ class TrainResult:
     log: MetricLog
     snapshots: list[dict[str, torch.Tensor]]  # state dicts on CPU, one per snapshot epoch
     snapshot_epochs: list[int]
-    snapshot_metrics: list[dict[str, float]]
+    snapshot_metrics: list[dict[str, float]]  # per snapshot: train_/test_ loss (and accuracy)
 
 
 @torch.no_grad()
@@ -115,78 +111,36 @@ def train(
 ) -> TrainResult:
     """Train `model` in place. `seed` fixes the data order; the caller fixed the initial weights."""
     optimizer = make_optimizer(model.parameters(), spec.optimizer)
-    log = MetricLog()
-    snapshots, snapshot_epochs, snapshot_metrics = [], [], []
-    start_epoch, step, status = 0, 0, "ok"
+    state = TrainState(model, optimizer)
     if checkpoint_path is not None and Path(checkpoint_path).exists():
-        state = load_checkpoint(checkpoint_path)
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            log = MetricLog.from_state(state["log"])
-            snapshots, snapshot_epochs, snapshot_metrics = state["snapshots"], state["snapshot_epochs"], state["snapshot_metrics"]
-            start_epoch, step, status = state["epoch"], state["step"], state["status"]
-        except (KeyError, RuntimeError, ValueError, TypeError, IndexError):
-            raise RunDirError(f"checkpoint {checkpoint_path} does not match this model; rerun with --fresh") from None
-
-    def epoch_boundary(epoch: int) -> None:
-        last = epoch == spec.epochs or status != "ok"
-        metrics = {}
-        if epoch % spec.eval_every == 0 or last:
-            for split, (x, y) in {"train": (data.x_train, data.y_train), "test": (data.x_test, data.y_test)}.items():
-                for name, value in evaluate(model, x, y, spec.loss, spec.eval_batch_size).items():
-                    metrics[f"{split}_{name}"] = value
-            log.add(run, step, "epoch", epoch)
-            for name, value in metrics.items():
-                log.add(run, step, name, value)
-        if spec.snapshot_every and (epoch % spec.snapshot_every == 0 or last):
-            snapshots.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
-            snapshot_epochs.append(epoch)
-            snapshot_metrics.append(metrics or {k: v for k, v in _train_metrics(model, data, spec).items()})
-
+        state.restore(checkpoint_path)
+    recorder = Recorder(spec, state, data, runs=[run],
+                        evaluate=lambda x, y: evaluate(model, x, y, spec.loss, spec.eval_batch_size),
+                        snapshot=lambda: {name: value.detach().cpu().clone() for name, value in model.state_dict().items()})
     model.train()
-    for epoch in range(start_epoch, spec.epochs):
-        epoch_boundary(epoch)
+    for epoch in range(state.epoch, spec.epochs):
+        recorder.at_epoch(epoch)
         order = epoch_permutation(len(data.x_train), seed, epoch, data.x_train.device)
         for batch in batch_slices(len(order), spec.batch_size):
             index = order[batch]
-            output = model(data.x_train[index])
-            loss = per_example_loss(output, data.y_train[index], spec.loss).mean()
+            loss = per_example_loss(model(data.x_train[index]), data.y_train[index], spec.loss).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             loss_value = loss.item()
             if not math.isfinite(loss_value):
-                status = f"diverged at step {step}"
+                state.status[0] = f"diverged at step {state.step}"
                 break
-            if spec.record_iterations:
-                log.add(run, step, "iteration_loss", loss_value)
-                log.add(run, step, "grad_norm", grad_norm(model.parameters(), spec.grad_norm_p))
+            if recorder.records_iterations:
+                recorder.at_iteration([loss_value], [grad_norm(model.parameters(), spec.grad_norm_p)])
             optimizer.step()
-            step += 1
-        if status != "ok":
+            state.step += 1
+        if state.status[0] != "ok":
             break
+        state.epoch = epoch + 1
         if progress is not None:
             progress.update(1)
-        if checkpoint_path is not None and ((epoch + 1) % checkpoint_every == 0) and epoch + 1 < spec.epochs:
-            atomic_torch_save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "log": log.state(),
-                    "snapshots": snapshots,
-                    "snapshot_epochs": snapshot_epochs,
-                    "snapshot_metrics": snapshot_metrics,
-                    "epoch": epoch + 1,
-                    "step": step,
-                    "status": status,
-                },
-                checkpoint_path,
-            )
-    epochs_done = spec.epochs if status == "ok" else epoch
-    if status == "ok":
-        epoch_boundary(spec.epochs)
-    return TrainResult(status, epochs_done, step, log, snapshots, snapshot_epochs, snapshot_metrics)
-
-
-def _train_metrics(model, data, spec):
-    return {f"train_{k}": v for k, v in evaluate(model, data.x_train, data.y_train, spec.loss, spec.eval_batch_size).items()}
+        state.save_if_due(checkpoint_path, checkpoint_every, spec.epochs)
+    if state.status[0] == "ok":
+        recorder.at_epoch(spec.epochs, last=True)
+    return TrainResult(state.status[0], state.epoch, state.step, state.log, state.snapshots, state.snapshot_epochs,
+                       state.snapshot_metrics)

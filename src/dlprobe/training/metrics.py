@@ -1,4 +1,9 @@
-"""A long-format metric log: rows of (run, step, name, value), the layout of every metrics.csv."""
+"""A long-format metric log: rows of (run, step, name, value), the layout of every metrics.csv.
+
+    log = MetricLog()
+    log.add("0", step=120, name="train_loss", value=0.03)
+    steps, values = log.series("train_loss", run="0")
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,6 @@ class MetricLog:
 
     def add(self, run: str, step: int, name: str, value: float) -> None:
         self._rows.append((str(run), int(step), str(name), float(value)))
-
-    def extend(self, other: "MetricLog") -> None:
-        self._rows.extend(other._rows)
 
     def rows(self) -> list[tuple[str, int, str, float]]:
         return list(self._rows)
@@ -45,11 +47,3 @@ class MetricLog:
         for run, step, name, value in self._rows:
             writer.writerow([run, step, name, repr(value)])
         return buffer.getvalue()
-
-    @classmethod
-    def from_csv(cls, text: str) -> "MetricLog":
-        reader = csv.reader(io.StringIO(text))
-        header = next(reader, None)
-        if header != ["run", "step", "name", "value"]:
-            raise ValueError(f"not a dlprobe metrics.csv header: {header}")
-        return cls([(run, int(step), name, float(value)) for run, step, name, value in reader])
