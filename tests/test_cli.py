@@ -240,3 +240,12 @@ def test_full_offline_config_swaps_only_the_downloadable_datasets():
                 assert after == wanted if before not in ("mnist-5k", ("mnist-5k",)) else after == before, (experiment.name, field.name)
             else:
                 assert after == before, (experiment.name, field.name)
+
+
+def test_registry_does_not_skip_a_module_that_fails_to_import(monkeypatch):
+    """A registered experiment whose module is missing (a packaging mistake) is an error, not a shorter list."""
+    import dlprobe.experiments as registry
+
+    monkeypatch.setattr(registry, "MODULES", registry.MODULES + ("no_such_experiment",))
+    with pytest.raises(ModuleNotFoundError, match="no_such_experiment"):
+        registry.all_experiments()
