@@ -81,10 +81,11 @@ class ExperimentConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def field_help(config_class) -> list[tuple[str, str, str, Any]]:
-    """(name, type text, help, default) of every field, for --help and the docs."""
+def field_help(config_class) -> list[tuple[str, str, str, Any, tuple | None]]:
+    """(name, type text, help, default, choices) of every field, for --help and the docs."""
     hints = _hints(config_class)
-    return [(f.name, _type_text(hints[f.name]), f.metadata.get("help", ""), f.default) for f in fields(config_class)]
+    return [(f.name, _type_text(hints[f.name]), f.metadata.get("help", ""), f.default, f.metadata.get("choices"))
+            for f in fields(config_class)]
 
 
 def build_config(config_class, profile_overrides: dict, file_values: dict, cli_values: dict, context: str):
