@@ -8,7 +8,8 @@
         learning_rate: float = learning_rate_field(1e-3, "of every model")
 
 Each constructor fixes what must not drift between experiments (bounds, choices, checks, the core of the
-help text) and takes what genuinely differs: the default, and a few words of context appended to the help.
+help text) and takes what genuinely differs: the default, a few words of context after the noun
+("seeds per width") and a `note` added to the parenthesis ("(initial weights and data order; trained together)").
 The type annotation stays on the Config (`str | None` where none is allowed). A knob only one experiment
 has is a plain `param` (config.py).
 """
@@ -64,11 +65,11 @@ def _distinct_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
 # --- data -----------------------------------------------------------------------------------------
 
 
-def dataset_field(default: str | None, context: str = "", note: str = ""):
+def dataset_field(default: str | None, context: str = "", *, note: str = ""):
     return param(default, _help("image dataset", context, DATASETS_NOTE, note), check=_canonical_dataset)
 
 
-def datasets_field(default: tuple[str, ...], context: str = "", note: str = ""):
+def datasets_field(default: tuple[str, ...], context: str = "", *, note: str = ""):
     return param(default, _help("image datasets", context, DATASETS_NOTE, note), check=_canonical_datasets)
 
 
@@ -80,7 +81,7 @@ def test_size_field(context: str = ""):
     return param(None, _help("test images used", context, "a deterministic stratified subset of this many; none: all"), minimum=1)
 
 
-def function_field(default: str | None, context: str = "", note: str = ""):
+def function_field(default: str | None, context: str = "", *, note: str = ""):
     return param(default, _help("target function", context, "a registered name or an expression in x", note), check=_known_function)
 
 
@@ -103,7 +104,7 @@ def widths_field(default: tuple[int, ...], context: str = ""):
     return param(default, _help("hidden layer widths of the MLP", context), minimum=1)
 
 
-def activation_field(default: str, note: str = ""):
+def activation_field(default: str, *, note: str = ""):
     return param(default, _help("hidden activation", "", note), choices=tuple(ACTIVATIONS))
 
 
@@ -133,13 +134,13 @@ def epochs_field(default: int, context: str = ""):
     return param(default, _help("training epochs", context), minimum=1)
 
 
-def seeds_field(default: tuple[int, ...], context: str = "", note: str = ""):
+def seeds_field(default: tuple[int, ...], context: str = "", *, note: str = ""):
     return param(default, _help("seeds", context, "initial weights and data order", note), minimum=0, check=_distinct_seeds)
 
 
-def eval_every_field(default: int, note: str = ""):
+def eval_every_field(default: int, *, note: str = ""):
     return param(default, _help("epochs between recorded train/test metrics", "", "metrics.csv", note), minimum=1)
 
 
-def snapshot_every_field(default: int, note: str = ""):
+def snapshot_every_field(default: int, *, note: str = ""):
     return param(default, _help("epochs between weight snapshots", "", note), minimum=1)

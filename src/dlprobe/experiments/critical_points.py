@@ -78,7 +78,7 @@ CHUNK = 25  # runs per trial, refined together: the unit of resumption (and of a
 class Config(ExperimentConfig):
     function: str = function_field("sinc")
     widths: tuple[int, ...] = widths_field((16,))
-    activation: str = activation_field("tanh", "smooth, so the Hessian is well defined")
+    activation: str = activation_field("tanh", note="smooth, so the Hessian is well defined")
     num_runs: int = param(100, "independent training runs (seeds seed .. seed+num_runs-1)", minimum=1)
     num_train: int = num_train_field(200)
     train_epochs: int = param(20000, "full-batch Adam epochs of ordinary training (all runs at once)", minimum=1)

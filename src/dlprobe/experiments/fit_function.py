@@ -66,7 +66,7 @@ class Config(ExperimentConfig):
     search_epochs: int = param(2000, "epochs of each learning-rate trial", minimum=1)
     max_epochs: int = param(20000, "epoch limit of the final training (the assignment used 20000)", minimum=1)
     patience: int = param(2000, "stop when train MSE improved by < 0.1% over this many epochs (0: never)", minimum=0)
-    seeds: tuple[int, ...] = seeds_field((0, 1, 2, 3, 4), "of the final training", "mean and spread are reported")
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2, 3, 4), "of the final training", note="mean and spread are reported")
     num_train: int = num_train_field(1000)
     num_test: int = num_test_field(300)
     eval_every: int = eval_every_field(20)

@@ -60,11 +60,11 @@ class Config(ExperimentConfig):
     dnn_depths: tuple[int, ...] = param((1, 3, 6), "hidden layers of each DNN", minimum=1, maximum=32)
     cnn_budget: int = param(200_000, "parameter budget of every CNN (exact counts within 1%)", minimum=100)
     dnn_budget: int = param(200_000, "parameter budget of every DNN (exact counts within 1%)", minimum=100)
-    activation: str = activation_field("relu", "the same in every model")
+    activation: str = activation_field("relu", note="the same in every model")
     learning_rate: float = learning_rate_field(1e-3)
     batch_size: int = batch_size_field(128)
     epochs: int = epochs_field(20, "of every model")
-    seeds: tuple[int, ...] = seeds_field((0, 1, 2), "", "mean and spread are reported")
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2), note="mean and spread are reported")
     train_size: int | None = train_size_field("per dataset")
     test_size: int | None = test_size_field("per dataset")
 

@@ -54,10 +54,10 @@ SPIKE_FACTOR = 3.0  # a grad norm this many times its recent geometric mean coun
 
 @dataclass(frozen=True)
 class Config(ExperimentConfig):
-    function: str | None = function_field("sinc", "of the function task", "none: skip it")
-    dataset: str | None = dataset_field("mnist-5k", "of the image task", "none: skip it")
+    function: str | None = function_field("sinc", "of the function task", note="none: skip it")
+    dataset: str | None = dataset_field("mnist-5k", "of the image task", note="none: skip it")
     train_size: int | None = train_size_field()
-    seeds: tuple[int, ...] = seeds_field((0, 1, 2), "", "trained together")
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2), note="trained together")
     p: str = param("2", "order of the gradient norm: a number >= 1 or inf")
     widths: tuple[int, ...] = widths_field((32, 32), "of both tasks")
     activation: str = activation_field("tanh")

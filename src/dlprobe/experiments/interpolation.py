@@ -80,7 +80,7 @@ class Config(ExperimentConfig):
     learning_rates: tuple[float, ...] = learning_rates_field((1e-3, 1e-2), "of m1 and m2 in the learning-rate pair")
     learning_rate: float = learning_rate_field(1e-3, "of both models of the batch-size pair")
     batch_size: int = batch_size_field(64, "of both models of the learning-rate pair")
-    seeds: tuple[int, ...] = seeds_field((0, 1, 2), "", "each trains m1 and m2 of every pair; mean and min-max spread are reported")
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2), note="each trains m1 and m2 of every pair; mean and min-max spread are reported")
     shared_init: bool = param(True, "m1 and m2 of a seed start from the same initial weights (false: m2 uses the seed + 1)")
     num_alphas: int = param(61, "evenly spaced interpolation ratios on [alpha_min, alpha_max]", minimum=50, maximum=10001)
     alpha_min: float = param(-1.0, "first interpolation ratio (must be < 0)", maximum=0.0)

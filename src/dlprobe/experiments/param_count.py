@@ -65,7 +65,7 @@ class Config(ExperimentConfig):
     batch_size: int = batch_size_field(128)
     epochs: int = epochs_field(60, "of every model")
     eval_every: int = eval_every_field(5)
-    seeds: tuple[int, ...] = seeds_field((0, 1, 2), "per width", "mean and min-max spread are reported")
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2), "per width", note="mean and min-max spread are reported")
 
     def validate(self):
         if len(self.widths) < 2 or len(set(self.widths)) != len(self.widths):

@@ -87,9 +87,9 @@ class Config(ExperimentConfig):
     learning_rate: float = learning_rate_field(1e-3)
     batch_size: int = batch_size_field(128)
     epochs: int = epochs_field(200, "per noise level")
-    eval_every: int = eval_every_field(1, "epochs_to_fit has this resolution")
+    eval_every: int = eval_every_field(1, note="epochs_to_fit has this resolution")
     fit_threshold: float = param(0.99, "training accuracy that counts as 'fitted' for epochs_to_fit", minimum=0.0, maximum=1.0)
-    seeds: tuple[int, ...] = seeds_field((0, 1, 2), "per noise level", "also the label corruption")
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2), "per noise level", note="also the label corruption")
 
     def validate(self):
         if not self.label_noise:
