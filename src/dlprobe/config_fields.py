@@ -24,6 +24,8 @@ from .models.mlp import ACTIVATIONS
 from .training.common import OPTIMIZERS
 
 DATASETS_NOTE = "mnist-5k and digits are built in; mnist, fashion-mnist, cifar10 need files"
+SUBSET_NOTE = "a deterministic stratified subset of this many; none: all"
+FUNCTION_NOTE = "a registered name or an expression in x"
 LEARNING_RATE_BOUNDS = dict(minimum=1e-8, maximum=10.0)
 
 
@@ -74,15 +76,15 @@ def datasets_field(default: tuple[str, ...], context: str = "", *, note: str = "
 
 
 def train_size_field(context: str = ""):
-    return param(None, _help("training images used", context, "a deterministic stratified subset of this many; none: all"), minimum=1)
+    return param(None, _help("training images used", context, SUBSET_NOTE), minimum=1)
 
 
 def test_size_field(context: str = ""):
-    return param(None, _help("test images used", context, "a deterministic stratified subset of this many; none: all"), minimum=1)
+    return param(None, _help("test images used", context, SUBSET_NOTE), minimum=1)
 
 
 def function_field(default: str | None, context: str = "", *, note: str = ""):
-    return param(default, _help("target function", context, "a registered name or an expression in x", note), check=_known_function)
+    return param(default, _help("target function", context, FUNCTION_NOTE, note), check=_known_function)
 
 
 def functions_field(default: tuple[str, ...], context: str = ""):

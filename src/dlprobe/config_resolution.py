@@ -80,7 +80,8 @@ def file_values(file_data: dict, experiment_name: str, experiment_names: set[str
               if k not in experiment_names and not isinstance(v, dict) and k.replace("-", "_") in names}
     for table, value in file_data.items():
         if isinstance(value, dict) and table not in experiment_names:
-            raise ConfigError(f"config file table [{table}] is not an experiment; experiments: {', '.join(sorted(experiment_names))}")
+            known = ", ".join(sorted(experiment_names))
+            raise ConfigError(f"config file table [{table}] is not an experiment; experiments: {known}")
     values.update(file_data.get(experiment_name, {}))
     return values
 

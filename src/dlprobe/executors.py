@@ -82,4 +82,3 @@ class LocalExecutor:
 
     def close(self) -> None:
         pass
-
