@@ -122,6 +122,24 @@ def test_help_lists_experiment_fields(capsys):
     assert "one of: tanh, relu, sigmoid" in " ".join(out.split())  # a field with choices lists them
 
 
+def run_help(capsys, name: str) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", name, "--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_lists_only_the_options_the_experiment_accepts(capsys):
+    """`run NAME --help` shows the common options NAME has (with its field's help), `run all --help` all of them."""
+    out = run_help(capsys, "critical-points")
+    assert "--function" in out and "--seed S" in out and "--num-runs" in out
+    assert "--seeds" not in out and "--dataset" not in out and "--train-size" not in out
+    out = run_help(capsys, "random-labels")
+    assert "--seeds N|LIST seeds per noise level" in out and "--dataset" in out and "--function" not in out
+    out = run_help(capsys, "all")
+    assert all(option in out for option in ("--seeds", "--dataset", "--function", "--train-size", "--seed", "--device"))
+
+
 def test_data_commands(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "data", "list", "--data-dir", str(tmp_path))
     assert code == 0 and "mnist-5k" in out and "available" in out and "sinc" in out
@@ -223,16 +241,16 @@ def test_full_offline_config_swaps_only_the_downloadable_datasets():
     from dataclasses import fields
     from pathlib import Path
 
-    from dlprobe.cli import _file_values
     from dlprobe.config import build_config, load_config_file
+    from dlprobe.config_resolution import file_values
     from dlprobe.experiments import all_experiments
 
     file_data = load_config_file(Path(__file__).resolve().parents[1] / "configs" / "full-offline.toml")
     names = {e.name for e in all_experiments()}
     for experiment in all_experiments():
         full = build_config(experiment.config_class, experiment.profiles["full"], {}, {}, context="full")
-        offline = build_config(experiment.config_class, experiment.profiles["full"], _file_values(file_data, experiment.name, names), {},
-                               context="offline")
+        offline_values = file_values(file_data, experiment.name, names, experiment.config_class)
+        offline = build_config(experiment.config_class, experiment.profiles["full"], offline_values, {}, context="offline")
         for field in fields(full):
             before, after = getattr(full, field.name), getattr(offline, field.name)
             if field.name in ("dataset", "datasets") and before:
@@ -240,3 +258,12 @@ def test_full_offline_config_swaps_only_the_downloadable_datasets():
                 assert after == wanted if before not in ("mnist-5k", ("mnist-5k",)) else after == before, (experiment.name, field.name)
             else:
                 assert after == before, (experiment.name, field.name)
+
+
+def test_registry_does_not_skip_a_module_that_fails_to_import(monkeypatch):
+    """A registered experiment whose module is missing (a packaging mistake) is an error, not a shorter list."""
+    import dlprobe.experiments as registry
+
+    monkeypatch.setattr(registry, "MODULES", registry.MODULES + ("no_such_experiment",))
+    with pytest.raises(ModuleNotFoundError, match="no_such_experiment"):
+        registry.all_experiments()

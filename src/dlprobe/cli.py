@@ -8,7 +8,8 @@
     dlprobe report [RUN_DIR ...] --out report/     the HTML + Markdown report from run directories
     dlprobe data list | dlprobe data fetch NAME    datasets: where they are, how to get them
 
-User mistakes print one line `dlprobe: error: ...` and exit with code 2.
+User mistakes print one line `dlprobe: error: ...` and exit with code 2. This module parses and dispatches;
+config_resolution.py turns the options into configs, experiments/runner.py runs them.
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ import sys
 from pathlib import Path
 
 from . import __version__, paths
-from .config import PROFILES, build_config, field_help, load_config_file
+from .config import PROFILES, field_help, load_config_file
+from .config_resolution import COMMON_OPTIONS, RunRequest, common_option_fields, resolve_configs
 from .errors import ConfigError, DlprobeError
-from .executors import EXECUTORS, make_executor
 
-# common options -> the config field they set (first one the experiment has)
-COMMON_FIELDS = {
-    "dataset": ("datasets", "dataset"),
-    "function": ("functions", "function"),
-    "train_size": ("train_size",),
-    "seed": ("seed",),
-    "seeds": ("seeds",),
-    "device": ("device",),
+EXECUTORS = ("local", "ray")
+# the common options' metavar and help (with `run NAME`, the help of the field each one sets instead)
+COMMON_HELP = {
+    "dataset": ("NAME", "image dataset (repeatable where the experiment takes several): mnist, fashion-mnist, cifar10, mnist-5k, digits"),
+    "function": ("NAME|EXPR", "target function: a registered name (see `dlprobe data list`) or an expression in x, e.g. 'exp(-x**2)*sin(8*x)' (repeatable)"),
+    "train_size": ("N", "use a deterministic subset of N training images"),
+    "seed": ("S", "base random seed"),
+    "seeds": ("N|LIST", "number of seeds (S, S+1, ...) or an explicit list like 0,1,2"),
+    "device": ("auto|cpu|cuda", "auto uses CUDA when present (default: auto)"),
 }
+# how a common option is given, where its field's help does not say it
+COMMON_SYNTAX = {"datasets": "repeatable", "functions": "repeatable; an expression may hold commas",
+                 "seeds": "a count N gives S, S+1, ..., or a list like 0,1,2"}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -41,16 +46,21 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
+def _add_run_options(parser: argparse.ArgumentParser, config_class=None) -> None:
+    """The options of `run`; with config_class (`run NAME`), the common options NAME lacks are hidden from
+    --help (still parsed, so that using one says which experiment has no such setting)."""
     parser.add_argument("--profile", choices=PROFILES, default="quick", help="smoke: seconds (tests); quick: minutes on a 2-core CPU (demo); full: the assignment's scale (default: quick)")
-    parser.add_argument("--dataset", action="append", metavar="NAME", help="image dataset (repeatable where the experiment takes several): mnist, fashion-mnist, cifar10, mnist-5k, digits")
+    applicable = common_option_fields(config_class) if config_class is not None else {}
+    rows = {row[0]: row for row in field_help(config_class)} if config_class is not None else {}
+    for option in COMMON_OPTIONS:
+        metavar, help_text = COMMON_HELP[option]
+        if config_class is not None:
+            target = applicable.get(option)
+            help_text = argparse.SUPPRESS if target is None else _field_option_help(rows[target], COMMON_SYNTAX.get(target))
+        repeatable = {"action": "append"} if option in ("dataset", "function") else {}
+        parser.add_argument(f"--{option.replace('_', '-')}", metavar=metavar, help=help_text, **repeatable)
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="where dataset files are looked for first (then $DLPROBE_DATA, then standard places)")
-    parser.add_argument("--train-size", metavar="N", help="use a deterministic subset of N training images")
-    parser.add_argument("--function", action="append", metavar="NAME|EXPR", help="target function: a registered name (see `dlprobe data list`) or an expression in x, e.g. 'exp(-x**2)*sin(8*x)' (repeatable)")
-    parser.add_argument("--seed", metavar="S", help="base random seed")
-    parser.add_argument("--seeds", metavar="N|LIST", help="number of seeds (S, S+1, ...) or an explicit list like 0,1,2")
     parser.add_argument("--out", type=Path, default=paths.DEFAULT_RUNS_ROOT, metavar="DIR", help="root of the run directories (default: runs/)")
-    parser.add_argument("--device", metavar="auto|cpu|cuda", help="auto uses CUDA when present (default: auto)")
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML or JSON file of config values (tables named after experiments apply to that experiment only)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="resume an unfinished run, skip a finished one (the default)")
@@ -67,18 +77,23 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     ray.add_argument("--ray-max-retries", type=int, metavar="N", help="reruns of a trial whose worker died or that raised an error (default: 2); one that still fails is written to failed_trials.json and the run stops after the others finish")
 
 
+def _field_option_help(field_row, syntax: str | None = None) -> str:
+    """'<field help> (<syntax>; one of: a, b; default: X)' for --help; % escaped for argparse."""
+    _, _, help_text, default, choices = field_row
+    notes = [syntax] if syntax else []
+    notes += [f"one of: {', '.join(map(str, choices))}"] if choices else []
+    notes.append(f"default: {default}")
+    return f"{help_text} ({'; '.join(notes)})".replace("%", "%%")
+
+
 def _add_field_options(parser: argparse.ArgumentParser, config_class) -> None:
     group = parser.add_argument_group("experiment options (every config field; defaults shown are before the profile)")
-    taken = {name for names in COMMON_FIELDS.values() for name in names}
-    from dataclasses import fields
-
-    choices = {f.name: f.metadata.get("choices") for f in fields(config_class)}
-    for name, type_text, help_text, default in field_help(config_class):
-        if name in taken:
-            continue
-        allowed = f"one of: {', '.join(map(str, choices[name]))}; " if choices[name] else ""
-        group.add_argument(f"--{name.replace('_', '-')}", dest=f"field__{name}", metavar=type_text.upper().replace(" ", ""),
-                           help=f"{help_text} ({allowed}default: {default})".replace("%", "%%"))
+    taken = {name for names in COMMON_OPTIONS.values() for name in names}
+    for row in field_help(config_class):
+        name, type_text = row[0], row[1]
+        if name not in taken:
+            group.add_argument(f"--{name.replace('_', '-')}", dest=f"field__{name}", metavar=type_text.upper().replace(" ", ""),
+                               help=_field_option_help(row))
 
 
 def build_parser(experiment=None) -> argparse.ArgumentParser:
@@ -88,7 +103,7 @@ def build_parser(experiment=None) -> argparse.ArgumentParser:
     commands.add_parser("list", help="list the experiments")
     run = commands.add_parser("run", help="run one experiment or all of them", description="Run an experiment (or `all`). Re-running the same command skips a finished run and resumes an unfinished one.")
     run.add_argument("experiment", metavar="NAME|all", help="experiment name (see `dlprobe list`) or all")
-    _add_run_options(run)
+    _add_run_options(run, experiment.config_class if experiment is not None else None)
     if experiment is not None:
         _add_field_options(run, experiment.config_class)
     report = commands.add_parser("report", help="build the report from run directories")
@@ -105,94 +120,22 @@ def build_parser(experiment=None) -> argparse.ArgumentParser:
     return parser
 
 
-def _cli_values(args, config_class) -> dict:
-    """Common options and --field/--set values that apply to this config class, as strings."""
-    from dataclasses import fields
-
-    names = {f.name for f in fields(config_class)}
-    values: dict = {}
-    for option, candidates in COMMON_FIELDS.items():
-        given = getattr(args, option)
-        if given is None:
-            continue
-        target = next((c for c in candidates if c in names), None)
-        if target is None:
-            continue
-        if isinstance(given, list):  # repeatable options
-            if target in ("dataset", "function") and len(given) > 1:
-                raise ConfigError(f"--{option} was given {len(given)} times but this experiment takes one")
-            given = list(given) if target.endswith("s") else given[0]  # a list: expressions may hold commas
-        values[target] = given
-    if "seeds" in values and "seeds" in names:
-        values["seeds"] = _parse_seeds(values["seeds"], int(values.get("seed", getattr(config_class(), "seed", 0))))
-    for key, value in vars(args).items():
-        if key.startswith("field__") and value is not None:
-            values[key[len("field__") :]] = value
-    for item in args.set:
-        if "=" not in item:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        if key.strip().replace("-", "_") in names:
-            values[key.strip().replace("-", "_")] = value
-    return values
-
-
-def _parse_seeds(text: str, base: int) -> str:
-    text = str(text).strip()
-    if "," in text:
-        return text
-    try:
-        count = int(text)
-    except ValueError:
-        raise ConfigError(f"--seeds expects a count N or a list like 0,1,2, got {text!r}") from None
-    if count < 1:
-        raise ConfigError(f"--seeds count must be >= 1, got {count}")
-    return ",".join(str(base + i) for i in range(count))
-
-
-def _file_values(file_data: dict, experiment_name: str, all_names: set[str]) -> dict:
-    values = {k: v for k, v in file_data.items() if k not in all_names and not isinstance(v, dict)}
-    tables = [k for k, v in file_data.items() if isinstance(v, dict)]
-    for table in tables:
-        if table not in all_names:
-            raise ConfigError(f"config file table [{table}] is not an experiment; experiments: {', '.join(sorted(all_names))}")
-    values.update(file_data.get(experiment_name, {}))
-    return values
-
-
 def command_run(args) -> int:
     from .experiments import all_experiments, get_experiment
     from .experiments.runner import check_before_running, run_experiment
 
     experiments = all_experiments() if args.experiment == "all" else [get_experiment(args.experiment)]
-    all_names = {e.name for e in all_experiments()}
-    file_data = load_config_file(args.config) if args.config else {}
-    _check_common_options(args, experiments)
-    _check_set_keys(args, experiments)
-    _check_file_keys(file_data, experiments, all_names)
+    request = RunRequest(profile=args.profile, file_data=load_config_file(args.config) if args.config else {},
+                         options={option: getattr(args, option) for option in COMMON_OPTIONS},
+                         field_values={k[len("field__"):]: v for k, v in vars(args).items() if k.startswith("field__") and v is not None},
+                         set_items=args.set)
+    configs = list(zip(experiments, resolve_configs(experiments, request, {e.name for e in all_experiments()})))
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     import torch
 
     torch.set_num_threads(args.threads)
-    configs = []
-    for experiment in experiments:
-        file_values = _file_values(file_data, experiment.name, all_names)
-        if args.experiment == "all":  # shared file keys apply where the experiment has them
-            from dataclasses import fields
-
-            known = {f.name for f in fields(experiment.config_class)}
-            file_values = {k: v for k, v in file_values.items() if k in known or k in file_data.get(experiment.name, {})}
-        cli_values = _cli_values(args, experiment.config_class)
-        context = f"{experiment.name} ({args.profile} profile)"
-        profile = experiment.profiles.get(args.profile, {})
-        config = build_config(experiment.config_class, profile, file_values, cli_values, context=context)
-        if args.seed is not None and args.seeds is None and hasattr(config, "seeds"):
-            # --seed S alone shifts a multi-seed experiment's seeds to S, S+1, ... (same count as the profile's)
-            cli_values["seeds"] = ",".join(str(config.seed + i) for i in range(len(config.seeds)))
-            config = build_config(experiment.config_class, profile, file_values, cli_values, context=context)
-        configs.append((experiment, config))
-    for experiment, config in configs:  # data checks for all, before the first one runs
+    for experiment, config in configs:  # data and experiment checks for all, before the first one runs
         check_before_running(config, args.data_dir)
     if args.experiment == "all":
         from .report import check_report_dir
@@ -218,41 +161,20 @@ def command_run(args) -> int:
     return 0
 
 
-def _check_file_keys(file_data: dict, experiments, all_names: set[str]) -> None:
-    """A top-level config-file key must be a field of at least one experiment being run (typos are errors)."""
-    from dataclasses import fields
+def make_executor(name: str = "local", quiet: bool = False, **ray_options):
+    """'local' or 'ray' (executors.py, ray_executor.py); ray_options (address, cpus_per_trial, gpus_per_trial,
+    max_retries) only for 'ray'. Ray's module is imported only when asked for."""
+    from .executors import LocalExecutor
 
-    known = {f.name for e in experiments for f in fields(e.config_class)}
-    for key, value in file_data.items():
-        if key in all_names or isinstance(value, dict):
-            continue
-        if key.replace("-", "_") not in known:
-            raise ConfigError(f"unknown config file key {key!r}: no experiment being run has it")
+    if name == "local":
+        if ray_options:
+            raise ConfigError(f"--ray-{next(iter(ray_options)).replace('_', '-')} only applies with --executor ray")
+        return LocalExecutor()
+    if name != "ray":
+        raise ConfigError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
+    from .ray_executor import RayExecutor
 
-
-def _check_common_options(args, experiments) -> None:
-    """A common option (--seeds, --dataset, ...) must set a field of at least one experiment being run:
-    never silently dropped (with `all`, each experiment takes the options it has)."""
-    from dataclasses import fields
-
-    for option, candidates in COMMON_FIELDS.items():
-        if getattr(args, option) is None:
-            continue
-        if not any(c in {f.name for f in fields(e.config_class)} for e in experiments for c in candidates):
-            names = ", ".join(e.name for e in experiments)
-            raise ConfigError(f"--{option.replace('_', '-')}: {names} {'has' if len(experiments) == 1 else 'have'} no such setting "
-                              f"(see `dlprobe run {experiments[0].name if len(experiments) == 1 else 'NAME'} --help`)")
-
-
-def _check_set_keys(args, experiments) -> None:
-    from dataclasses import fields
-
-    for item in args.set:
-        if "=" not in item:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        key = item.split("=", 1)[0].strip().replace("-", "_")
-        if not any(key in {f.name for f in fields(e.config_class)} for e in experiments):
-            raise ConfigError(f"--set {key}: no such config field in {', '.join(e.name for e in experiments)}")
+    return RayExecutor(**ray_options, quiet=quiet)
 
 
 def command_report(args) -> int:

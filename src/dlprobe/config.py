@@ -3,11 +3,14 @@
     @dataclass(frozen=True)
     class Config(ExperimentConfig):
         epochs: int = param(2000, "training epochs", minimum=1)
+        seeds: tuple[int, ...] = seeds_field((0, 1, 2))       # config_fields.py: the knobs experiments share
 
 Profiles are presets (smoke/quick/full) applied over the dataclass defaults; then a config file, then
-command-line overrides. Every value is type-checked with a one-line ConfigError. A run's identity is a
-hash of the fields that differ from the defaults (ignoring fields marked identity=False such as the
-device), so adding a field with a default never renames old runs.
+command-line overrides (`build_config`; config_resolution.py turns a `dlprobe run` command into these).
+Every value is type-checked with a one-line ConfigError. A run's identity is a hash of the fields that
+differ from the defaults (ignoring fields marked identity=False such as the device), so adding a field with
+a default never renames old runs; a field's `check` may put a value in canonical form first ('MNIST' ->
+'mnist'), so two spellings of one setting are one run.
 """
 
 from __future__ import annotations
@@ -20,16 +23,23 @@ import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ConfigError
 
 PROFILES = ("smoke", "quick", "full")
 
 
-def param(default, help: str, *, minimum=None, maximum=None, choices=None, identity: bool = True):
-    """A config field with help text and simple bounds (checked on every assignment path)."""
-    metadata = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices, "identity": identity}
+def param(default, help: str, *, minimum=None, maximum=None, choices=None, check: Callable[[Any], Any] | None = None,
+          identity: bool = True):
+    """A config field with help text and simple bounds (checked on every assignment path).
+
+    minimum, maximum, choices: bounds on the value (on every item of a list). check: a function of the whole
+    value, after the bounds, that raises ConfigError when it is invalid and returns it, possibly in
+    canonical form (the config holds and hashes what it returns). identity=False: the field does not
+    change results (the device), so it is left out of the run's identity."""
+    metadata = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices, "check": check,
+                "identity": identity}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -42,8 +52,10 @@ class ExperimentConfig:
         hints = _hints(type(self))
         for f in fields(self):
             value = _coerce(f, getattr(self, f.name), source="", hint=hints[f.name])
-            object.__setattr__(self, f.name, value)
             _check_bounds(f, value)
+            if f.metadata.get("check") is not None:
+                value = f.metadata["check"](value)
+            object.__setattr__(self, f.name, value)
         self.validate()
 
     def validate(self) -> None:
@@ -69,29 +81,39 @@ class ExperimentConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def field_help(config_class) -> list[tuple[str, str, str, Any]]:
-    """(name, type text, help, default) of every field, for --help and the docs."""
+def field_help(config_class) -> list[tuple[str, str, str, Any, tuple | None]]:
+    """(name, type text, help, default, choices) of every field, for --help and the docs."""
     hints = _hints(config_class)
-    return [(f.name, _type_text(hints[f.name]), f.metadata.get("help", ""), f.default) for f in fields(config_class)]
+    return [(f.name, _type_text(hints[f.name]), f.metadata.get("help", ""), f.default, f.metadata.get("choices"))
+            for f in fields(config_class)]
 
 
 def build_config(config_class, profile_overrides: dict, file_values: dict, cli_values: dict, context: str):
     """Defaults <- profile <- config file <- command line; raises ConfigError naming the bad key."""
+    sources = (("profile", profile_overrides), ("config file", file_values), ("command line", cli_values))
+    return make_config(config_class, layered_values(config_class, sources, context), context)
+
+
+def layered_values(config_class, sources, context: str) -> dict[str, Any]:
+    """The typed values that [(source name, {key: value}), ...] give, later sources winning over earlier
+    ones; keys may use '-' for '_'. An unknown key or a value of the wrong type is a ConfigError."""
     names = {f.name for f in fields(config_class)}
     values: dict[str, Any] = {}
-    for source, given in (("profile", profile_overrides), ("config file", file_values), ("command line", cli_values)):
+    for source, given in sources:
         for key, value in given.items():
             key_name = key.replace("-", "_")
             if key_name not in names:
                 raise ConfigError(f"unknown {source} key {key!r} for {context}; known keys: {', '.join(sorted(names))}")
             values[key_name] = value
     hints = _hints(config_class)
-    coerced = {}
-    for f in fields(config_class):
-        if f.name in values:
-            coerced[f.name] = _coerce(f, values[f.name], source=f" for {context}", hint=hints[f.name])
+    return {f.name: _coerce(f, values[f.name], source=f" for {context}", hint=hints[f.name])
+            for f in fields(config_class) if f.name in values}
+
+
+def make_config(config_class, values: dict[str, Any], context: str):
+    """config_class(**values), its bounds, checks and validate() applied; ConfigError if anything is wrong."""
     try:
-        return config_class(**coerced)
+        return config_class(**values)
     except TypeError as error:
         raise ConfigError(f"invalid configuration for {context}: {error}") from None
 

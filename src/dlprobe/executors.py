@@ -15,7 +15,9 @@ so an interrupted run resumes with everything it had finished.
 - RayExecutor (ray_executor.py): each unfinished trial is a Ray task with its CPU/GPU request, retried when
   its worker dies or it raises; trials that still fail are recorded and the run stops after the others.
 
-`make_executor` builds the one the command line asks for.
+ray_executor.py builds on this module's interface (TrialEnvironment, Trial, TrialsFailedError); this module
+never imports it, so `import ray` and its torch set-up happen only when the command line asks for Ray
+(cli.make_executor).
 """
 
 from __future__ import annotations
@@ -25,12 +27,10 @@ from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .errors import ConfigError, DlprobeError
+from .errors import DlprobeError
 
 if TYPE_CHECKING:  # torch is imported where it is used: `dlprobe` starts (and answers Ctrl-C) before torch loads
     import torch
-
-EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -82,16 +82,3 @@ class LocalExecutor:
 
     def close(self) -> None:
         pass
-
-
-def make_executor(name: str = "local", quiet: bool = False, **ray_options):
-    """'local' or 'ray'; ray_options (address, cpus_per_trial, gpus_per_trial, max_retries) only for 'ray'."""
-    if name == "local":
-        if ray_options:
-            raise ConfigError(f"--ray-{next(iter(ray_options)).replace('_', '-')} only applies with --executor ray")
-        return LocalExecutor()
-    if name != "ray":
-        raise ConfigError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
-    from .ray_executor import RayExecutor
-
-    return RayExecutor(**ray_options, quiet=quiet)

@@ -23,17 +23,9 @@ MODULES = (
 
 
 def all_experiments() -> list[Experiment]:
-    """Every experiment whose module exists, in run order."""
-    found = []
-    for module_name in MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{module_name}")
-        except ModuleNotFoundError as error:
-            if error.name == f"{__name__}.{module_name}":
-                continue
-            raise
-        found.append(module.EXPERIMENT)
-    return found
+    """Every registered experiment, in run order. A module that fails to import is an error (a packaging
+    mistake, a missing dependency), never a silently shorter list."""
+    return [importlib.import_module(f"{__name__}.{module_name}").EXPERIMENT for module_name in MODULES]
 
 
 def get_experiment(name: str) -> Experiment:

@@ -57,9 +57,10 @@ import numpy as np
 from ..analysis.critical_refine import refine_and_classify
 from ..analysis.stats import rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
+from ..config_fields import activation_field, function_field, learning_rate_field, num_train_field, widths_field
 from ..data.functions import function_dataset, get_function
 from ..errors import ConfigError
-from ..models.mlp import ACTIVATIONS, MLPSpec
+from ..models.mlp import MLPSpec
 from ..plotting.critical import plot_minimal_ratio_vs_loss
 from ..plotting.style import close
 from ..training.common import OptimizerSettings
@@ -72,13 +73,13 @@ CHUNK = 25  # runs per trial, refined together: the unit of resumption (and of a
 
 @dataclass(frozen=True)
 class Config(ExperimentConfig):
-    function: str = param("sinc", "target function: a registered name or an expression in x")
-    widths: tuple[int, ...] = param((16,), "hidden layer widths of the small network", minimum=1)
-    activation: str = param("tanh", "hidden activation (smooth, so the Hessian is well defined)", choices=tuple(ACTIVATIONS))
+    function: str = function_field("sinc")
+    widths: tuple[int, ...] = widths_field((16,))
+    activation: str = activation_field("tanh", note="smooth, so the Hessian is well defined")
     num_runs: int = param(100, "independent training runs (seeds seed .. seed+num_runs-1)", minimum=1)
-    num_train: int = param(200, "training grid points", minimum=2)
+    num_train: int = num_train_field(200)
     train_epochs: int = param(20000, "full-batch Adam epochs of ordinary training (all runs at once)", minimum=1)
-    learning_rate: float = param(1e-2, "Adam learning rate of ordinary training", minimum=1e-8)
+    learning_rate: float = learning_rate_field(1e-2, "of ordinary training")
     polish_steps: int = param(1000, "L-BFGS iterations on the loss after Adam (0: none)", minimum=0)
     phase2: str = param("both", "how the gradient is driven to zero", choices=("both", "grad-norm", "newton"))
     grad_norm_steps: int = param(100, "L-BFGS iterations minimising ||grad L||^2 (double backprop)", minimum=0)
@@ -90,7 +91,6 @@ class Config(ExperimentConfig):
                                               "ratio each (the first: sampling_ratio; replaces radius)", minimum=1e-12)
 
     def validate(self):
-        get_function(self.function)
         if not self.sampling_radii:
             raise ConfigError("critical-points: sampling_radii needs at least one radius")
 

@@ -46,11 +46,14 @@ from ..analysis.params import flatten_params, unflatten_params
 from ..analysis.trajectory import fit_pca
 from ..config import ExperimentConfig, param
 from ..data.tasks import load_task
+from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, function_field,
+                             learning_rate_field, num_test_field, num_train_field, optimizer_field,
+                             snapshot_every_field, train_size_field, widths_field)
 from ..errors import ConfigError
-from ..models.mlp import ACTIVATIONS, MLP, MLPSpec, build_mlp
+from ..models.mlp import MLP, MLPSpec, build_mlp
 from ..plotting.optimization import plot_loss_contour, plot_loss_line
 from ..plotting.style import close
-from ..training.common import OPTIMIZERS, OptimizerSettings
+from ..training.common import OptimizerSettings
 from ..training.loop import TrainSpec, train
 from ..training.metrics import MetricLog
 from .base import Experiment
@@ -60,24 +63,24 @@ RADIUS_ANGLES = 32  # directions sampled on the unit circle of the random plane
 
 @dataclass(frozen=True)
 class Config(ExperimentConfig):
-    function: str = param("sinc", "target function (registered name or expression in x), used when dataset is unset")
-    dataset: str | None = param(None, "image dataset (e.g. mnist-5k): classify images instead of fitting the function")
-    train_size: int | None = param(None, "training images used (a deterministic stratified subset); default all", minimum=1)
-    widths: tuple[int, ...] = param((32, 32), "hidden layer widths of the MLP", minimum=1)
-    activation: str = param("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
-    epochs: int = param(60, "training epochs", minimum=1)
-    snapshot_every: int = param(3, "epochs between snapshots of the training path", minimum=1)
-    batch_size: int = param(64, "mini-batch size", minimum=1)
-    optimizer: str = param("adam", "optimizer", choices=OPTIMIZERS)
-    learning_rate: float = param(3e-3, "learning rate", minimum=1e-8, maximum=10.0)
+    function: str = function_field("sinc", "fitted when dataset is unset")
+    dataset: str | None = dataset_field(None, "whose images are classified instead of fitting the function", note="none: the function")
+    train_size: int | None = train_size_field()
+    widths: tuple[int, ...] = widths_field((32, 32))
+    activation: str = activation_field("tanh")
+    epochs: int = epochs_field(60)
+    snapshot_every: int = snapshot_every_field(3, note="the points of the training path")
+    batch_size: int = batch_size_field(64)
+    optimizer: str = optimizer_field()
+    learning_rate: float = learning_rate_field(3e-3, optimizer=None)
     line_points: int = param(81, "points on the line alpha in [alpha_min, alpha_max] (alpha 0 and 1 are always added)", minimum=50)
     alpha_min: float = param(-0.5, "start of the line (0: initial weights)")
     alpha_max: float = param(1.5, "end of the line (1: final weights)")
     surface_points: int = param(31, "grid points per axis of each 2-D surface (odd, so the centre is a grid point)", minimum=3)
     surface_range: float = param(1.0, "the random-direction surface spans [-range, range] in filter-normalized units", minimum=1e-3)
     path_margin: float = param(0.3, "the path-plane surface extends this fraction of the path's extent beyond it", minimum=0.0)
-    num_train: int = param(1000, "function task: training grid points", minimum=2)
-    num_test: int = param(200, "function task: test grid points", minimum=1)
+    num_train: int = num_train_field(1000)
+    num_test: int = num_test_field(200)
 
     def validate(self):
         if self.surface_points % 2 == 0:

@@ -37,10 +37,11 @@ import torch
 
 from ..analysis.stats import first_step_below, geometric_mean, seed_stats
 from ..config import ExperimentConfig, param
+from ..config_fields import (activation_field, eval_every_field, functions_field, learning_rates_field,
+                             num_test_field, num_train_field, seeds_field)
 from ..data.functions import function_dataset, get_function
 from ..errors import ConfigError
 from ..models.budget import check_same_budget, mlp_for_budget
-from ..models.mlp import ACTIVATIONS
 from ..plotting.fit import plot_function_fits, plot_loss_curves
 from ..plotting.style import close
 from ..training.common import OptimizerSettings
@@ -56,26 +57,22 @@ STOP_REL_IMPROVEMENT = 1e-3  # converged: train MSE improved by less than this f
 
 @dataclass(frozen=True)
 class Config(ExperimentConfig):
-    functions: tuple[str, ...] = param(("sinc", "sign-sin"), "target functions: registered names or expressions in x")
+    functions: tuple[str, ...] = functions_field(("sinc", "sign-sin"))
     depths: tuple[int, ...] = param((1, 3, 6), "number of hidden layers of each model", minimum=1, maximum=64)
     budget: int = param(1000, "parameter budget shared by all models (exact counts within 1%)", minimum=8)
-    activation: str = param("relu", "hidden activation", choices=tuple(ACTIVATIONS))
-    learning_rates: tuple[float, ...] = param((1e-3, 3e-3, 1e-2), "Adam learning rates tried per model", minimum=1e-8, maximum=10.0)
+    activation: str = activation_field("relu")
+    learning_rates: tuple[float, ...] = learning_rates_field((1e-3, 3e-3, 1e-2), "tried per model")
     search_epochs: int = param(2000, "epochs of each learning-rate trial", minimum=1)
     max_epochs: int = param(20000, "epoch limit of the final training (the assignment used 20000)", minimum=1)
     patience: int = param(2000, "stop when train MSE improved by < 0.1% over this many epochs (0: never)", minimum=0)
-    seeds: tuple[int, ...] = param((0, 1, 2, 3, 4), "seeds of the final training (mean and spread are reported)", minimum=0)
-    num_train: int = param(1000, "training grid points over the domain", minimum=2)
-    num_test: int = param(300, "test grid points (a separate grid)", minimum=1)
-    eval_every: int = param(20, "epochs between recorded train/test MSE", minimum=1)
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2, 3, 4), "of the final training", note="mean and spread are reported")
+    num_train: int = num_train_field(1000)
+    num_test: int = num_test_field(300)
+    eval_every: int = eval_every_field(20)
 
     def validate(self):
-        if not self.functions or not self.depths or not self.seeds or not self.learning_rates:
-            raise ConfigError("functions, depths, seeds and learning_rates must each list at least one value")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds must be distinct, got {self.seeds}")
-        for name in self.functions:  # a bad expression fails here, before any run directory exists
-            get_function(name)
+        if not self.functions or not self.depths or not self.learning_rates:
+            raise ConfigError("functions, depths and learning_rates must each list at least one value")
 
 
 PROFILES = {

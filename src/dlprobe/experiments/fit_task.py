@@ -37,11 +37,11 @@ import torch
 from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
 from ..data.images import load_dataset
-from ..data.registry import canonical_name
-from ..errors import ConfigError, DatasetError
+from ..errors import ConfigError
+from ..config_fields import (activation_field, batch_size_field, datasets_field, epochs_field, learning_rate_field,
+                             seeds_field, test_size_field, train_size_field)
 from ..models.budget import check_same_budget, cnn_for_budget, mlp_for_budget
 from ..models.cnn import build_cnn
-from ..models.mlp import ACTIVATIONS
 from ..plotting.style import close
 from ..plotting.task import family_colors, plot_accuracy_with_zoom, plot_training_loss
 from ..training.common import OptimizerSettings
@@ -56,31 +56,25 @@ FAMILY_NAMES = {"cnn": "CNN", "dnn": "DNN"}
 
 @dataclass(frozen=True)
 class Config(ExperimentConfig):
-    datasets: tuple[str, ...] = param(("mnist", "cifar10"), "image datasets (mnist, fashion-mnist, cifar10, mnist-5k, digits)")
+    datasets: tuple[str, ...] = datasets_field(("mnist", "cifar10"))
     cnn_convs: tuple[int, ...] = param((1, 2, 4), "conv blocks of each CNN", minimum=1, maximum=8)
     dnn_depths: tuple[int, ...] = param((1, 3, 6), "hidden layers of each DNN", minimum=1, maximum=32)
     cnn_budget: int = param(200_000, "parameter budget of every CNN (exact counts within 1%)", minimum=100)
     dnn_budget: int = param(200_000, "parameter budget of every DNN (exact counts within 1%)", minimum=100)
-    activation: str = param("relu", "hidden activation of every model", choices=tuple(ACTIVATIONS))
-    learning_rate: float = param(1e-3, "Adam learning rate", minimum=1e-8, maximum=10.0)
-    batch_size: int = param(128, "mini-batch size", minimum=1)
-    epochs: int = param(20, "training epochs of every model", minimum=1)
-    seeds: tuple[int, ...] = param((0, 1, 2), "seeds (initial weights and data order); mean and spread are reported", minimum=0)
-    train_size: int | None = param(None, "training images per dataset (stratified subset; none: all)", minimum=1)
-    test_size: int | None = param(None, "test images per dataset (stratified subset; none: all)", minimum=1)
+    activation: str = activation_field("relu", note="the same in every model")
+    learning_rate: float = learning_rate_field(1e-3)
+    batch_size: int = batch_size_field(128)
+    epochs: int = epochs_field(20, "of every model")
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2), note="mean and spread are reported")
+    train_size: int | None = train_size_field("per dataset")
+    test_size: int | None = test_size_field("per dataset")
 
     def validate(self):
-        if not self.datasets or not self.cnn_convs or not self.dnn_depths or not self.seeds:
-            raise ConfigError("datasets, cnn_convs, dnn_depths and seeds must each list at least one value")
-        for name, values in (("seeds", self.seeds), ("cnn_convs", self.cnn_convs), ("dnn_depths", self.dnn_depths)):
+        if not self.datasets or not self.cnn_convs or not self.dnn_depths:
+            raise ConfigError("datasets, cnn_convs and dnn_depths must each list at least one value")
+        for name, values in (("datasets", self.datasets), ("cnn_convs", self.cnn_convs), ("dnn_depths", self.dnn_depths)):
             if len(set(values)) != len(values):
                 raise ConfigError(f"{name} must be distinct, got {values}")
-        try:
-            names = [canonical_name(name) for name in self.datasets]
-        except DatasetError as error:
-            raise ConfigError(str(error)) from None
-        if len(set(names)) != len(names):
-            raise ConfigError(f"datasets must be distinct, got {self.datasets}")
 
 
 PROFILES = {

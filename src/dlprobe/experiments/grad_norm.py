@@ -36,11 +36,14 @@ import torch
 from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
 from ..data.tasks import function_task, image_task
+from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, function_field,
+                             learning_rate_field, num_test_field, num_train_field, optimizer_field, seeds_field,
+                             train_size_field, widths_field)
 from ..errors import ConfigError
-from ..models.mlp import ACTIVATIONS, MLPSpec
+from ..models.mlp import MLPSpec
 from ..plotting.optimization import plot_grad_norm
 from ..plotting.style import close
-from ..training.common import OPTIMIZERS, OptimizerSettings
+from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
@@ -51,26 +54,24 @@ SPIKE_FACTOR = 3.0  # a grad norm this many times its recent geometric mean coun
 
 @dataclass(frozen=True)
 class Config(ExperimentConfig):
-    function: str | None = param("sinc", "function task: registered name or expression in x (none: skip)")
-    dataset: str | None = param("mnist-5k", "image task: dataset name (none: skip)")
-    train_size: int | None = param(None, "training images used (a deterministic stratified subset); default all", minimum=1)
-    seeds: tuple[int, ...] = param((0, 1, 2), "seeds (initial weights and data order), trained together", minimum=0)
+    function: str | None = function_field("sinc", "of the function task", note="none: skip it")
+    dataset: str | None = dataset_field("mnist-5k", "of the image task", note="none: skip it")
+    train_size: int | None = train_size_field()
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2), note="trained together")
     p: str = param("2", "order of the gradient norm: a number >= 1 or inf")
-    widths: tuple[int, ...] = param((32, 32), "hidden layer widths of the MLP of both tasks", minimum=1)
-    activation: str = param("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
-    function_epochs: int = param(100, "epochs on the function task", minimum=1)
-    image_epochs: int = param(5, "epochs on the image task", minimum=1)
-    batch_size: int = param(64, "mini-batch size (an iteration is one mini-batch)", minimum=1)
-    optimizer: str = param("adam", "optimizer", choices=OPTIMIZERS)
-    learning_rate: float = param(3e-3, "learning rate", minimum=1e-8, maximum=10.0)
-    num_train: int = param(1000, "function task: training grid points", minimum=2)
-    num_test: int = param(200, "function task: test grid points", minimum=1)
+    widths: tuple[int, ...] = widths_field((32, 32), "of both tasks")
+    activation: str = activation_field("tanh")
+    function_epochs: int = epochs_field(100, "on the function task")
+    image_epochs: int = epochs_field(5, "on the image task")
+    batch_size: int = batch_size_field(64, "(an iteration is one mini-batch)")
+    optimizer: str = optimizer_field()
+    learning_rate: float = learning_rate_field(3e-3, optimizer=None)
+    num_train: int = num_train_field(1000)
+    num_test: int = num_test_field(200)
 
     def validate(self):
         if not self.function and not self.dataset:
             raise ConfigError("grad-norm needs a task: give a function, a dataset or both")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds must be at least one distinct value, got {self.seeds}")
         norm_order(self.p)
 
 

@@ -51,9 +51,11 @@ from ..analysis.landscape import evaluate_interpolation
 from ..analysis.line_profile import describe_line, parameter_distance
 from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
+from ..config_fields import (activation_field, batch_size_field, batch_sizes_field, dataset_field, epochs_field,
+                             learning_rate_field, learning_rates_field, seeds_field, train_size_field, widths_field)
 from ..data.images import load_dataset
 from ..errors import ConfigError
-from ..models.mlp import ACTIVATIONS, MLP, MLPSpec, build_mlp
+from ..models.mlp import MLP, MLPSpec, build_mlp
 from ..plotting.flatness import plot_interpolation
 from ..plotting.style import close
 from ..training.common import OptimizerSettings
@@ -69,17 +71,17 @@ RISES = ("rise_beyond_m1", "rise_beyond_m2", "relative_rise_beyond_m1", "relativ
 
 @dataclass(frozen=True)
 class Config(ExperimentConfig):
-    dataset: str = param("mnist-5k", "image dataset (mnist-5k is built in; mnist, fashion-mnist, cifar10 need files)")
-    train_size: int | None = param(None, "deterministic subset of N training images (default: all)", minimum=1)
-    widths: tuple[int, ...] = param((256,), "hidden layer widths of the MLP", minimum=1)
-    activation: str = param("relu", "hidden activation", choices=tuple(ACTIVATIONS))
-    epochs: int = param(30, "training epochs of every model (same for both models of a pair)", minimum=1)
+    dataset: str = dataset_field("mnist-5k")
+    train_size: int | None = train_size_field()
+    widths: tuple[int, ...] = widths_field((256,))
+    activation: str = activation_field("relu")
+    epochs: int = epochs_field(30, "of every model (same for both models of a pair)")
     pairs: tuple[str, ...] = param(PAIRS, "which pairs to train: batch_size and/or learning_rate", choices=PAIRS)
-    batch_sizes: tuple[int, ...] = param((64, 1024), "batch sizes of m1 and m2 in the batch-size pair", minimum=1)
-    learning_rates: tuple[float, ...] = param((1e-3, 1e-2), "Adam learning rates of m1 and m2 in the learning-rate pair", minimum=1e-8, maximum=10.0)
-    learning_rate: float = param(1e-3, "Adam learning rate of both models of the batch-size pair", minimum=1e-8, maximum=10.0)
-    batch_size: int = param(64, "batch size of both models of the learning-rate pair", minimum=1)
-    seeds: tuple[int, ...] = param((0, 1, 2), "seeds: each trains m1 and m2 of every pair (mean and min-max spread are reported)", minimum=0)
+    batch_sizes: tuple[int, ...] = batch_sizes_field((64, 1024), "of m1 and m2 in the batch-size pair")
+    learning_rates: tuple[float, ...] = learning_rates_field((1e-3, 1e-2), "of m1 and m2 in the learning-rate pair")
+    learning_rate: float = learning_rate_field(1e-3, "of both models of the batch-size pair")
+    batch_size: int = batch_size_field(64, "of both models of the learning-rate pair")
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2), note="each trains m1 and m2 of every pair; mean and min-max spread are reported")
     shared_init: bool = param(True, "m1 and m2 of a seed start from the same initial weights (false: m2 uses the seed + 1)")
     num_alphas: int = param(61, "evenly spaced interpolation ratios on [alpha_min, alpha_max]", minimum=50, maximum=10001)
     alpha_min: float = param(-1.0, "first interpolation ratio (must be < 0)", maximum=0.0)
@@ -87,8 +89,6 @@ class Config(ExperimentConfig):
     flatness_distance: float = param(0.25, "d: loss rise compared at alpha = -d and 1 + d", minimum=1e-6)
 
     def validate(self):
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds must list at least one seed, all distinct, got {self.seeds}")
         if not self.pairs or len(set(self.pairs)) != len(self.pairs):
             raise ConfigError(f"pairs must list batch_size and/or learning_rate once each, got {self.pairs}")
         if len(self.batch_sizes) != 2 or len(self.learning_rates) != 2:

@@ -33,9 +33,11 @@ import numpy as np
 
 from ..analysis.stats import rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
+from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, eval_every_field,
+                             learning_rate_field, seeds_field, test_size_field, train_size_field)
 from ..data.images import load_dataset
 from ..errors import ConfigError
-from ..models.mlp import ACTIVATIONS, MLPSpec
+from ..models.mlp import MLPSpec
 from ..plotting.generalization import plot_vs_params
 from ..plotting.style import close, new_axes
 from ..training.common import OptimizerSettings
@@ -53,23 +55,21 @@ def geometric_widths(smallest: int, largest: int, count: int) -> tuple[int, ...]
 
 @dataclass(frozen=True)
 class Config(ExperimentConfig):
-    dataset: str = param("mnist-5k", "image dataset (mnist-5k is built in; mnist, fashion-mnist, cifar10 need files)")
-    train_size: int | None = param(None, "use a stratified subset of this many training images (None: all)", minimum=1)
-    test_size: int | None = param(None, "use a stratified subset of this many test images (None: all)", minimum=1)
+    dataset: str = dataset_field("mnist-5k")
+    train_size: int | None = train_size_field()
+    test_size: int | None = test_size_field()
     widths: tuple[int, ...] = param(geometric_widths(4, 1024, 14), "hidden width of each model (one model per width)", minimum=1)
     hidden_layers: int = param(2, "hidden layers of every model (all of the same width)", minimum=1, maximum=16)
-    activation: str = param("relu", "hidden activation", choices=tuple(ACTIVATIONS))
-    learning_rate: float = param(1e-3, "Adam learning rate (the same for every model)", minimum=1e-8, maximum=10.0)
-    batch_size: int = param(128, "minibatch size", minimum=1)
-    epochs: int = param(60, "training epochs of every model", minimum=1)
-    eval_every: int = param(5, "epochs between recorded train/test metrics (metrics.csv)", minimum=1)
-    seeds: tuple[int, ...] = param((0, 1, 2), "seeds per width (mean and min-max spread are reported)", minimum=0)
+    activation: str = activation_field("relu")
+    learning_rate: float = learning_rate_field(1e-3, "(the same for every model)")
+    batch_size: int = batch_size_field(128)
+    epochs: int = epochs_field(60, "of every model")
+    eval_every: int = eval_every_field(5)
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2), "per width", note="mean and min-max spread are reported")
 
     def validate(self):
         if len(self.widths) < 2 or len(set(self.widths)) != len(self.widths):
             raise ConfigError(f"widths must list at least two distinct widths, got {self.widths}")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds must list at least one seed, all distinct, got {self.seeds}")
 
 
 PROFILES = {

@@ -59,8 +59,10 @@ from ..analysis.stats import first_step_below, seed_stats
 from ..config import ExperimentConfig, param
 from ..data.images import load_dataset
 from ..data.labels import LABEL_MODES, corrupt_labels
+from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, eval_every_field,
+                             learning_rate_field, seeds_field, test_size_field, train_size_field, widths_field)
 from ..errors import ConfigError
-from ..models.mlp import ACTIVATIONS, MLPSpec, build_mlp
+from ..models.mlp import MLPSpec, build_mlp
 from ..plotting.generalization import plot_epochs_to_fit, plot_final_vs_noise, plot_split_curves
 from ..plotting.style import close, new_axes
 from ..training.common import OptimizerSettings
@@ -75,19 +77,19 @@ SEED_STATS = ("labels_changed", "max_class_count_change", "final_train_loss", "f
 
 @dataclass(frozen=True)
 class Config(ExperimentConfig):
-    dataset: str = param("mnist-5k", "image dataset (mnist-5k is built in; mnist, fashion-mnist, cifar10 need files)")
-    train_size: int | None = param(None, "use a stratified subset of this many training images (None: all)", minimum=1)
-    test_size: int | None = param(None, "use a stratified subset of this many test images (None: all)", minimum=1)
+    dataset: str = dataset_field("mnist-5k")
+    train_size: int | None = train_size_field()
+    test_size: int | None = test_size_field()
     label_noise: tuple[float, ...] = param((1.0,), "fractions of training labels corrupted as label_mode says (several: a sweep)", minimum=0.0, maximum=1.0)
     label_mode: str = param("shuffle", "shuffle: permute the chosen labels (class counts kept); random: uniformly random classes", choices=LABEL_MODES)
-    widths: tuple[int, ...] = param((256, 256, 256), "hidden layer widths of the MLP", minimum=1)
-    activation: str = param("relu", "hidden activation", choices=tuple(ACTIVATIONS))
-    learning_rate: float = param(1e-3, "Adam learning rate", minimum=1e-8, maximum=10.0)
-    batch_size: int = param(128, "minibatch size", minimum=1)
-    epochs: int = param(200, "training epochs per noise level", minimum=1)
-    eval_every: int = param(1, "epochs between train/test evaluations (epochs_to_fit has this resolution)", minimum=1)
+    widths: tuple[int, ...] = widths_field((256, 256, 256))
+    activation: str = activation_field("relu")
+    learning_rate: float = learning_rate_field(1e-3)
+    batch_size: int = batch_size_field(128)
+    epochs: int = epochs_field(200, "per noise level")
+    eval_every: int = eval_every_field(1, note="epochs_to_fit has this resolution")
     fit_threshold: float = param(0.99, "training accuracy that counts as 'fitted' for epochs_to_fit", minimum=0.0, maximum=1.0)
-    seeds: tuple[int, ...] = param((0, 1, 2), "seeds per noise level (initial weights, data order and the label corruption)", minimum=0)
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2), "per noise level", note="also the label corruption")
 
     def validate(self):
         if not self.label_noise:
@@ -96,8 +98,6 @@ class Config(ExperimentConfig):
             raise ConfigError(f"label_noise fractions must be distinct, got {self.label_noise}")
         if not self.widths:
             raise ConfigError("widths must list at least one hidden layer width")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds must list at least one seed, all distinct, got {self.seeds}")
 
 
 PROFILES = {

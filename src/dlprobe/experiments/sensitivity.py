@@ -52,9 +52,11 @@ from ..analysis.sharpness import epsilon_sharpness
 from ..analysis.spectrum import top_hessian_eigenvalues
 from ..analysis.stats import rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
+from ..config_fields import (activation_field, batch_size_field, batch_sizes_field, dataset_field, epochs_field,
+                             learning_rate_field, learning_rates_field, seeds_field, train_size_field, widths_field)
 from ..data.images import load_dataset
 from ..errors import ConfigError
-from ..models.mlp import ACTIVATIONS, MLPSpec
+from ..models.mlp import MLPSpec
 from ..plotting.flatness import plot_twin_metrics
 from ..plotting.style import close
 from ..training.common import OptimizerSettings
@@ -73,17 +75,17 @@ LEGENDS = {
 
 @dataclass(frozen=True)
 class Config(ExperimentConfig):
-    dataset: str = param("mnist-5k", "image dataset (mnist-5k is built in; mnist, fashion-mnist, cifar10 need files)")
-    train_size: int | None = param(None, "deterministic subset of N training images (default: all)", minimum=1)
-    widths: tuple[int, ...] = param((256,), "hidden layer widths of the MLP", minimum=1)
-    activation: str = param("relu", "hidden activation", choices=tuple(ACTIVATIONS))
+    dataset: str = dataset_field("mnist-5k")
+    train_size: int | None = train_size_field()
+    widths: tuple[int, ...] = widths_field((256,))
+    activation: str = activation_field("relu")
     vary: str = param("batch_size", "what differs between the models", choices=("batch_size", "lr"))
-    batch_sizes: tuple[int, ...] = param((16, 64, 256, 1024, 4000), "batch sizes (vary=batch_size); at most the training set size", minimum=1)
-    learning_rates: tuple[float, ...] = param((1e-4, 3e-4, 1e-3, 3e-3, 1e-2), "Adam learning rates (vary=lr)", minimum=1e-8, maximum=10.0)
-    learning_rate: float = param(1e-3, "Adam learning rate of every model when varying the batch size", minimum=1e-8, maximum=10.0)
-    batch_size: int = param(64, "batch size of every model when varying the learning rate", minimum=1)
-    epochs: int = param(20, "training epochs of every model (fixed epochs: large batches take fewer steps)", minimum=1)
-    seeds: tuple[int, ...] = param((0, 1, 2), "seeds per setting (initial weights and data order)", minimum=0)
+    batch_sizes: tuple[int, ...] = batch_sizes_field((16, 64, 256, 1024, 4000), "(vary=batch_size); at most the training set size")
+    learning_rates: tuple[float, ...] = learning_rates_field((1e-4, 3e-4, 1e-3, 3e-3, 1e-2), "(vary=lr)")
+    learning_rate: float = learning_rate_field(1e-3, "of every model when varying the batch size")
+    batch_size: int = batch_size_field(64, "of every model when varying the learning rate")
+    epochs: int = epochs_field(20, "of every model (fixed epochs: large batches take fewer steps)")
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2), "per setting")
     sensitivity_examples: int = param(1000, "first N test examples the sensitivities average over", minimum=1)
     sharpness_examples: int = param(1000, "size of the fixed random training subset for ε-sharpness", minimum=1)
     epsilon: float = param(1e-3, "ε of Keskar's sharpness box |z_i| <= ε (|θ_i| + 1)", minimum=0.0, maximum=1.0)
@@ -95,8 +97,6 @@ class Config(ExperimentConfig):
         settings = self.batch_sizes if self.vary == "batch_size" else self.learning_rates
         if len(settings) < 2 or len(set(settings)) != len(settings):
             raise ConfigError(f"{'batch_sizes' if self.vary == 'batch_size' else 'learning_rates'} must list at least two distinct values")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds must be distinct and non-empty, got {self.seeds}")
 
 
 PROFILES = {

@@ -37,11 +37,14 @@ from ..analysis.stats import seed_stats
 from ..analysis.trajectory import embed_tsne, fit_pca, transform
 from ..config import ExperimentConfig, param
 from ..data.tasks import load_task
+from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, function_field,
+                             learning_rate_field, num_test_field, num_train_field, optimizer_field, seeds_field,
+                             snapshot_every_field, train_size_field, widths_field)
 from ..errors import ConfigError
-from ..models.mlp import ACTIVATIONS, MLPSpec
+from ..models.mlp import MLPSpec
 from ..plotting.optimization import plot_trajectories
 from ..plotting.style import close
-from ..training.common import OPTIMIZERS, OptimizerSettings
+from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
@@ -49,26 +52,24 @@ from .base import Experiment
 
 @dataclass(frozen=True)
 class Config(ExperimentConfig):
-    function: str = param("sinc", "target function (registered name or expression in x), used when dataset is unset")
-    dataset: str | None = param(None, "image dataset (e.g. mnist-5k): classify images with the MLP instead of fitting the function")
-    train_size: int | None = param(None, "training images used (a deterministic stratified subset); default all", minimum=1)
-    seeds: tuple[int, ...] = param(tuple(range(8)), "one training per seed (initial weights and data order)", minimum=0)
-    widths: tuple[int, ...] = param((32, 32), "hidden layer widths of the MLP", minimum=1)
-    activation: str = param("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
+    function: str = function_field("sinc", "fitted when dataset is unset")
+    dataset: str | None = dataset_field(None, "whose images the MLP classifies instead of fitting the function", note="none: the function")
+    train_size: int | None = train_size_field()
+    seeds: tuple[int, ...] = seeds_field(tuple(range(8)), note="one training per seed")
+    widths: tuple[int, ...] = widths_field((32, 32))
+    activation: str = activation_field("tanh")
     layer: int = param(0, "Linear layer shown in the layer figure (0: first hidden layer)", minimum=0)
-    epochs: int = param(60, "training epochs", minimum=1)
-    snapshot_every: int = param(3, "epochs between weight snapshots (the assignment's n)", minimum=1)
-    batch_size: int = param(64, "mini-batch size", minimum=1)
-    optimizer: str = param("adam", "optimizer", choices=OPTIMIZERS)
-    learning_rate: float = param(3e-3, "learning rate", minimum=1e-8, maximum=10.0)
+    epochs: int = epochs_field(60)
+    snapshot_every: int = snapshot_every_field(3, note="the assignment's n")
+    batch_size: int = batch_size_field(64)
+    optimizer: str = optimizer_field()
+    learning_rate: float = learning_rate_field(3e-3, optimizer=None)
     method: str = param("pca", "2-D reduction: pca (fitted jointly on all runs) or tsne", choices=("pca", "tsne"))
     perplexity: float = param(30.0, "t-SNE perplexity (method tsne)", minimum=1.0)
-    num_train: int = param(1000, "function task: training grid points", minimum=2)
-    num_test: int = param(200, "function task: test grid points", minimum=1)
+    num_train: int = num_train_field(1000)
+    num_test: int = num_test_field(200)
 
     def validate(self):
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds must be at least one distinct value, got {self.seeds}")
         if not self.widths:
             raise ConfigError("widths must list at least one hidden layer width")
         if self.layer > len(self.widths):
