@@ -78,10 +78,11 @@ def refine_diagnostics(profile: str, num_runs: int) -> dict:
 
     from dlprobe.analysis.critical_refine import refine_and_classify
     from dlprobe.data.functions import function_dataset, get_function
+    from dlprobe.data.tensors import TensorData
     from dlprobe.models.mlp import MLPSpec, build_mlp
     from dlprobe.training.common import OptimizerSettings
     from dlprobe.training.ensemble import train_ensemble
-    from dlprobe.training.loop import TensorData, TrainSpec
+    from dlprobe.training.loop import TrainSpec
 
     from . import critical_reference
 

@@ -23,10 +23,11 @@ import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from dlprobe.data.functions import function_dataset
+from dlprobe.data.tensors import TensorData
 from dlprobe.models.mlp import MLPSpec, build_mlp
 from dlprobe.training.common import OptimizerSettings
 from dlprobe.training.ensemble import train_ensemble
-from dlprobe.training.loop import TensorData, TrainSpec
+from dlprobe.training.loop import TrainSpec
 
 from .common import baseline, case_record, equality, interleaved, matmul_peak_gflops, median_ratio, relative_error, side
 

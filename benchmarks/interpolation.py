@@ -22,13 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from dlprobe.analysis.landscape import batchnorm_modules, check_same_layout, evaluate_interpolation
+from dlprobe.data.tensors import TensorData
 from dlprobe.losses import check_loss, per_example_loss
 from dlprobe.data.images import load_dataset
 from dlprobe.models.budget import cnn_for_budget
 from dlprobe.models.cnn import build_cnn
 from dlprobe.models.mlp import MLPSpec, build_mlp
 from dlprobe.training.common import OptimizerSettings
-from dlprobe.training.loop import TensorData, TrainSpec, train
+from dlprobe.training.loop import TrainSpec, train
 
 from dlprobe.errors import ConfigError
 

@@ -24,10 +24,11 @@ import dlprobe.analysis.hessian as hessian_module
 import dlprobe.analysis.spectrum as spectrum_module
 from dlprobe.analysis.params import flatten_params, make_flat_loss
 from dlprobe.data.images import load_dataset
+from dlprobe.data.tensors import TensorData
 from dlprobe.models.budget import cnn_for_budget
 from dlprobe.models.cnn import build_cnn
 from dlprobe.training.common import OptimizerSettings
-from dlprobe.training.loop import TensorData, TrainSpec, train
+from dlprobe.training.loop import TrainSpec, train
 
 from .common import baseline, case_record, equality, interleaved, median_ratio, relative_error, side
 from .errors import SkipCase

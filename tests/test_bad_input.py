@@ -442,8 +442,9 @@ def test_damaged_checkpoint(capsys, tmp_path):
 
 
 def test_checkpoint_from_another_config(capsys, tmp_path):
+    from dlprobe.data.tensors import TensorData
     from dlprobe.models.mlp import MLPSpec, build_mlp
-    from dlprobe.training.loop import TensorData, TrainSpec, train
+    from dlprobe.training.loop import TrainSpec, train
 
     argv, run_dir = interpolation_run_dir(tmp_path / "out", epochs=2)
     checkpoint = run_dir / "checkpoints" / "model_bs64_lr0.001_seed0.pt"

@@ -104,10 +104,11 @@ def test_flop_count_of_one_model_step():
 def test_reference_refinement_takes_the_same_newton_steps_as_dlprobe():
     from dlprobe.analysis.critical_refine import refine_and_classify
     from dlprobe.data.functions import function_dataset, get_function
+    from dlprobe.data.tensors import TensorData
     from dlprobe.models.mlp import MLPSpec, build_mlp
     from dlprobe.training.common import OptimizerSettings
     from dlprobe.training.ensemble import train_ensemble
-    from dlprobe.training.loop import TensorData, TrainSpec
+    from dlprobe.training.loop import TrainSpec
 
     from dataclasses import replace
 

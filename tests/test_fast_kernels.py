@@ -91,10 +91,11 @@ def test_hand_written_backward_equals_autograd(activation, loss, shared, in_feat
 
 
 def test_hand_written_training_equals_autograd_training():
+    from dlprobe.data.tensors import TensorData
     from dlprobe.models.mlp import MLPSpec
     from dlprobe.training.common import OptimizerSettings
     from dlprobe.training.ensemble import train_ensemble
-    from dlprobe.training.loop import TensorData, TrainSpec
+    from dlprobe.training.loop import TrainSpec
 
     x = torch.linspace(-1, 1, 40).view(-1, 1)
     data = TensorData(x, torch.sin(3 * x), x[:8], torch.sin(3 * x[:8]))

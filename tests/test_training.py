@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from dlprobe.data.functions import function_dataset, get_function
+from dlprobe.data.tensors import TensorData
 from dlprobe.errors import RunDirError
 from dlprobe.models.mlp import MLPSpec, build_mlp
 from dlprobe.store import atomic_torch_save
 from dlprobe.training.common import OptimizerSettings, batch_slices, epoch_permutation
 from dlprobe.training.ensemble import train_ensemble
-from dlprobe.training.loop import TensorData, TrainSpec, grad_norm, train
+from dlprobe.training.loop import TrainSpec, grad_norm, train
 from dlprobe.training.recorder import Recorder
 from dlprobe.training.state import TrainState
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlprobe.data.functions import function_dataset, get_function
-from dlprobe.data.images import load_dataset
-from dlprobe.training.loop import TensorData
+from .functions import function_dataset, get_function
+from .images import load_dataset
+from .tensors import TensorData
 
 
 @dataclass(frozen=True)

@@ -59,13 +59,14 @@ from ..analysis.stats import rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
 from ..config_fields import activation_field, function_field, learning_rate_field, num_train_field, widths_field
 from ..data.functions import function_dataset, get_function
+from ..data.tensors import TensorData
 from ..errors import ConfigError
 from ..models.mlp import MLPSpec
 from ..plotting.critical import plot_minimal_ratio_vs_loss
 from ..plotting.style import close
 from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
-from ..training.loop import TensorData, TrainSpec
+from ..training.loop import TrainSpec
 from .base import Experiment
 
 CHUNK = 25  # runs per trial, refined together: the unit of resumption (and of a Ray task)

@@ -45,10 +45,10 @@ from ..analysis.line_profile import barrier_height
 from ..analysis.params import flatten_params, unflatten_params
 from ..analysis.trajectory import fit_pca
 from ..config import ExperimentConfig, param
-from ..data.tasks import load_task
 from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, function_field,
                              learning_rate_field, num_test_field, num_train_field, optimizer_field,
                              snapshot_every_field, train_size_field, widths_field)
+from ..data.tasks import load_task
 from ..errors import ConfigError
 from ..models.mlp import MLP, MLPSpec, build_mlp
 from ..plotting.optimization import plot_loss_contour, plot_loss_line

@@ -40,13 +40,14 @@ from ..config import ExperimentConfig, param
 from ..config_fields import (activation_field, eval_every_field, functions_field, learning_rates_field,
                              num_test_field, num_train_field, seeds_field)
 from ..data.functions import function_dataset, get_function
+from ..data.tensors import TensorData
 from ..errors import ConfigError
 from ..models.budget import check_same_budget, mlp_for_budget
 from ..plotting.fit import plot_function_fits, plot_loss_curves
 from ..plotting.style import close
 from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
-from ..training.loop import TensorData, TrainSpec
+from ..training.loop import TrainSpec
 from .base import Experiment
 from .common import slug
 

@@ -36,17 +36,18 @@ import torch
 
 from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
-from ..data.images import load_dataset
-from ..errors import ConfigError
 from ..config_fields import (activation_field, batch_size_field, datasets_field, epochs_field, learning_rate_field,
                              seeds_field, test_size_field, train_size_field)
+from ..data.images import load_dataset
+from ..data.tensors import TensorData
+from ..errors import ConfigError
 from ..models.budget import check_same_budget, cnn_for_budget, mlp_for_budget
 from ..models.cnn import build_cnn
 from ..plotting.style import close
 from ..plotting.task import family_colors, plot_accuracy_with_zoom, plot_training_loss
 from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
-from ..training.loop import TensorData, TrainSpec, train
+from ..training.loop import TrainSpec, train
 from .base import Experiment
 from .common import slug
 

@@ -35,10 +35,10 @@ import torch
 
 from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
-from ..data.tasks import function_task, image_task
 from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, function_field,
                              learning_rate_field, num_test_field, num_train_field, optimizer_field, seeds_field,
                              train_size_field, widths_field)
+from ..data.tasks import function_task, image_task
 from ..errors import ConfigError
 from ..models.mlp import MLPSpec
 from ..plotting.optimization import plot_grad_norm

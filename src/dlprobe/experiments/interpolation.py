@@ -54,12 +54,13 @@ from ..config import ExperimentConfig, param
 from ..config_fields import (activation_field, batch_size_field, batch_sizes_field, dataset_field, epochs_field,
                              learning_rate_field, learning_rates_field, seeds_field, train_size_field, widths_field)
 from ..data.images import load_dataset
+from ..data.tensors import TensorData
 from ..errors import ConfigError
 from ..models.mlp import MLP, MLPSpec, build_mlp
 from ..plotting.flatness import plot_interpolation
 from ..plotting.style import close
 from ..training.common import OptimizerSettings
-from ..training.loop import TensorData, TrainSpec, train
+from ..training.loop import TrainSpec, train
 from .base import Experiment
 
 PAIRS = ("batch_size", "learning_rate")

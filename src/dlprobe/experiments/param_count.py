@@ -36,13 +36,14 @@ from ..config import ExperimentConfig, param
 from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, eval_every_field,
                              learning_rate_field, seeds_field, test_size_field, train_size_field)
 from ..data.images import load_dataset
+from ..data.tensors import TensorData
 from ..errors import ConfigError
 from ..models.mlp import MLPSpec
 from ..plotting.generalization import plot_vs_params
 from ..plotting.style import close, new_axes
 from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
-from ..training.loop import TensorData, TrainSpec
+from ..training.loop import TrainSpec
 from .base import Experiment
 
 FINAL = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")

@@ -57,16 +57,17 @@ import torch
 
 from ..analysis.stats import first_step_below, seed_stats
 from ..config import ExperimentConfig, param
-from ..data.images import load_dataset
-from ..data.labels import LABEL_MODES, corrupt_labels
 from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, eval_every_field,
                              learning_rate_field, seeds_field, test_size_field, train_size_field, widths_field)
+from ..data.images import load_dataset
+from ..data.labels import LABEL_MODES, corrupt_labels
+from ..data.tensors import TensorData
 from ..errors import ConfigError
 from ..models.mlp import MLPSpec, build_mlp
 from ..plotting.generalization import plot_epochs_to_fit, plot_final_vs_noise, plot_split_curves
 from ..plotting.style import close, new_axes
 from ..training.common import OptimizerSettings
-from ..training.loop import TensorData, TrainSpec, evaluate, train
+from ..training.loop import TrainSpec, evaluate, train
 from .base import Experiment
 
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")

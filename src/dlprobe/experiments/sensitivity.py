@@ -55,13 +55,14 @@ from ..config import ExperimentConfig, param
 from ..config_fields import (activation_field, batch_size_field, batch_sizes_field, dataset_field, epochs_field,
                              learning_rate_field, learning_rates_field, seeds_field, train_size_field, widths_field)
 from ..data.images import load_dataset
+from ..data.tensors import TensorData
 from ..errors import ConfigError
 from ..models.mlp import MLPSpec
 from ..plotting.flatness import plot_twin_metrics
 from ..plotting.style import close
 from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
-from ..training.loop import TensorData, TrainSpec
+from ..training.loop import TrainSpec
 from .base import Experiment
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")

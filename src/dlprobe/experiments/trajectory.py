@@ -36,10 +36,10 @@ import torch
 from ..analysis.stats import seed_stats
 from ..analysis.trajectory import embed_tsne, fit_pca, transform
 from ..config import ExperimentConfig, param
-from ..data.tasks import load_task
 from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, function_field,
                              learning_rate_field, num_test_field, num_train_field, optimizer_field, seeds_field,
                              snapshot_every_field, train_size_field, widths_field)
+from ..data.tasks import load_task
 from ..errors import ConfigError
 from ..models.mlp import MLPSpec
 from ..plotting.optimization import plot_trajectories

@@ -22,13 +22,14 @@ from pathlib import Path
 
 import torch
 
+from ..data.tensors import TensorData
 from ..losses import per_example_loss
 from ..models.ensemble_mlp import EnsembleMLP
 from ..models.mlp import MLPSpec
 from .common import batch_slices, epoch_permutation
 from .ensemble_optim import EnsembleOptimizer
 from .ensemble_step import StepBuffers, loss_and_gradients, supports
-from .loop import TensorData, TrainSpec
+from .loop import TrainSpec
 from .metrics import MetricLog
 from .recorder import Recorder
 from .state import TrainState

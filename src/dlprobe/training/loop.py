@@ -9,8 +9,8 @@ more after the last, so epoch e's record is the model after e epochs; with recor
 gradient norm of batch t are logged before update t. A loss that becomes NaN/inf ends training ("diverged
 at step N"; no record after it). With a `checkpoint_path`, the TrainState (state.py) is saved every
 `checkpoint_every` epochs and a later call resumes from it; since data order depends only on (seed, epoch),
-a resumed run ends with the same weights as a straight one. TrainSpec and TensorData serve the ensemble
-trainer (ensemble.py) too.
+a resumed run ends with the same weights as a straight one. TrainSpec serves the ensemble trainer
+(ensemble.py) too; the data both train on is a data.tensors.TensorData.
 """
 
 from __future__ import annotations
@@ -22,24 +22,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data.tensors import TensorData
 from ..losses import check_loss, per_example_loss
 from .common import OptimizerSettings, batch_slices, epoch_permutation, make_optimizer
 from .metrics import MetricLog
 from .recorder import Recorder
 from .state import TrainState
-
-
-@dataclass(frozen=True)
-class TensorData:
-    """Training and test tensors. x: (N, ...) inputs; y: (N, K) float targets (mse) or (N,) int classes."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-
-    def to(self, device) -> "TensorData":
-        return TensorData(*(t.to(device) for t in (self.x_train, self.y_train, self.x_test, self.y_test)))
 
 
 @dataclass(frozen=True)

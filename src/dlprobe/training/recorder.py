@@ -32,7 +32,8 @@ import torch
 from .state import TrainState
 
 if TYPE_CHECKING:
-    from .loop import TensorData, TrainSpec
+    from ..data.tensors import TensorData
+    from .loop import TrainSpec
 
 
 class Recorder:
