@@ -223,11 +223,17 @@ def test_minimize_grad_norm_converges_to_the_saddle(method, lr, steps):
     assert torch.equal(start, torch.tensor([0.1, 0.05], dtype=torch.float64))  # input untouched
 
 
-def test_minimize_grad_norm_lowers_a_trained_network_gradient_by_orders_of_magnitude(trained):
+def test_minimize_grad_norm_lowers_a_trained_network_gradient_by_an_order_of_magnitude(trained):
+    """From a trained net the gradient norm falls fast (2.9e-4 -> 1.1e-5 in 10 L-BFGS steps here) and then
+    stalls where the residual gradient lies along near-flat Hessian directions (1.0e-5 after 100 steps): the
+    sloppiness critical-points reports. How far it gets depends on float rounding (a 100x bound passed on one
+    CPU and failed on another), so the test asks for the robust part: more than 10x, and never an increase
+    (L-BFGS with a strong-Wolfe line search on ||grad||^2 only accepts steps that lower it)."""
     f, theta = trained
     _, history = minimize_grad_norm(f, theta, steps=100, lr=1.0, method="lbfgs")
     assert history[0] == pytest.approx(grad_norm(f, theta))
-    assert history[-1] < 1e-2 * history[0]
+    assert history[-1] < 1e-1 * history[0]
+    assert all(later <= earlier * (1 + 1e-9) for earlier, later in zip(history, history[1:]))
 
 
 def test_damped_newton_reaches_tiny_gradient_on_small_net(near_minimum):
