@@ -22,6 +22,7 @@ from . import __version__, paths
 from .config import PROFILES, field_help, load_config_file
 from .config_resolution import COMMON_OPTIONS, RunRequest, common_option_fields, resolve_configs
 from .errors import ConfigError, DlprobeError
+from .interrupts import interrupts_deferred
 
 EXECUTORS = ("local", "ray")
 # the common options' metavar and help (with `run NAME`, the help of the field each one sets instead)
@@ -220,10 +221,15 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     experiment = None
     try:
-        if len(argv) >= 2 and argv[0] == "run" and not argv[1].startswith("-") and argv[1] != "all":
-            from .experiments import get_experiment
+        with interrupts_deferred():  # the experiments import torch, numpy, scipy, matplotlib: see interrupts.py
+            if argv[:1] in (["run"], ["list"], ["report"]) and "--help" not in argv and "-h" not in argv:
+                from .experiments import all_experiments
 
-            experiment = get_experiment(argv[1])
+                all_experiments()
+            if len(argv) >= 2 and argv[0] == "run" and not argv[1].startswith("-") and argv[1] != "all":
+                from .experiments import get_experiment
+
+                experiment = get_experiment(argv[1])
         args = build_parser(experiment).parse_args(argv)
         handler = {"run": command_run, "report": command_report, "list": command_list, "data": command_data}[args.command]
         return handler(args)
