@@ -8,13 +8,16 @@ student would, one run at a time with plain PyTorch. One difference in method, n
 torch.optim.LBFGS searches each step with strong Wolfe, dlprobe's batched L-BFGS (analysis/batched_lbfgs.py)
 backtracks until the Armijo condition holds, so the two end at nearby
 but not identical points and the benchmark compares the resulting distributions:
-1. train an nn.Module (build_mlp, same initial weights) with torch.optim.Adam, full batch, float32;
-2. L-BFGS polish of the loss on the module's parameters (float64, same LBFGS settings);
+1. train an nn.Module (build_mlp, same initial weights) with torch.optim.Adam, full batch, float32, for the run's
+   own number of epochs (critical_points.stage_epochs: each run leaves training at its stage);
+2. L-BFGS polish of the loss on the module's parameters (float64, same LBFGS settings; off by default);
 3. minimise ||grad L||^2 with torch.autograd.grad(create_graph=True) (true double backprop), L-BFGS;
 4. Levenberg-Marquardt steps on grad L = 0 with the exact Hessian from torch.func.hessian, eigh, the same
    damping schedule and geodesic-acceleration correction (third derivative by autograd);
-5. torch.func.hessian + eigvalsh, minimal ratio with the same tolerance, and the sampling ratio from the
-   same random directions, one neighbour at a time.
+5. torch.func.hessian + eigh, the minimal ratio (fraction of eigenvalues > 0) and the banded one, the sign
+   classification from the same first-order bound (its third derivatives by P triple-backward passes, one
+   eigenvector at a time; dlprobe's critical_signs.classify_by_signs does the bookkeeping on both sides), and
+   the sampling ratio from the same random directions, one neighbour at a time.
 Writes {"settings", "runs": [{seed, loss, grad_norm, minimal_ratio, ...}], "phase_seconds"} as JSON.
 """
 
@@ -32,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from dlprobe.analysis.critical import damped_newton
+from dlprobe.analysis.critical import damped_newton, random_unit_directions
+from dlprobe.analysis.critical_signs import classify_by_signs
 from dlprobe.data.functions import function_dataset, get_function
 from dlprobe.experiments import critical_points
 from dlprobe.models.mlp import MLPSpec, build_mlp
@@ -111,11 +115,12 @@ def levenberg_marquardt(f, theta, steps, damping=DAMPING, tol=TOLERANCE, max_ret
     return current
 
 
-def one_run(config, spec, seed, x, y, clock):
+def one_run(config, spec, seed, epochs, x, y, clock):
     start = time.perf_counter()
     model = build_mlp(spec, torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    for _ in range(config.train_epochs):
+    loss = F.mse_loss(model(x), y)
+    for _ in range(epochs):
         optimizer.zero_grad()
         loss = F.mse_loss(model(x), y)
         loss.backward()
@@ -164,19 +169,22 @@ def refine(config, model, seed, x, y, clock):
         theta = levenberg_marquardt(f, theta, config.newton_steps)
     clock["newton"] += time.perf_counter() - start
     start = time.perf_counter()
-    eigenvalues = torch.linalg.eigvalsh(torch.func.hessian(f)(theta)).numpy()
+    values, basis = torch.linalg.eigh(torch.func.hessian(f)(theta))
+    eigenvalues = values.numpy()
     band = config.eigen_rel_tol * np.abs(eigenvalues).max()
-    generator = torch.Generator().manual_seed(seed)
-    directions = torch.randn(config.num_samples, theta.numel(), generator=generator, dtype=torch.float64)
-    directions = directions / directions.norm(dim=1, keepdim=True)
+    g = gradient(f, theta)
+    derivatives = torch.stack([second_directional(f, theta, basis[:, j]) for j in range(theta.numel())]) @ basis
+    verdict = classify_by_signs(eigenvalues, (basis.T @ g).numpy(), derivatives.numpy())
+    directions = random_unit_directions(config.num_samples, theta.numel(), torch.Generator().manual_seed(seed))
     with torch.no_grad():
         centre = f(theta)
         higher = sum(float(f(theta + config.sampling_radii[0] * u) > centre) for u in directions)
     final_loss, grad_norm = float(f(theta)), float(gradient(f, theta).norm())
     clock["analysis"] += time.perf_counter() - start
-    return {"seed": seed, "loss": final_loss, "grad_norm": grad_norm, "minimal_ratio": float(np.mean(eigenvalues > band)),
-            "minimal_ratio_strict": float(np.mean(eigenvalues > 0)), "sampling_ratio": higher / config.num_samples,
-            "num_negative": int(np.sum(eigenvalues < -band)), "status": "ok" if np.isfinite(final_loss) else "failed"}
+    return {"seed": seed, "loss": final_loss, "grad_norm": grad_norm, "minimal_ratio": float(np.mean(eigenvalues > 0)),
+            "minimal_ratio_banded": float(np.mean(eigenvalues > band)), "classification": verdict.classification,
+            "num_negative": verdict.num_negative, "num_undetermined": verdict.num_undetermined,
+            "sampling_ratio": higher / config.num_samples, "status": "ok" if np.isfinite(final_loss) else "failed"}
 
 
 def main(argv=None) -> int:
@@ -191,7 +199,8 @@ def main(argv=None) -> int:
     x, y, _, _ = function_dataset(get_function(config.function), config.num_train, max(2, config.num_train // 4))
     spec = MLPSpec(1, config.widths, 1, config.activation)
     clock = dict.fromkeys(("adam", "polish", "grad_norm_min", "newton", "analysis"), 0.0)
-    runs = [one_run(config, spec, config.seed + i, x, y, clock) for i in range(config.num_runs)]
+    epochs = critical_points.stage_epochs(config.num_runs, config.train_epochs, config.stages)
+    runs = [one_run(config, spec, config.seed + i, epochs[i], x, y, clock) for i in range(config.num_runs)]
     with open(args.out, "w") as handle:
         json.dump({"settings": config.to_dict(), "runs": runs, "phase_seconds": clock}, handle, indent=1)
     return 0

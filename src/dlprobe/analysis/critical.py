@@ -91,14 +91,20 @@ def sampling_minimal_ratios(f: Loss, theta: torch.Tensor, num_samples: int = 100
     """
     if num_samples < 1 or len(radii) == 0 or min(radii) <= 0:
         raise ConfigError("sampling_minimal_ratios: num_samples and at least one radius, all positive, are needed")
-    generator = generator if generator is not None else torch.Generator().manual_seed(0)
     theta = theta.detach()
-    directions = torch.randn(num_samples, theta.numel(), generator=generator, dtype=torch.float64)
-    directions = (directions / directions.norm(dim=1, keepdim=True)).to(theta)
+    directions = random_unit_directions(num_samples, theta.numel(), generator).to(theta)
     scale = torch.tensor(radii, dtype=theta.dtype, device=theta.device).view(-1, 1, 1)
     points = theta + scale * directions  # (len(radii), num_samples, P)
     higher = _higher_than_centre(f, theta, points.reshape(-1, theta.numel()), chunk_size, vectorize)
     return higher.reshape(len(radii), num_samples).double().mean(dim=1).tolist()
+
+
+def random_unit_directions(num_samples: int, num_params: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(num_samples, num_params) float64 rows uniform on the unit sphere (normalised standard Gaussians), the
+    directions `sampling_minimal_ratios` draws; generator None: a fresh one seeded with 0."""
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    directions = torch.randn(num_samples, num_params, generator=generator, dtype=torch.float64)
+    return directions / directions.norm(dim=1, keepdim=True)
 
 
 def probe_eigen_directions(f: Loss, theta: torch.Tensor, eigenvectors: torch.Tensor, radius: float = 1e-3,

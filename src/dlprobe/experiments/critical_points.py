@@ -1,50 +1,64 @@
 """1-2 What happens when the gradient is almost zero? Minimal ratio vs loss at near-critical points.
 
-    dlprobe run critical-points --profile quick        # under a minute on a 2-core CPU (24 runs)
-    dlprobe run critical-points --profile full         # the assignment's 100 runs, about a minute
+    dlprobe run critical-points --profile quick        # about a minute on a 2-core CPU (24 runs)
+    dlprobe run critical-points --profile full         # the assignment's 100 runs, a few minutes
+    dlprobe run critical-points --stages end           # every run switches after the full training
 
-A small network (default 1-16-1 tanh, 49 parameters, MSE on sinc) is trained `num_runs` times, then driven
-to a point where the gradient is (almost) zero, and classified there:
+A small network (default 1-16-1 tanh, 49 parameters, MSE on sinc) is trained `num_runs` times, each run
+leaves ordinary training at a different stage, is driven from there to a point where the gradient is
+(almost) zero, and is classified by the Hessian's eigenvalue signs there. Following Dauphin et al. (2014,
+Fig. 1: critical points found by Newton's method from many points of training), starting the search at
+different stages is what finds critical points at several loss levels, so the minimal ratio can be
+related to the loss at all:
 
-1. ordinary training: all runs at once with the ensemble trainer (full-batch Adam), then every run polished
-   with full-batch L-BFGS on the loss (`polish_steps`; float64) so it ends near a critical point of the loss;
+1. ordinary training: all runs at once with the ensemble trainer (full-batch Adam) for `train_epochs`; run i
+   leaves it after e_i epochs, `stages` = log: e_i log-spaced from 0 (the initial weights) to train_epochs
+   over the runs (linear: evenly spaced; end: all at train_epochs); an optional L-BFGS polish of the loss
+   (`polish_steps`, default 0: it would pull every start point towards a minimum of the loss);
 2. the gradient is driven towards zero by minimising ||grad L||^2 with true double backprop (L-BFGS on that
    objective; its gradient is 2 H grad L, `grad_norm_steps`) and/or by Levenberg-Marquardt steps on the
    equation grad L = 0 with the exact Hessian (`newton_steps`), as chosen by `phase2`;
-3. at the point reached (float64 throughout), three estimates of the minimal ratio that check each other:
-   a. Hessian: the exact Hessian's eigenvalues; minimal ratio = fraction of eigenvalues > rel_tol *
-      max|eigenvalue| (`eigen_rel_tol`; eigenvalues inside the band count as not positive), the same with
-      no tolerance ("strict"), and the index (fraction of eigenvalues below -band);
-   b. eigen-direction probing: along every eigenvector v_i, the direction "rises" when L(theta ± r v_i) are
-      both higher than L(theta) (r = `probe_radius`); probed ratio = fraction of rising directions. Outside
-      the band it is a loss-only check of the eigenvalue signs (L(theta ± r v) - L(theta) = ±r v.g +
-      r^2 lambda / 2 + O(r^3)), inside it shows what the higher-order terms do;
-   c. random sampling: fraction of `num_samples` random points theta + r*u (u uniform on the unit sphere,
-      the same u at every radius) with higher loss, for each r in `sampling_radii`.
-   `sampling_radii` replaced the single `radius` field: an older config's radius = r is sampling_radii =
-   (r,), and its first radius still gives the per-run `sampling_ratio`, the figure and the Spearman test.
+3. at the point reached (float64 throughout; analysis/critical_refine.py):
+   a. the minimal ratio as the assignment defines it, the fraction of the exact Hessian's eigenvalues > 0,
+      with the signs the residual gradient and float64 rounding leave undetermined counted and shown as a
+      range (analysis/critical_signs.py: a first-order perturbation bound on each eigenvalue along the Newton
+      step to the critical point), and the point classified by measured signs: saddle (a trusted negative
+      eigenvalue), minimum (no eigenvalue negative beyond rounding) or undetermined; what kind of point it is:
+      the share of the residual gradient along undetermined directions (near 1: a gradient-flat region in
+      the sense of Frye et al. 2021, not a critical point) and ||Hg|| / (max|lambda| ||g||);
+   b. the banded ratio (secondary): eigenvalues within eigen_rel_tol * max|lambda| counted as not positive;
+   c. eigen-direction probing, the loss-only check of the signs: along every eigenvector v_i the direction
+      "rises" when L(theta ± r v_i) are both higher than L(theta) (r = `probe_radius`);
+   d. random sampling, the assignment's other definition: the fraction of `num_samples` random points
+      theta + r*u (u uniform on the unit sphere, the same u at every radius) with higher loss, for each r in
+      `sampling_radii`, with the quadratic forms u^T H u of those u (mean, minimum, share negative) and
+      tr(H)/P: u^T H u concentrates near tr(H)/P, so the ratio is ~1 whenever a few large positive
+      eigenvalues dominate the trace, whatever the negative ones are; it cannot check the Hessian ratio.
 
-Phases 1b-3 run for `CHUNK` runs at once (analysis/critical_refine.py on analysis/critical_batch.py: batched
-L-BFGS, Hessians, eigh and Levenberg-Marquardt with per-run step sizes, damping and stopping), which is what makes 100 runs take about
-a minute instead of ten (benchmark case 5).
+Phases 2-3 run for `CHUNK` runs at once (analysis/critical_batch.py: batched L-BFGS, Hessians, eigh and
+Levenberg-Marquardt with per-run step sizes, damping and stopping): 100 runs take minutes, not an hour.
 
-Trained networks are "sloppy": many Hessian eigenvalues are tiny, the residual gradient lies along those
-flat directions, and no local step removes it. The gradient norm reached is therefore recorded per run and
-reported as measured, not assumed.
-
-summary.json: runs = list of {seed, loss, train_loss_after_adam, grad_norm_after_training,
-grad_norm_after_grad_min, grad_norm (final), minimal_ratio, minimal_ratio_strict, probed_ratio,
-probe_agreement (outside the band: share of directions where "rises" matches eigenvalue > 0; None when no
-eigenvalue is outside), probe_disagreements (their count), probe_unexplained (disagreements the second-order
-model with the measured gradient does not predict: |v.g| < r |lambda| / 2; see analysis/critical.check_probe),
-sampling_ratios (one per sampling radius), sampling_ratio (= sampling_ratios[0]), index, num_negative,
-num_near_zero, num_positive, top_eigenvalues (5 largest), bottom_eigenvalues (5 smallest), status};
-grad_norm_reached (seed stats), fraction_below_1e-6, spearman_loss_vs_minimal_ratio (+ _p, its permutation
-p-value), spearman_minimal_vs_sampling_ratio (+ _p; first radius), estimates (over the analysed runs: means of
-minimal_ratio, minimal_ratio_strict and probed_ratio, num_near_zero_mean (eigenvalues inside the tolerance band,
-mean per run), sampling_ratio_means one per radius, and the pooled
-probe_agreement, probe_directions_outside_band, probe_disagreements, probe_unexplained), num_params,
-settings (eigen_rel_tol, probe_radius, sampling_radii, num_samples, phase2).
+summary.json: runs = list of {seed, switch_epoch (epochs of ordinary training before phase 2), loss_at_switch,
+grad_norm_at_switch, grad_norm_after_polish, grad_norm_after_grad_min, loss, grad_norm (final), classification,
+minimal_ratio (fraction of eigenvalues > 0), minimal_ratio_low / _high (undetermined counted negative /
+positive), index (trusted negatives / P), num_negative, num_positive, num_undetermined (by the sign bound),
+rounding_bound, largest_uncertainty, newton_step_norm, gradient_flat_share, hg_ratio, minimal_ratio_banded,
+index_banded, num_negative_banded, num_near_zero_banded, num_positive_banded, probed_ratio, probe_agreement (outside the band:
+share of directions where "rises" matches eigenvalue > 0; None when no eigenvalue is outside),
+probe_disagreements, probe_unexplained (disagreements the second-order model with the measured gradient does
+not predict: |v.g| < r |lambda| / 2; analysis/critical.check_probe), sampling_ratios (one per radius),
+sampled_curvature_mean / _min / _negative_share (u^T H u over the sampled directions), trace_over_params,
+lambda_min, lambda_max, top_eigenvalues (5 largest), bottom_eigenvalues (5 smallest), status};
+grad_norm_reached (seed stats), grad_norm_median, fraction_below_1e-6, classes {saddle, minimum,
+undetermined: counts}, gradient_flat_runs (runs with gradient_flat_share > 0.5), spearman_loss_vs_minimal_ratio,
+spearman_loss_vs_index, spearman_switch_epoch_vs_loss (each with _p, its permutation p-value), estimates
+(means over the analysed runs of minimal_ratio, minimal_ratio_banded, probed_ratio, num_undetermined,
+num_near_zero_banded; sampling_ratio_means one per radius; the pooled probe_agreement,
+probe_directions_outside_band, probe_disagreements, probe_unexplained; sampled_curvature_negative_max (the
+largest share of negative u^T H u in any run), trace_over_params_mean, sampled_curvature_mean_mean,
+lambda_min_min (the most negative eigenvalue of any run), saddle_sampling_ratio_means (one per radius, over the
+saddle runs) and saddle_minimal_ratio_mean (None without saddles)), num_params, settings (stages, train_epochs, eigen_rel_tol, probe_radius,
+sampling_radii, num_samples, phase2).
 """
 
 from __future__ import annotations
@@ -53,6 +67,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
+import torch
 
 from ..analysis.critical_refine import refine_and_classify
 from ..analysis.stats import rank_correlation, seed_stats
@@ -70,6 +85,8 @@ from ..training.loop import TrainSpec
 from .base import Experiment
 
 CHUNK = 25  # runs per trial, refined together: the unit of resumption (and of a Ray task)
+STAGE_SPACINGS = ("log", "linear", "end")
+GRADIENT_FLAT = 0.5  # a run whose residual gradient lies more than this share in undetermined directions
 
 
 @dataclass(frozen=True)
@@ -79,17 +96,22 @@ class Config(ExperimentConfig):
     activation: str = activation_field("tanh", note="smooth, so the Hessian is well defined")
     num_runs: int = param(100, "independent training runs (seeds seed .. seed+num_runs-1)", minimum=1)
     num_train: int = num_train_field(200)
-    train_epochs: int = param(20000, "full-batch Adam epochs of ordinary training (all runs at once)", minimum=1)
+    train_epochs: int = param(20000, "full-batch Adam epochs of the longest ordinary training (all runs at once)", minimum=1)
+    stages: str = param("log", "when each run leaves ordinary training for phase 2: log (epochs log-spaced from 0 to "
+                        "train_epochs over the runs), linear (evenly spaced) or end (all at train_epochs)",
+                        choices=STAGE_SPACINGS)
     learning_rate: float = learning_rate_field(1e-2, "of ordinary training")
-    polish_steps: int = param(1000, "L-BFGS iterations on the loss after Adam (0: none)", minimum=0)
+    polish_steps: int = param(0, "L-BFGS iterations on the loss before phase 2 (0: none; it pulls every start "
+                              "point towards a minimum of the loss)", minimum=0)
     phase2: str = param("both", "how the gradient is driven to zero", choices=("both", "grad-norm", "newton"))
     grad_norm_steps: int = param(100, "L-BFGS iterations minimising ||grad L||^2 (double backprop)", minimum=0)
     newton_steps: int = param(300, "Levenberg-Marquardt steps on grad L = 0 with the exact Hessian", minimum=0)
-    eigen_rel_tol: float = param(1e-6, "eigenvalues within ±tol*max|eig| count as zero (not positive)", minimum=0.0)
+    eigen_rel_tol: float = param(1e-6, "the banded ratio's tolerance (secondary): eigenvalues within ±tol*max|eig| "
+                                 "count as not positive", minimum=0.0)
     probe_radius: float = param(1e-3, "step along each Hessian eigenvector for the probed ratio (parameter space)", minimum=1e-12)
     num_samples: int = param(1000, "random neighbours (directions) for the sampling minimal ratio", minimum=1)
     sampling_radii: tuple[float, ...] = param((1e-3, 1e-2, 1e-1), "distances of the random neighbours, one sampling "
-                                              "ratio each (the first: sampling_ratio; replaces radius)", minimum=1e-12)
+                                              "ratio each", minimum=1e-12)
 
     def validate(self):
         if not self.sampling_radii:
@@ -97,14 +119,25 @@ class Config(ExperimentConfig):
 
 
 PROFILES = {
-    "smoke": dict(widths=(6,), num_runs=4, num_train=50, train_epochs=200, polish_steps=100, grad_norm_steps=20,
-                  newton_steps=10, num_samples=200),
-    # Long, cheap ordinary training and many LM steps matter most (measured, quick: median 2e-6 after 10000
-    # Adam epochs vs 6e-5 after 1000; with 10000 epochs, 60 / 150 / 300 LM steps gave medians 7e-6 / 1.5e-6 /
-    # 6.4e-7 and 12 % / 29 % / 83 % of runs below 1e-6).
-    "quick": dict(num_runs=24, train_epochs=10000, polish_steps=500, grad_norm_steps=40, num_samples=500),
+    "smoke": dict(widths=(6,), num_runs=4, num_train=50, train_epochs=200, grad_norm_steps=20, newton_steps=10,
+                  num_samples=200),
+    # quick: 24 runs starting at epochs 0 .. 3000 (log-spaced) reach the loss plateaus of the early runs
+    # (~0.08) and the fitted sinc of the late ones (~1e-3), the spread the figure needs; 100 grad-norm L-BFGS
+    # steps and 300 LM steps as in full.
+    "quick": dict(num_runs=24, train_epochs=3000, num_samples=500),
     "full": dict(),
 }
+
+
+def stage_epochs(num_runs: int, train_epochs: int, spacing: str) -> list[int]:
+    """The epoch at which each run leaves ordinary training: (num_runs,) ints in [0, train_epochs], non-decreasing.
+    log: round(geomspace(1, train_epochs + 1)) - 1, so the first run starts from its initial weights and the last
+    after the full training, with as many runs per decade early as late; linear: evenly spaced; end: all at the end."""
+    if spacing == "end" or num_runs == 1:
+        return [train_epochs] * num_runs
+    if spacing == "linear":
+        return [int(e) for e in np.round(np.linspace(0, train_epochs, num_runs))]
+    return [int(e) - 1 for e in np.round(np.geomspace(1, train_epochs + 1, num_runs))]
 
 
 def run(config: Config, ctx) -> dict:
@@ -112,11 +145,16 @@ def run(config: Config, ctx) -> dict:
     data = TensorData(*function_dataset(target, config.num_train, max(2, config.num_train // 4)))
     spec = MLPSpec(1, config.widths, 1, config.activation)
     seeds = [config.seed + i for i in range(config.num_runs)]
+    switch = stage_epochs(config.num_runs, config.train_epochs, config.stages)
 
-    def train_all():
-        result = train_ensemble(spec, seeds, data, TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
-                                epochs=config.train_epochs, eval_every=config.train_epochs), device=ctx.device)
-        return {"thetas": result.model.flat_params().cpu(), "status": result.status}
+    def train_all():  # every run trains for the longest stage; run i's weights are taken at its own epoch
+        longest = max(switch)
+        spec_t = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=config.learning_rate), epochs=longest,
+                           eval_every=max(1, longest), snapshot_at=tuple(sorted(set(switch))))
+        result = train_ensemble(spec, seeds, data, spec_t, device=ctx.device)
+        snapshots = dict(zip(result.snapshot_epochs, result.snapshots))  # epoch -> (R, P)
+        thetas = torch.stack([snapshots[epoch][index] for index, epoch in enumerate(switch)])
+        return {"thetas": thetas.cpu(), "status": result.status}
 
     trained = ctx.trial("phase1_adam", train_all)
 
@@ -128,45 +166,59 @@ def run(config: Config, ctx) -> dict:
     starts = range(0, len(seeds), CHUNK)
     chunks = ctx.map_trials([(f"refine_{start:04d}", partial(refine_chunk, start)) for start in starts], "critical-points",
                             steps=[min(CHUNK, len(seeds) - start) for start in starts])
-    runs = [run_result for chunk in chunks for run_result in chunk]
+    records = [record for chunk in chunks for record in chunk]  # in seed order, like `switch`
+    runs = [{"switch_epoch": epoch, **record} for epoch, record in zip(switch, records)]
     for run_result in runs:
-        for key in ("loss", "grad_norm", "minimal_ratio", "probed_ratio", "sampling_ratio", "index"):
+        for key in ("switch_epoch", "loss", "grad_norm", "minimal_ratio", "index", "probed_ratio", "gradient_flat_share"):
             if key in run_result:
                 ctx.log.add(f"seed{run_result['seed']}", 0, key, run_result[key])
     good = [r for r in runs if r["status"] == "ok"]
     if not good:
         raise ConfigError("critical-points: every run failed; see the run statuses")
-    figure = plot_minimal_ratio_vs_loss(good, config.eigen_rel_tol, config.sampling_radii[0],
-                                        title=f"{len(good)} runs of a {spec.describe()} {config.activation} net on {target.formula}")
+    figure = plot_minimal_ratio_vs_loss(good, title=f"{len(good)} runs of a {spec.describe()} {config.activation} net on "
+                                        f"{target.formula}, phase 2 started after 0-{config.train_epochs} Adam epochs")
     ctx.run_dir.save_figure(figure, "minimal_ratio_vs_loss")
     close(figure)
     grads = [r["grad_norm"] for r in good]
+    losses = [r["loss"] for r in good]
     return {
         "function": target.formula, "architecture": spec.describe(), "num_params": spec.num_params, "num_runs": len(runs),
         "runs": runs, "grad_norm_reached": seed_stats(grads), "grad_norm_median": float(np.median(grads)),
         "fraction_below_1e-6": float(np.mean(np.asarray(grads) < 1e-6)),
-        **_spearman("loss_vs_minimal_ratio", [r["loss"] for r in good], [r["minimal_ratio"] for r in good]),
-        **_spearman("minimal_vs_sampling_ratio", [r["minimal_ratio"] for r in good], [r["sampling_ratio"] for r in good]),
+        "classes": {name: sum(r["classification"] == name for r in good) for name in ("saddle", "minimum", "undetermined")},
+        "gradient_flat_runs": sum(r["gradient_flat_share"] > GRADIENT_FLAT for r in good),
+        **_spearman("loss_vs_minimal_ratio", losses, [r["minimal_ratio"] for r in good]),
+        **_spearman("loss_vs_index", losses, [r["index"] for r in good]),
+        **_spearman("switch_epoch_vs_loss", [r["switch_epoch"] for r in good], losses),
         "estimates": _estimate_means(good),
-        "num_minima": sum(r["num_negative"] == 0 for r in good), "num_saddles": sum(r["num_negative"] > 0 for r in good),
-        "settings": {"eigen_rel_tol": config.eigen_rel_tol, "probe_radius": config.probe_radius, "sampling_radii": list(config.sampling_radii),
-                     "num_samples": config.num_samples, "phase2": config.phase2},
+        "settings": {"stages": config.stages, "train_epochs": config.train_epochs, "eigen_rel_tol": config.eigen_rel_tol,
+                     "probe_radius": config.probe_radius, "sampling_radii": list(config.sampling_radii),
+                     "num_samples": config.num_samples, "phase2": config.phase2, "gradient_flat_threshold": GRADIENT_FLAT},
     }
 
 
 def _estimate_means(good: list[dict]) -> dict:
-    """The three estimates over the analysed runs: means of the ratios, and probing vs Hessian signs pooled over
-    every outside-band direction of every run (share of agreeing directions; None when there is none)."""
-    outside = sum(r["num_negative"] + r["num_positive"] for r in good)
+    """Means of the estimates over the analysed runs, probing vs Hessian signs pooled over every outside-band
+    direction of every run (share of agreeing directions; None when there is none), and the extremes that explain
+    the sampling ratio."""
+    outside = sum(r["num_negative_banded"] + r["num_positive_banded"] for r in good)
     disagreements = sum(r["probe_disagreements"] for r in good)
+    mean = lambda key: float(np.mean([r[key] for r in good]))  # noqa: E731
+    saddles = [r for r in good if r["classification"] == "saddle"]
     return {
-        "minimal_ratio_mean": float(np.mean([r["minimal_ratio"] for r in good])),
-        "minimal_ratio_strict_mean": float(np.mean([r["minimal_ratio_strict"] for r in good])),
-        "probed_ratio_mean": float(np.mean([r["probed_ratio"] for r in good])),
-        "num_near_zero_mean": float(np.mean([r["num_near_zero"] for r in good])),
+        "minimal_ratio_mean": mean("minimal_ratio"), "minimal_ratio_banded_mean": mean("minimal_ratio_banded"),
+        "probed_ratio_mean": mean("probed_ratio"), "num_undetermined_mean": mean("num_undetermined"),
+        "num_near_zero_banded_mean": mean("num_near_zero_banded"),
         "probe_agreement": 1 - disagreements / outside if outside else None, "probe_directions_outside_band": outside,
         "probe_disagreements": disagreements, "probe_unexplained": sum(r["probe_unexplained"] for r in good),
         "sampling_ratio_means": [float(np.mean(column)) for column in zip(*(r["sampling_ratios"] for r in good))],  # one per radius
+        "sampled_curvature_negative_max": max(r["sampled_curvature_negative_share"] for r in good),
+        "trace_over_params_mean": mean("trace_over_params"), "sampled_curvature_mean_mean": mean("sampled_curvature_mean"),
+        "lambda_min_min": min(r["lambda_min"] for r in good),
+        # what the sampling ratio says at the saddles, next to their minimal ratio (None without saddles)
+        "saddle_sampling_ratio_means": ([float(np.mean(column)) for column in zip(*(r["sampling_ratios"] for r in saddles))]
+                                        if saddles else None),
+        "saddle_minimal_ratio_mean": float(np.mean([r["minimal_ratio"] for r in saddles])) if saddles else None,
     }
 
 

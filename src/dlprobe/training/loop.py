@@ -40,6 +40,7 @@ class TrainSpec:
     record_iterations: bool = False  # per-iteration loss and gradient norm
     grad_norm_p: float = 2.0
     snapshot_every: int = 0  # epochs between weight snapshots; 0: none
+    snapshot_at: tuple[int, ...] = ()  # further epochs with a snapshot (e.g. log-spaced stages of training)
     eval_batch_size: int = 4096
     # Stopping rule (the ensemble trainer stops on it; the plain loop does not): a model has converged when its
     # train loss has not improved by more than stop_rel_improvement (relative) over the last stop_patience

@@ -11,10 +11,11 @@ Records describe the weights *before* the next update, as in open_lth: the bound
 model after e epochs, an iteration record at step t is measured on batch t before update t. At the boundary
 of epoch e the recorder
 - evaluates train and test (`evaluate(x, y) -> {name: value}`, logged as train_<name>, test_<name>) when e
-  is a multiple of eval_every or of snapshot_every, or at the last boundary;
+  is a multiple of eval_every or of snapshot_every, is listed in snapshot_at, or at the last boundary;
 - logs, for every run, "epoch" and the metrics at step `state.step` when e is a multiple of eval_every or
   at the last boundary;
-- keeps `snapshot()` and its metrics when e is a multiple of snapshot_every or at the last boundary;
+- keeps `snapshot()` and its metrics when e is a multiple of snapshot_every (then also at the last boundary)
+  or is listed in snapshot_at;
 - feeds every evaluated train loss to the stopping rule (when stop_patience > 0): a model has converged at
   the first evaluated epoch that is stop_patience or more epochs after its train loss last improved by more
   than stop_rel_improvement (relative). `all_converged` tells the ensemble trainer when to stop; the plain
@@ -51,7 +52,7 @@ class Recorder:
         """The boundary records of `epoch` (see the module docstring); returns the metrics ({} if none)."""
         spec, state = self.spec, self.state
         logged = epoch % spec.eval_every == 0 or last
-        snapshot = bool(spec.snapshot_every) and (epoch % spec.snapshot_every == 0 or last)
+        snapshot = (bool(spec.snapshot_every) and (epoch % spec.snapshot_every == 0 or last)) or epoch in spec.snapshot_at
         metrics = {}
         if logged or snapshot:
             splits = {"train": (self.data.x_train, self.data.y_train), "test": (self.data.x_test, self.data.y_test)}

@@ -3,67 +3,130 @@
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
 
-What it says: the gradient norms reached, minima vs saddles, the minimal ratio's trend with the loss and the
-three estimates of it.
+What it says, first bullet first: what the points reached are (saddles, minima, undetermined, by measured
+signs) and how the minimal ratio relates to the loss (rank correlation with its p-value, or plainly no
+relation); then what kind of points they are (critical points or gradient-flat regions), the gradient norms
+reached, what Dauphin et al. found next to what was measured, and why the sampling ratio is what it is.
 """
 
 from __future__ import annotations
 
 from ..text import format_number
-from ..wording import describe_trend
+from ..wording import SIGNIFICANCE, describe_trend
+
+
+def _classes(summary: dict, total: int) -> str:
+    classes = summary["classes"]
+    return (f"{classes['saddle']} saddle points (a negative eigenvalue whose sign the residual gradient cannot flip), "
+            f"{classes['minimum']} minima (no eigenvalue negative beyond float64 rounding) and {classes['undetermined']} "
+            f"undetermined (negative eigenvalues, none of them trusted), of {total} runs")
 
 
 def observe(summary: dict, config: dict) -> list[str]:
     good = [r for r in summary["runs"] if r["status"] == "ok"]
-    grads = summary["grad_norm_reached"]
+    settings = summary["settings"]
+    rho, p_value = summary["spearman_loss_vs_minimal_ratio"], summary["spearman_loss_vs_minimal_ratio_p"]
+    low, high = min(r["loss"] for r in good), max(r["loss"] for r in good)
     sentences = [
-        f"{len(good)} of {summary['num_runs']} runs were analysed; gradient norms reached range from {format_number(grads['min'])} to "
-        f"{format_number(grads['max'])} (median {format_number(summary['grad_norm_median'])}); {summary['fraction_below_1e-6']:.0%} are below 1e-6.",
-        f"By the Hessian, {summary['num_minima']} runs have no negative eigenvalue beyond the tolerance band (minima, possibly with flat "
-        f"directions) and {summary['num_saddles']} are saddle points.",
+        f"Driven to a small gradient from {_stages(settings)}, the runs ended at {_classes(summary, len(good))}, at losses from "
+        f"{format_number(low)} to {format_number(high)}; the minimal ratio (fraction of Hessian eigenvalues > 0) against the "
+        f"loss: {describe_trend(rho, p_value)}.",
+        _kind_of_points(summary, good),
+        _gradient_norms(summary, good),
+        _dauphin(summary, good),
+        _ratio_ranges(summary, good),
+        _sampling(summary, good),
+        _probing(summary),
     ]
-    ratios, estimates = [r["minimal_ratio"] for r in good], summary["estimates"]
-    sentences.append(
-        f"Minimal ratios (tolerance {format_number(summary['settings']['eigen_rel_tol'])} × max|eigenvalue|) range from "
-        f"{format_number(min(ratios))} to {format_number(max(ratios))}; on average {estimates['num_near_zero_mean']:.1f} of "
-        f"{summary['num_params']} eigenvalues lie inside the band, which is why the ratio stays below 1 even at minima "
-        f"(strict ratio without tolerance: mean {format_number(estimates['minimal_ratio_strict_mean'])}).")
-    rho = summary["spearman_loss_vs_minimal_ratio"]
-    sentences.append(f"Minimal ratio vs loss over {len(good)} runs: {describe_trend(rho, summary.get('spearman_loss_vs_minimal_ratio_p'))}.")
-    sentences.append(_compare_estimates(summary, good))
-    rho_s = summary["spearman_minimal_vs_sampling_ratio"]
-    if rho_s is not None:
-        sentences.append(f"Sampling ratio at radius {format_number(summary['settings']['sampling_radii'][0])} against the Hessian minimal ratio: "
-                         f"{describe_trend(rho_s, summary.get('spearman_minimal_vs_sampling_ratio_p'))}.")
     return sentences
 
 
-def _compare_estimates(summary: dict, good: list[dict]) -> str:
-    """One sentence: the mean of each estimate, probing vs Hessian signs outside the band, sampling across radii."""
+def _stages(settings: dict) -> str:
+    if settings["stages"] == "end":
+        return f"the end of {settings['train_epochs']} Adam epochs (every run)"
+    spacing = "log-spaced" if settings["stages"] == "log" else "evenly spaced"
+    return f"points of training {spacing} between epoch 0 and {settings['train_epochs']}"
+
+
+def _kind_of_points(summary: dict, good: list[dict]) -> str:
+    flat = summary["gradient_flat_runs"]
+    shares = sorted(r["gradient_flat_share"] for r in good)
+    text = (f"In {flat} of {len(good)} runs more than {summary['settings']['gradient_flat_threshold']:.0%} of the residual gradient "
+            "(its squared norm) lies along eigen-directions whose sign is undetermined")
+    if flat:
+        text += (": there the search stopped in a gradient-flat region, not at a critical point (Frye et al. 2021), and the "
+                 "eigenvalue signs describe the point reached")
+    else:
+        text += ": the points reached are close to true critical points along every determined direction"
+    return text + f" (share per run from {format_number(shares[0])} to {format_number(shares[-1])})."
+
+
+def _gradient_norms(summary: dict, good: list[dict]) -> str:
+    grads = summary["grad_norm_reached"]
+    return (f"Gradient norms reached range from {format_number(grads['min'])} to {format_number(grads['max'])} (median "
+            f"{format_number(summary['grad_norm_median'])}); {summary['fraction_below_1e-6']:.0%} of the runs are below 1e-6.")
+
+
+def _dauphin(summary: dict, good: list[dict]) -> str:
+    """What Dauphin et al. found, next to what this run measured (the index against the loss)."""
+    rho, p_value = summary["spearman_loss_vs_index"], summary["spearman_loss_vs_index_p"]
+    measured = describe_trend(rho, p_value)
+    if rho is not None and p_value is not None and p_value < SIGNIFICANCE:
+        verdict = ("the same direction as theirs" if rho > 0 else "the opposite direction to theirs")
+    else:
+        verdict = "no relation that this number of runs can establish"
+    return (f"Dauphin et al. (2014) found the index (fraction of negative eigenvalues) of critical points growing with the training "
+            f"error; here the index (trusted negatives) against the loss shows {measured}: {verdict}.")
+
+
+def _ratio_ranges(summary: dict, good: list[dict]) -> str:
+    estimates = summary["estimates"]
+    widths = [r["minimal_ratio_high"] - r["minimal_ratio_low"] for r in good]
+    return (f"On average {estimates['num_undetermined_mean']:.1f} of {summary['num_params']} eigenvalues per run have a sign the "
+            f"first-order bound cannot vouch for, so each minimal ratio is a range (width {format_number(min(widths))} to "
+            f"{format_number(max(widths))}); the mean minimal ratio is {format_number(estimates['minimal_ratio_mean'])}, while the "
+            f"banded ratio (eigenvalues within {format_number(summary['settings']['eigen_rel_tol'])} × max|λ| counted as not "
+            f"positive) averages {format_number(estimates['minimal_ratio_banded_mean'])}.")
+
+
+def _sampling(summary: dict, good: list[dict]) -> str:
+    estimates, settings = summary["estimates"], summary["settings"]
+    radii, means = settings["sampling_radii"], estimates["sampling_ratio_means"]
+    ratios = ", ".join(f"{format_number(mean)} at radius {format_number(radius)}" for mean, radius in zip(means, radii))
+    text = (f"The sampling ratio (random neighbours with higher loss) averages {ratios}. It counts neighbours, not eigenvalues: "
+            f"along the sampled unit directions u the curvature u^T H u averages {format_number(estimates['sampled_curvature_mean_mean'])} "
+            f"(tr(H)/P averages {format_number(estimates['trace_over_params_mean'])}) and is negative for at most "
+            f"{estimates['sampled_curvature_negative_max']:.1%} of them in any run, although the most negative eigenvalue of any run is "
+            f"{format_number(estimates['lambda_min_min'])}")
+    if estimates["saddle_sampling_ratio_means"] is None:
+        return text + "; no run is a saddle, so there is no saddle to compare it with."
+    return (text + f"; at the {summary['classes']['saddle']} saddles it gives {format_number(estimates['saddle_sampling_ratio_means'][-1])} at "
+            f"radius {format_number(radii[-1])}, where their minimal ratio averages {format_number(estimates['saddle_minimal_ratio_mean'])}: "
+            "it does not check the Hessian's ratio.")
+
+
+def _probing(summary: dict) -> str:
     estimates, settings = summary["estimates"], summary["settings"]
     outside, disagreements = estimates["probe_directions_outside_band"], estimates["probe_disagreements"]
     if estimates["probe_agreement"] is None:
-        agreement = "no eigenvalue lies outside the tolerance band, so there is no sign to check"
-    else:
-        agreement = f"its verdict matches the eigenvalue sign on {estimates['probe_agreement']:.1%} of the {outside} directions outside the band"
+        return "No eigenvalue lies outside the tolerance band, so eigen-direction probing has no sign to check."
+    text = (f"Eigen-direction probing (loss only, radius {format_number(settings['probe_radius'])}) matches the eigenvalue sign on "
+            f"{estimates['probe_agreement']:.1%} of the {outside} directions outside the tolerance band")
     if disagreements:
-        agreement += (f" ({disagreements} disagree, {disagreements - estimates['probe_unexplained']} of them where the measured gradient's "
-                      "slope |v·g| is at least r·|λ|/2, so the second-order model predicts one side to be lower)")
-    radii, means = settings["sampling_radii"], estimates["sampling_ratio_means"]
-    sampling = ", ".join(f"{format_number(mean)} at radius {format_number(radius)}" for mean, radius in zip(means, radii))
-    if len({ratio for r in good for ratio in r["sampling_ratios"]}) == 1:
-        sampling += f" (the same value, {format_number(good[0]['sampling_ratio'])}, in every run at every radius)"
-    return (f"Three minimal-ratio estimates, means over {len(good)} runs: Hessian {format_number(estimates['minimal_ratio_mean'])} (strict "
-            f"{format_number(estimates['minimal_ratio_strict_mean'])}); eigen-direction probing {format_number(estimates['probed_ratio_mean'])} "
-            f"(radius {format_number(settings['probe_radius'])}), and {agreement}; random sampling {sampling}.")
+        text += (f"; of the {disagreements} that disagree, {disagreements - estimates['probe_unexplained']} are where the measured "
+                 "slope |v·g| is at least r·|λ|/2, so the second-order model predicts one side to be lower")
+    return text + "."
 
 
 def table(summary: dict) -> tuple[list[str], list[list]]:
     settings = summary["settings"]
-    columns = ["seed", "loss", "grad norm", "minimal ratio", "strict ratio", f"probed ratio (r={format_number(settings['probe_radius'])})",
-               "probe agreement", *(f"sampling ratio (r={format_number(radius)})" for radius in settings["sampling_radii"]), "negative eigs",
-               "near-zero eigs"]
-    rows = [[r["seed"], format_number(r["loss"]), format_number(r["grad_norm"]), format_number(r["minimal_ratio"]), format_number(r["minimal_ratio_strict"]), format_number(r["probed_ratio"]),
-             format_number(r["probe_agreement"]), *(format_number(ratio) for ratio in r["sampling_ratios"]), r["num_negative"], r["num_near_zero"]]
+    columns = ["seed", "switch epoch", "loss", "grad norm", "class", "minimal ratio", "range", "negative", "undetermined",
+               "gradient-flat share", "banded ratio", f"probed ratio (r={format_number(settings['probe_radius'])})",
+               *(f"sampling ratio (r={format_number(radius)})" for radius in settings["sampling_radii"]), "min u^T H u"]
+    rows = [[r["seed"], r["switch_epoch"], format_number(r["loss"]), format_number(r["grad_norm"]), r["classification"],
+             format_number(r["minimal_ratio"]), f"{format_number(r['minimal_ratio_low'])}-{format_number(r['minimal_ratio_high'])}",
+             r["num_negative"], r["num_undetermined"], format_number(r["gradient_flat_share"]), format_number(r["minimal_ratio_banded"]),
+             format_number(r["probed_ratio"]), *(format_number(ratio) for ratio in r["sampling_ratios"]),
+             format_number(r["sampled_curvature_min"])]
             for r in summary["runs"] if r["status"] == "ok"]
     return columns, rows
