@@ -18,7 +18,6 @@ polish_steps, phase2, grad_norm_steps, newton_steps, eigen_rel_tol, probe_radius
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..models.mlp import MLPSpec
