@@ -25,7 +25,7 @@ def smoke_run(tmp_path_factory):
 
 def test_figures_and_summary(smoke_run):
     _, run_dir = smoke_run
-    for name in ("loss_vs_epochs", "accuracy_vs_epochs", "noise_sweep"):
+    for name in ("loss_vs_epochs", "accuracy_vs_epochs", "noise_sweep", "memorization_vs_size"):
         for extension in ("png", "svg"):
             assert (run_dir / "figures" / f"{name}.{extension}").stat().st_size > 1000
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -43,10 +43,40 @@ def test_figures_and_summary(smoke_run):
             assert one["max_class_count_change"] == 0  # shuffling keeps every class count
     header, *rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert header == "run,step,name,value"
-    assert len(rows) == 2 * 2 * 4 * (6 + 1)  # 2 noise levels x 2 seeds x 4 metrics x (epochs 0..6)
-    assert {row.split(",")[0] for row in rows} == {f"label_noise={f}/seed{s}" for f in (0, 1) for s in (0, 1)}
-    assert sorted(p.name for p in (run_dir / "trials").iterdir()) == [
-        "noise_0_seed0.pt", "noise_0_seed1.pt", "noise_1_seed0.pt", "noise_1_seed1.pt"]  # one trial per (fraction, seed)
+    # (2 noise levels + the size sweep's one size) x 2 seeds x 4 metrics x (epochs 0..6)
+    assert len(rows) == 3 * 2 * 4 * (6 + 1)
+    assert {row.split(",")[0] for row in rows} == ({f"label_noise={f}/seed{s}" for f in (0, 1) for s in (0, 1)}
+                                                   | {f"size=250/seed{s}" for s in (0, 1)})
+    assert sorted(p.name for p in (run_dir / "trials").iterdir()) == [  # one trial per (fraction, seed) and (size, seed)
+        "noise_0_seed0.pt", "noise_0_seed1.pt", "noise_1_seed0.pt", "noise_1_seed1.pt", "size250_seed0.pt", "size250_seed1.pt"]
+
+
+def test_the_size_sweep_adds_the_main_run_and_tests_the_trend(smoke_run):
+    _, run_dir = smoke_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    sweep = summary["size_sweep"]
+    assert sweep["sizes"] == [250, 500]
+    assert sweep["runs"]["500"]["final_train_accuracy"] == summary["runs"]["1"]["final_train_accuracy"]
+    small = sweep["runs"]["250"]
+    assert small["num_train"] == 250 and set(small["per_seed"]) == {"0", "1"}
+    assert all(one["label_noise"] == 1.0 and one["max_class_count_change"] == 0 for one in small["per_seed"].values())
+    pairs = [(entry["num_train"], e) for entry in sweep["runs"].values() for e in entry["epochs_to_fit"]["values"]]
+    fitted = [(size, e) for size, e in pairs if e is not None]
+    assert sweep["not_fitted"] == len(pairs) - len(fitted) and sweep["spearman_size_vs_epochs_to_fit"]["n"] == len(fitted)
+
+
+def test_the_size_sentence_calls_growth_only_when_the_trend_is_significant():
+    from dlprobe.report.experiments.random_labels import _size_sweep
+
+    def sweep(rho, p_value):
+        runs = {str(n): {"epochs_to_fit": {"n": 2, "min": e, "max": e + 2, "values": [e, e + 2]}} for n, e in ((1000, 20), (4000, 60))}
+        return {"sizes": [1000, 4000], "runs": runs, "spearman_size_vs_epochs_to_fit": {"rho": rho, "p_value": p_value, "n": 4},
+                "not_fitted": 0}
+    summary = {"seeds": [0, 1], "fit_threshold": 0.99, "epochs": 70}
+    grows = _size_sweep(sweep(0.95, 0.01), summary, "shuffled")
+    assert "1000 images: 20-22; 4000 images: 60-62" in grows and grows.endswith("memorization time grows with the number of training images.")
+    unclear = _size_sweep(sweep(0.95, 0.2), summary, "shuffled")
+    assert "cannot be said" in unclear and "grows with the number of training images." not in unclear
 
 
 def test_seed_stats_agree_with_the_per_seed_values(smoke_run):
@@ -130,7 +160,7 @@ def test_one_seed_of_a_multi_seed_run_equals_a_run_of_that_seed_alone(smoke_run,
     for key, run in single["runs"].items():
         assert run["per_seed"]["1"] == summary["runs"][key]["per_seed"]["1"]  # the same numbers, bit for bit
         assert run["final_test_accuracy"]["values"] == [summary["runs"][key]["per_seed"]["1"]["final_test_accuracy"]]
-    assert sorted(p.name for p in (alone / "trials").iterdir()) == ["noise_0_seed1.pt", "noise_1_seed1.pt"]  # same trial keys
+    assert sorted(p.name for p in (alone / "trials").iterdir()) == ["noise_0_seed1.pt", "noise_1_seed1.pt", "size250_seed1.pt"]  # same trial keys
     rows = {d: [r for r in (d / "metrics.csv").read_text().splitlines() if "/seed1," in r] for d in (both, alone)}
     assert rows[alone] and rows[alone] == rows[both]
 
@@ -159,7 +189,9 @@ def test_report_text_uses_the_numbers(smoke_run):
     _, run_dir = smoke_run
     summary = json.loads((run_dir / "summary.json").read_text())
     sentences = observe(summary, {})
-    assert sentences[0].startswith("Each noise fraction trained 2 seeds (0, 1)")
+    # the first bullet answers the assignment's question (6 smoke epochs memorize nothing), then the seeds
+    assert sentences[0].startswith("Not within this training: with 100% of the 500 training labels shuffled, the MLP ended at")
+    assert sentences[1].startswith("Each noise fraction trained 2 seeds (0, 1)")
     accuracy = np.array([summary["runs"]["1"]["per_seed"][s]["final_test_accuracy"] for s in ("0", "1")])
     assert any(f"{100 * accuracy.mean():.1f} ± {100 * accuracy.std():.1f}%" in s for s in sentences)
     assert any("100% shuffled labels" in s and "class counts unchanged" in s for s in sentences)

@@ -44,7 +44,11 @@ never), test_accuracy_at_fit (null if never)}, and seed stats {mean, std, min, m
 final_test_loss, final_test_accuracy, best_test_accuracy, min_test_loss, final_train_accuracy_true_labels,
 labels_intact (1 - labels_changed: share of training labels left at their true class) and epochs_to_fit (its
 stats over the seeds that reached the threshold, n of them; values keeps null for the others)}.
-metrics.csv: one run per (fraction, seed), named "label_noise=<fraction>/seed<seed>".
+With size_sweep: size_sweep = {sizes (ascending, the main run's num_train included when label_noise has 1.0),
+runs.<size> = {num_train, and the same entry as runs.<fraction> at 100% noise}, spearman_size_vs_epochs_to_fit
+{rho, p_value, n: over the (size, seed) pairs that fit}, not_fitted (pairs that did not fit within `epochs`)}.
+metrics.csv: one run per (fraction, seed), named "label_noise=<fraction>/seed<seed>", and per (size, seed) of the
+size sweep, "size=<size>/seed<seed>".
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from ..analysis.stats import first_step_below, seed_stats
+from ..analysis.stats import first_step_below, rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
 from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, eval_every_field,
                              learning_rate_field, seeds_field, test_size_field, train_size_field, widths_field)
@@ -91,6 +95,8 @@ class Config(ExperimentConfig):
     eval_every: int = eval_every_field(1, note="epochs_to_fit has this resolution")
     fit_threshold: float = param(0.99, "training accuracy that counts as 'fitted' for epochs_to_fit", minimum=0.0, maximum=1.0)
     seeds: tuple[int, ...] = seeds_field((0, 1, 2), "per noise level", note="also the label corruption")
+    size_sweep: tuple[int, ...] = param((), "further training-set sizes (stratified subsets) trained with every label "
+                                        "shuffled, per seed: how memorization time grows with the number of images", minimum=1)
 
     def validate(self):
         if not self.label_noise:
@@ -99,11 +105,17 @@ class Config(ExperimentConfig):
             raise ConfigError(f"label_noise fractions must be distinct, got {self.label_noise}")
         if not self.widths:
             raise ConfigError("widths must list at least one hidden layer width")
+        if len(set(self.size_sweep)) != len(self.size_sweep):
+            raise ConfigError(f"size_sweep sizes must be distinct, got {self.size_sweep}")
+        if self.train_size is not None and any(size >= self.train_size for size in self.size_sweep):
+            raise ConfigError(f"size_sweep sizes must be smaller than train_size ({self.train_size}), got {self.size_sweep}")
 
 
 PROFILES = {
-    "smoke": dict(label_noise=(0.0, 1.0), widths=(64, 64), train_size=500, test_size=300, epochs=6, batch_size=100, seeds=(0, 1)),
-    "quick": dict(label_noise=(0.0, 0.5, 1.0), epochs=70, seeds=(0, 1)),
+    "smoke": dict(label_noise=(0.0, 1.0), widths=(64, 64), train_size=500, test_size=300, epochs=6, batch_size=100, seeds=(0, 1),
+                  size_sweep=(250,)),
+    # quick: mnist-5k's 4000 training images plus 1000 and 2000 at 100% noise: memorization time vs size
+    "quick": dict(label_noise=(0.0, 0.5, 1.0), epochs=70, seeds=(0, 1), size_sweep=(1000, 2000)),
     "full": dict(dataset="mnist", label_noise=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), epochs=200, seeds=(0, 1, 2)),
 }
 
@@ -165,8 +177,47 @@ def run(config: Config, ctx) -> dict:
     for fraction in fractions:
         per_seed = {seed: _summarize(fraction, results[fraction, seed], config) for seed in config.seeds}
         summary["runs"][_key(fraction)] = _summarize_seeds(fraction, per_seed)
+    if config.size_sweep:
+        summary["size_sweep"] = _size_sweep(config, ctx, summary)
     _draw(ctx, results, summary)
     return summary
+
+
+def _size_sweep(config: Config, ctx, summary: dict) -> dict:
+    """Every label shuffled (label_noise 1.0, label_mode) on stratified subsets of `size_sweep` images, per seed, plus the
+    main run at 100% noise when there is one: {sizes, runs {"<size>": {num_train, epochs_to_fit (seed stats of the
+    seeds that fit), final_train_accuracy, final_test_accuracy, per_seed}}, spearman_size_vs_epochs_to_fit {rho,
+    p_value, n: over the (size, seed) pairs that fit}, not_fitted (pairs that did not)}."""
+    sizes = sorted(config.size_sweep)
+    trials, labels = [], {}
+    for size in sizes:
+        subset = load_dataset(config.dataset, data_dir=ctx.data_dir, train_size=size, test_size=config.test_size)
+        for seed in config.seeds:
+            noisy = corrupt_labels(subset.y_train, 1.0, config.label_mode, subset.num_classes, torch.Generator().manual_seed(seed))
+            labels[size, seed] = (noisy, subset.y_train)
+            data = TensorData(subset.x_train, noisy, subset.x_test, subset.y_test)
+            trials.append((f"size{size}_seed{seed}", partial(_train_one, config, seed, data, subset.y_train, subset.num_classes)))
+    results = dict(zip([(size, seed) for size in sizes for seed in config.seeds],
+                       ctx.map_trials(trials, "random-labels: sizes", steps=config.epochs)))
+    runs = {}
+    for size in sizes:
+        per_seed = {}
+        for seed in config.seeds:
+            result = results[size, seed]
+            noisy, true = labels[size, seed]
+            result["labels_changed"] = (noisy != true).double().mean().item()
+            result["max_class_count_change"] = _max_class_count_change(true, noisy, summary["num_classes"])
+            _record_metrics(ctx.log, f"size={size}/seed{seed}", result["curves"])
+            per_seed[seed] = _summarize(1.0, result, config)
+        runs[str(size)] = {"num_train": size, **_summarize_seeds(1.0, per_seed)}
+    if "1" in summary["runs"]:  # the main run at 100% noise is one more size
+        runs[str(summary["num_train"])] = {"num_train": summary["num_train"], **summary["runs"]["1"]}
+    pairs = [(entry["num_train"], epochs) for entry in runs.values() for epochs in entry["epochs_to_fit"]["values"]]
+    fitted = [(size, epochs) for size, epochs in pairs if epochs is not None]
+    rho, p_value = rank_correlation([s for s, _ in fitted], [e for _, e in fitted]) if fitted else (None, None)
+    return {"sizes": sorted(entry["num_train"] for entry in runs.values()), "runs": runs,
+            "spearman_size_vs_epochs_to_fit": {"rho": rho, "p_value": p_value, "n": len(fitted)},
+            "not_fitted": len(pairs) - len(fitted)}
 
 
 def _max_class_count_change(true_labels: torch.Tensor, noisy_labels: torch.Tensor, num_classes: int) -> int:
@@ -256,12 +307,21 @@ def _draw(ctx, results: dict, summary: dict) -> None:
         plot_final_vs_noise(fractions, [r["final_train_accuracy"]["values"] for r in ordered],
                             [r["final_test_accuracy"]["values"] for r in ordered], summary["chance_accuracy"],
                             best_test_accuracy=[r["best_test_accuracy"]["values"] for r in ordered], ax=left)
-        plot_epochs_to_fit(fractions, [r["epochs_to_fit"]["values"] for r in ordered], summary["epochs"],
+        plot_epochs_to_fit([100 * f for f in fractions], [r["epochs_to_fit"]["values"] for r in ordered], summary["epochs"],
                            summary["fit_threshold"], ax=right)
         figure.suptitle(f"Label-noise sweep, {word} labels, on {summary['dataset']} ({params}, {summary['epochs']} epochs, "
                         f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''})", fontsize=10)
         ctx.run_dir.save_figure(figure, "noise_sweep")
         close(figure)
+    if "size_sweep" in summary:
+        sweep = summary["size_sweep"]
+        entries = [sweep["runs"][str(size)] for size in sweep["sizes"]]
+        ax = plot_epochs_to_fit(sweep["sizes"], [e["epochs_to_fit"]["values"] for e in entries], summary["epochs"],
+                                summary["fit_threshold"], xlabel="training images (log scale)", log_x=True)
+        ax.set_title(f"Epochs to memorize 100% {word} labels vs training-set size ({params}, {len(seeds)} "
+                     f"seed{'s' if len(seeds) > 1 else ''})", fontsize=10)
+        ctx.run_dir.save_figure(ax.figure, "memorization_vs_size")
+        close(ax.figure)
 
 
 EXPERIMENT = Experiment(

@@ -75,14 +75,15 @@ def plot_final_vs_noise(fractions, train_accuracy, test_accuracy, chance: float,
     return ax
 
 
-def plot_epochs_to_fit(fractions, epochs_to_fit, epochs: int, threshold: float, ax=None):
-    """Epochs until training accuracy first reached `threshold`: epochs_to_fit is one list per noise fraction
-    (F,) of the S seeds' values, None where a seed never reached it within `epochs`. Drawn as the mean over
-    the seeds that reached it with min-max error bars; a fraction where some seeds missed gets a red cross at
-    the epoch limit labelled with how many missed ("1/2")."""
+def plot_epochs_to_fit(x, epochs_to_fit, epochs: int, threshold: float, ax=None,
+                       xlabel: str = "training labels randomized (%)", log_x: bool = False):
+    """Epochs until training accuracy first reached `threshold`: x (F,) the swept setting (noise in percent, or
+    the training-set size with log_x), epochs_to_fit one list per setting (F,) of the S seeds' values, None where
+    a seed never reached it within `epochs`. Drawn as the mean over the seeds that reached it with min-max error
+    bars; a setting where some seeds missed gets a red cross at the epoch limit labelled with how many missed ("1/2")."""
     if ax is None:
         _, ax = new_axes()
-    percent = 100 * np.asarray(fractions, dtype=float)
+    percent = np.asarray(x, dtype=float)
     reached = [(p, [e for e in values if e is not None]) for p, values in zip(percent, epochs_to_fit)]
     reached = [(p, values) for p, values in reached if values]
     missed = [(p, sum(e is None for e in values), len(values)) for p, values in zip(percent, epochs_to_fit)
@@ -99,7 +100,9 @@ def plot_epochs_to_fit(fractions, epochs_to_fit, epochs: int, threshold: float, 
             ax.annotate(f"{count}/{total}", (p, epochs), textcoords="offset points", xytext=(6, -12), fontsize=8, color="red")
     ax.axhline(epochs, color="0.5", linestyle=":", linewidth=1, label=f"epoch limit ({epochs})")
     ax.set_ylim(0, epochs * 1.08)
-    ax.set_xlabel("training labels randomized (%)")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("epochs")
     ax.set_title("Epochs to fit the training labels", fontsize=10)
     ax.grid(True, alpha=0.25)

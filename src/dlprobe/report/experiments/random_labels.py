@@ -3,8 +3,9 @@
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
 
-What it says: whether the MLP fit (memorized) the corrupted labels, test accuracy against chance, and what the
-final models do with the corrupted images.
+What it says, first bullet first: whether the network fit the random labels (the assignment's question), then
+per noise fraction whether it fit, test accuracy against chance, what the final models do with the corrupted
+images, and how memorization time grows with the number of training images (size sweep).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 from ...analysis.stats import separated
 from ...experiments.random_labels import corruption_word
 from ..text import format_number
-from ..wording import mean_std
+from ..wording import SIGNIFICANCE, describe_trend, mean_std
 
 
 def _percent(value) -> str:
@@ -43,7 +44,7 @@ def _seed_count(count: int, total: int) -> str:
 def observe(summary: dict, config: dict) -> list[str]:
     word, seeds = corruption_word(summary), summary["seeds"]
     runs = sorted(summary["runs"].values(), key=lambda r: r["label_noise"])
-    sentences = [_seeds_sentence(seeds)]
+    sentences = [_answer(runs[-1], summary, word, len(seeds)), _seeds_sentence(seeds)]
     sentences += [_fit_sentence(r, summary, word, len(seeds)) for r in runs]
     full = [r for r in runs if r["label_noise"] == 1.0]
     if full:
@@ -55,7 +56,41 @@ def observe(summary: dict, config: dict) -> list[str]:
                          + "; ".join(f"{100 * r['label_noise']:g}%: {_fit_epochs(r['epochs_to_fit'], len(seeds))}" for r in runs) + ".")
         for r in (r for r in runs if 0 < r["label_noise"] < 1):
             sentences.append(_partial_noise(r, summary))
+    if "size_sweep" in summary:
+        sentences.append(_size_sweep(summary["size_sweep"], summary, word))
     return sentences
+
+
+def _answer(r: dict, summary: dict, word: str, total: int) -> str:
+    """The assignment's question in one sentence, from the most corrupted run."""
+    fitted, noise = r["epochs_to_fit"]["n"], f"{100 * r['label_noise']:g}%"
+    if fitted == total:
+        verdict = "Yes"
+        how = f"it reached {_percent(summary['fit_threshold'])} training accuracy in every seed ({_seed_count(fitted, total)})"
+    elif fitted:
+        verdict = "Partly"
+        how = f"it reached {_percent(summary['fit_threshold'])} training accuracy in {_seed_count(fitted, total)}"
+    else:
+        verdict = "Not within this training"
+        how = f"it did not reach {_percent(summary['fit_threshold'])} training accuracy in {summary['epochs']} epochs"
+    return (f"{verdict}: with {noise} of the {summary['num_train']} training labels {word}, the MLP ended at {_percent_stats(r['final_train_accuracy'])} training "
+            f"accuracy and {_percent_stats(r['final_test_accuracy'])} test accuracy (chance {_percent(summary['chance_accuracy'])}): {how}.")
+
+
+def _size_sweep(sweep: dict, summary: dict, word: str) -> str:
+    """How the epochs to memorize 100% corrupted labels change with the number of training images."""
+    total = len(summary["seeds"])
+    parts = [f"{size} images: {_fit_epochs(sweep['runs'][str(size)]['epochs_to_fit'], total)}" for size in sweep["sizes"]]
+    trend = sweep["spearman_size_vs_epochs_to_fit"]
+    text = (f"Epochs to reach {_percent(summary['fit_threshold'])} training accuracy with every label {word}, by training-set size "
+            f"(min-max over seeds): {'; '.join(parts)}; size against epochs to fit over the {trend['n']} (size, seed) pairs that fit: "
+            f"{describe_trend(trend['rho'], trend['p_value'])}")
+    if sweep["not_fitted"]:
+        text += f"; {sweep['not_fitted']} pair{'s' if sweep['not_fitted'] > 1 else ''} did not fit within {summary['epochs']} epochs"
+    rho, p_value = trend["rho"], trend["p_value"]
+    if rho is not None and p_value is not None and p_value < SIGNIFICANCE and rho > 0:
+        return text + ": memorization time grows with the number of training images."
+    return text + ": from these runs it cannot be said that memorization time grows with the number of images."
 
 
 def _seeds_sentence(seeds: list) -> str:
