@@ -95,8 +95,9 @@ class Config(ExperimentConfig):
     eval_every: int = eval_every_field(1, note="epochs_to_fit has this resolution")
     fit_threshold: float = param(0.99, "training accuracy that counts as 'fitted' for epochs_to_fit", minimum=0.0, maximum=1.0)
     seeds: tuple[int, ...] = seeds_field((0, 1, 2), "per noise level", note="also the label corruption")
-    size_sweep: tuple[int, ...] = param((), "further training-set sizes (stratified subsets) trained with every label "
-                                        "shuffled, per seed: how memorization time grows with the number of images", minimum=1)
+    size_sweep: tuple[float, ...] = param((), "further training-set sizes as fractions of the main run's training set "
+                                          "(stratified subsets), trained with every label shuffled, per seed: how "
+                                          "memorization time grows with the number of images", minimum=0.0, maximum=1.0)
 
     def validate(self):
         if not self.label_noise:
@@ -106,16 +107,17 @@ class Config(ExperimentConfig):
         if not self.widths:
             raise ConfigError("widths must list at least one hidden layer width")
         if len(set(self.size_sweep)) != len(self.size_sweep):
-            raise ConfigError(f"size_sweep sizes must be distinct, got {self.size_sweep}")
-        if self.train_size is not None and any(size >= self.train_size for size in self.size_sweep):
-            raise ConfigError(f"size_sweep sizes must be smaller than train_size ({self.train_size}), got {self.size_sweep}")
+            raise ConfigError(f"size_sweep fractions must be distinct, got {self.size_sweep}")
+        if any(not 0.0 < fraction < 1.0 for fraction in self.size_sweep):
+            raise ConfigError(f"size_sweep fractions must lie strictly between 0 and 1 (the main run is the whole "
+                              f"training set), got {self.size_sweep}")
 
 
 PROFILES = {
     "smoke": dict(label_noise=(0.0, 1.0), widths=(64, 64), train_size=500, test_size=300, epochs=6, batch_size=100, seeds=(0, 1),
-                  size_sweep=(250,)),
+                  size_sweep=(0.5,)),
     # quick: mnist-5k's 4000 training images plus 1000 and 2000 at 100% noise: memorization time vs size
-    "quick": dict(label_noise=(0.0, 0.5, 1.0), epochs=70, seeds=(0, 1), size_sweep=(1000, 2000)),
+    "quick": dict(label_noise=(0.0, 0.5, 1.0), epochs=70, seeds=(0, 1), size_sweep=(0.25, 0.5)),
     "full": dict(dataset="mnist", label_noise=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), epochs=200, seeds=(0, 1, 2)),
 }
 
@@ -184,11 +186,15 @@ def run(config: Config, ctx) -> dict:
 
 
 def _size_sweep(config: Config, ctx, summary: dict) -> dict:
-    """Every label shuffled (label_noise 1.0, label_mode) on stratified subsets of `size_sweep` images, per seed, plus the
+    """Every label shuffled (label_noise 1.0, label_mode) on stratified subsets (`size_sweep` fractions of the main
+    training set, rounded to whole images), per seed, plus the
     main run at 100% noise when there is one: {sizes, runs {"<size>": {num_train, epochs_to_fit (seed stats of the
     seeds that fit), final_train_accuracy, final_test_accuracy, per_seed}}, spearman_size_vs_epochs_to_fit {rho,
     p_value, n: over the (size, seed) pairs that fit}, not_fitted (pairs that did not)}."""
-    sizes = sorted(config.size_sweep)
+    sizes = sorted({round(fraction * summary["num_train"]) for fraction in config.size_sweep})
+    if len(sizes) < len(config.size_sweep) or sizes[0] < summary["num_classes"]:
+        raise ConfigError(f"size_sweep {config.size_sweep} of {summary['num_train']} training images gives subsets "
+                          f"{sizes}: they must be distinct and hold at least one image per class")
     trials, labels = [], {}
     for size in sizes:
         subset = load_dataset(config.dataset, data_dir=ctx.data_dir, train_size=size, test_size=config.test_size)
