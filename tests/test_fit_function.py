@@ -123,11 +123,29 @@ def test_observations_count_converged_capped_diverged_and_name_grid_edges():
 
 def test_a_diverged_seed_is_not_counted_as_converged():
     # the trainer's rule fires on a diverged seed too (a NaN loss never improves); the summary must not call that converged
-    result = {"widths": [4], "num_params": 13, "learning_rate": 1e-2, "lr_search": {}, "epochs_trained": 900,
+    result = {"widths": [4], "num_params": 13, "learning_rate": 1e-2, "lr_search": {"0.001": 1.0, "0.01": 0.5},
+              "lr_grid_widened": [], "lr_decay_epochs": [[], []], "epochs_trained": 900,
               "status": ["ok", "diverged at step 7"], "converged_epoch": [900, 620],
               "final_train": [0.1, float("nan")], "final_test": [0.1, float("nan")],
               "curves": [{"epoch": [0, 900], "train_loss": [1.0, 0.1]}] * 2}
     target = SimpleNamespace(formula="f(x)", domain=(-1.0, 1.0))
     model = _summarize(target, {1: result}, Config())["models"]["1"]
     assert model["converged"] == [True, False] and model["converged_at_epoch"] == [900, None]
-    assert model["lr_grid_edge"] == "highest"  # 1e-2 is the top of the default grid (1e-3, 3e-3, 1e-2)
+    assert model["lr_grid_edge"] == "highest"  # 1e-2 is the top of the searched grid
+
+
+def test_the_grid_widens_past_a_winning_edge_and_the_plateau_decays_the_rate(tmp_path):
+    # at 1e-4 and 2e-4 for 100 epochs the faster rate wins: the grid grows by its own step (x2) past that end,
+    # twice (widen_grid 2), unless a new rate loses first; with the plateau rule on, decays are recorded per seed
+    summary = smoke_summary(tmp_path, "--learning-rates", "1e-4,2e-4", "--widen-grid", "2", "--set", "max_epochs=300",
+                            "--set", "patience=40", "--max-lr-decays", "1", "--set", "lr_decay=0.5")
+    for model in summary["functions"]["sinc"]["models"].values():
+        assert model["lr_grid_widened"] == [4e-4, 8e-4]
+        assert list(model["lr_search"]) == ["0.0001", "0.0002", "0.0004", "0.0008"]
+        assert model["learning_rate"] == 8e-4 and model["lr_grid_edge"] == "highest"
+        assert len(model["lr_decay_epochs"]) == 2 and all(len(e) <= 1 for e in model["lr_decay_epochs"])
+        assert all(done <= (len(epochs) == 1) for done, epochs in zip(model["converged"], model["lr_decay_epochs"]))
+    sentences = observe(summary, {})
+    assert any("widened beyond its winning end" in s and "added 4.00e-04, 8.00e-04" in s for s in sentences)
+    assert any("even after widening it" in s for s in sentences)
+    assert any("multiplied by 0.5, up to 1 time," in s for s in sentences)

@@ -192,6 +192,14 @@ def test_markdown_references_copied_figures(built):
         target = html_path.parent / link
         assert target.is_file() and target.read_bytes()[:8] == PNG_MAGIC
     assert "## 1-1 Deep vs Shallow" in markdown and "fit\\-function" not in markdown and "### fit-function" in markdown
+    assert not any(entity in markdown for entity in ("&lt;", "&gt;", "&amp;"))
+
+
+def test_markdown_text_reads_as_typed_and_stays_inert():
+    from dlprobe.report.markdown import md
+    assert md("3 layers (0.01) < 1 layer (0.02) & 5 > 4") == "3 layers (0.01) < 1 layer (0.02) & 5 > 4"
+    assert md("<b>x</b> &amp; y") == "\\<b>x\\</b> \\&amp; y"  # no tag, no entity can form
+    assert md("> not a quote") == "\\> not a quote" and md("x**2") == "x\\*\\*2"
 
 
 def test_hostile_strings_are_escaped_and_failures_and_notes_are_visible(runs, tmp_path):
@@ -227,7 +235,10 @@ def test_hostile_strings_are_escaped_and_failures_and_notes_are_visible(runs, tm
     assert "Datasets differ from the assignment" in plain and "<b onmouseover=alert(3)>subset</b>" in plain
     assert str(source) in plain  # the older run of the same experiment is listed by path
     markdown = (html_path.parent / "report.md").read_text(encoding="utf-8")
-    assert "<script>" not in markdown and "<img" not in markdown and "<b " not in markdown
+    # inert by backslash escapes (CommonMark reads "\<" as a literal '<'), never by HTML entities
+    assert re.search(r"(?<!\\)<(script|img|b )", markdown) is None
+    assert "\\<script>alert(1)\\</script>" in markdown
+    assert not any(entity in markdown for entity in ("&lt;", "&gt;", "&amp;"))
     assert all(re.fullmatch(r"figures/[a-z0-9-]+/[a-z0-9-]+\.png", link) for link in re.findall(r"\]\(([^)]+)\)", markdown))
 
 

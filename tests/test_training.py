@@ -212,3 +212,46 @@ def test_stopping_rule_fires_patience_epochs_after_the_last_real_improvement():
     assert stopped == [False, False, False, True, True]
     assert state.log.series("train_loss", "0")[1] == [1.0, 0.5, 0.48, 0.47, 0.2]
     assert state.snapshots == []  # snapshot_every 0: none
+
+
+def test_plateau_decays_the_learning_rate_before_it_counts_as_converged():
+    # patience 2, no improvement after epoch 0 for model 1: the rule fires at epoch 2 (decay 1), again 2 epochs later
+    # at 4 (decay 2), and only the third firing, at 6, is convergence. Model 0 keeps improving and is never decayed.
+    spec = TrainSpec(epochs=8, stop_patience=2, stop_rel_improvement=0.1, lr_decay=0.5, max_lr_decays=2)
+    state = TrainState(torch.nn.Linear(1, 1), optimizer=None, num_models=2)
+    x = torch.zeros(1, 1)
+    current, decayed = {}, []
+    recorder = Recorder(spec, state, TensorData(x, x, x, x), runs=["0", "1"], snapshot=list, on_plateau=decayed.append,
+                        evaluate=lambda x, y: {"loss": torch.tensor(current["losses"], dtype=torch.float64)})
+    for epoch in range(8):
+        current["losses"] = [0.5**epoch, 1.0]
+        recorder.at_epoch(epoch)
+    assert decayed == [1, 1] and state.lr_decays == [[], [2, 4]] and state.converged == [None, 6]
+    with pytest.raises(ValueError, match="on_plateau"):
+        Recorder(spec, state, TensorData(x, x, x, x), runs=[], evaluate=None, snapshot=list)
+    with pytest.raises(ValueError, match="ensemble trainer"):
+        train(torch.nn.Linear(1, 1), TensorData(x, x, x, x), spec, seed=0)
+
+
+def test_ensemble_plateau_decay_scales_that_model_only_and_resumes_exactly(tmp_path):
+    data = sinc_data()
+    spec = MLPSpec(1, (8,), 1, "tanh")
+    # a loose rule (50% improvement within 2 epochs) fires early, so the decays happen inside 8 epochs
+    train_spec = TrainSpec(epochs=8, batch_size=64, eval_every=1, snapshot_every=1, stop_patience=2, stop_rel_improvement=0.5,
+                           lr_decay=0.1, max_lr_decays=1, optimizer=OptimizerSettings("adam", lr=1e-2))
+    straight = train_ensemble(spec, [0, 1], data, train_spec)
+    assert all(len(epochs) == 1 for epochs in straight.lr_decays)
+    assert straight.learning_rates == pytest.approx([1e-2 * 0.1 ** len(epochs) for epochs in straight.lr_decays], rel=1e-12)
+    # each model's decays are its own: model 1 trained alone follows the same trajectory (alone it stops when it
+    # converges; in the pair it trains on until model 0 has too, so compare at the epoch where it stopped alone)
+    alone = train_ensemble(spec, [1], data, train_spec)
+    assert alone.lr_decays == straight.lr_decays[1:]
+    paired = straight.snapshots[straight.snapshot_epochs.index(alone.epochs_done)][1]
+    assert torch.allclose(alone.model.flat_params()[0], paired, rtol=1e-6, atol=1e-7)
+    decay_epoch = straight.lr_decays[0][0]
+    checkpoint = tmp_path / "ensemble.pt"
+    with pytest.raises(_Interrupt):
+        train_ensemble(spec, [0, 1], data, train_spec, checkpoint_path=checkpoint, progress=_StopAfter(decay_epoch + 1))
+    resumed = train_ensemble(spec, [0, 1], data, train_spec, checkpoint_path=checkpoint)
+    assert torch.equal(resumed.model.flat_params(), straight.model.flat_params())
+    assert resumed.lr_decays == straight.lr_decays and resumed.converged_epoch == straight.converged_epoch

@@ -2,7 +2,7 @@
 
 from dlprobe.analysis.stats import seed_stats
 from dlprobe.report.text import format_number, format_value
-from dlprobe.report.wording import below_minimum, compare_lower_is_better, describe_trend, mean_std
+from dlprobe.report.wording import below_minimum, compare_lower_is_better, describe_trend, mean_std, ranking
 
 
 def test_format_number_three_significant_digits_scientific_when_small_or_large():
@@ -41,3 +41,15 @@ def test_describe_trend_says_when_there_is_no_monotonic_trend():
     assert describe_trend(0.5, 0.1).startswith("no significant trend: the ranks lean increasing")
     assert "trend (" not in describe_trend(0.6, None)
     assert describe_trend(None, None).startswith("not measurable")
+
+
+def test_ranking_writes_an_order_only_where_seed_ranges_separate():
+    low, middle, overlapping = seed_stats([1.0, 1.1]), seed_stats([2.0, 2.2]), seed_stats([2.1, 2.5])
+    sentence = ranking([("c", overlapping), ("a", low), ("b", middle)], "test MSE")
+    assert sentence.index("a (") < sentence.index("b (") < sentence.index("c (")
+    assert "a (1.05 ± 0.05) < b (2.1 ± 0.1) ≈ c (2.3 ± 0.2)" in sentence
+    higher = ranking([("a", low), ("b", middle)], "accuracy", lower_is_better=False, scale=100, unit="%")
+    assert "b (210 ± 10%) > a (105 ± 5%)" in higher
+    single = ranking([("a", seed_stats([1.0])), ("b", seed_stats([3.0]))], "loss")
+    assert "a (1) ≈ b (3)" in single  # one seed each: never called separated
+    assert "fewer than two" in ranking([("a", low)], "loss")

@@ -5,26 +5,32 @@
 
 For each target function and each depth, the budget solver picks widths whose exact parameter count is
 within 1% of the budget. Each model gets a fair learning-rate search (every rate x every seed for
-`search_epochs`, best geometric-mean training MSE kept), then all seeds train with that rate until the
-stopping rule fires or `max_epochs` is reached. All seeds (and all rates of the search) of one depth
-train at once with the ensemble trainer. Full batch Adam on a dense grid; test MSE on a separate grid.
+`search_epochs`, best geometric-mean training MSE kept); when the best rate is an end of the grid, the grid
+is widened by its own step beyond that end (up to `widen_grid` times, so the chosen rate is bracketed by
+worse ones). Then all seeds train with that rate, decayed on plateau: when a seed's train MSE has not
+improved by 0.1% over `patience` epochs, its learning rate is multiplied by `lr_decay`, up to
+`max_lr_decays` times; the seed has converged when that happens at its last rate (or at `max_epochs`, not
+converged). Adam at a fixed high rate ends in a noisy floor of loss spikes on ReLU nets; the decay lets the
+seeds settle at the bottom of it, which is what "tuned to the best" asks. All seeds (and all rates of the
+search) of one depth train at once with the ensemble trainer. Full batch Adam on a dense grid; test MSE on
+a separate grid.
 
 Activation default: ReLU. A ReLU net computes a piecewise-linear function whose number of pieces can grow
 exponentially with depth but only linearly with width (Montufar et al. 2014): the textbook argument for
 depth, so it is the activation under which this experiment asks its question. `--activation tanh` works.
 
 summary.json: functions.<name> = {formula, domain, models: {"<depth>": {depth, widths, num_params,
-learning_rate, lr_search {rate: geometric-mean train MSE}, lr_grid_edge, status (per seed), converged,
-converged_at_epoch, final_train_mse / final_test_mse (seed stats: mean, std, min, max, values, n),
+learning_rate, lr_search {rate: geometric-mean train MSE}, lr_grid_edge, lr_grid_widened (rates added
+beyond the configured grid), status (per seed), converged, converged_at_epoch, lr_decay_epochs (per seed), final_train_mse / final_test_mse (seed stats: mean, std, min, max, values, n),
 epochs_trained, epochs_to_mse {"1e-2": seed stats or None}}}}, and stopping_rule {patience,
-rel_improvement, max_epochs}.
+rel_improvement, max_epochs, lr_decay, max_lr_decays}.
 - converged (per seed): true when the stopping rule fired for that seed, at converged_at_epoch (null when
   it never fired or the seed diverged). The seeds of one depth train together until every one has
   converged, so epochs_trained (shared by the seeds) is below max_epochs only when all converged (or
   diverged); a seed that neither converged nor diverged (status) trained to the max_epochs cap.
-- lr_grid_edge: "lowest" or "highest" when the chosen rate is that end of the searched grid
-  (learning_rates_tried), "only" when the grid has one rate, null when it lies inside: at an edge, the
-  best rate may lie outside the grid.
+- lr_grid_edge: "lowest" or "highest" when the chosen rate is that end of the searched grid (the
+  configured rates plus lr_grid_widened), "only" when the grid has one rate, null when it lies inside: at
+  an edge (widening exhausted), the best rate may lie outside the grid.
 """
 
 from __future__ import annotations
@@ -65,7 +71,11 @@ class Config(ExperimentConfig):
     learning_rates: tuple[float, ...] = learning_rates_field((1e-3, 3e-3, 1e-2), "tried per model")
     search_epochs: int = param(2000, "epochs of each learning-rate trial", minimum=1)
     max_epochs: int = param(20000, "epoch limit of the final training (the assignment used 20000)", minimum=1)
-    patience: int = param(2000, "stop when train MSE improved by < 0.1% over this many epochs (0: never)", minimum=0)
+    patience: int = param(2000, "plateau: train MSE improved by < 0.1% over this many epochs; decays the learning "
+                                "rate, or stops the seed after the last decay (0: never)", minimum=0)
+    lr_decay: float = param(0.1, "factor on the learning rate at each plateau", minimum=0.0, maximum=1.0)
+    max_lr_decays: int = param(2, "learning-rate decays per seed before a plateau counts as converged (0: none)", minimum=0)
+    widen_grid: int = param(2, "times the learning-rate grid may grow beyond the end that won the search", minimum=0)
     seeds: tuple[int, ...] = seeds_field((0, 1, 2, 3, 4), "of the final training", note="mean and spread are reported")
     num_train: int = num_train_field(1000)
     num_test: int = num_test_field(300)
@@ -74,28 +84,58 @@ class Config(ExperimentConfig):
     def validate(self):
         if not self.functions or not self.depths or not self.learning_rates:
             raise ConfigError("functions, depths and learning_rates must each list at least one value")
+        if self.max_lr_decays and not (0.0 < self.lr_decay < 1.0 and self.patience):
+            raise ConfigError("max_lr_decays > 0 needs 0 < lr_decay < 1 and a stopping rule (patience > 0); "
+                              "set --set max_lr_decays=0 to train at one learning rate")
 
 
 PROFILES = {
     "smoke": dict(functions=("sinc",), depths=(1, 3), budget=300, learning_rates=(3e-3, 1e-2), search_epochs=100,
-                  max_epochs=600, patience=0, seeds=(0, 1), num_train=200, num_test=50, eval_every=20),
+                  max_epochs=600, patience=0, max_lr_decays=0, widen_grid=0, seeds=(0, 1), num_train=200, num_test=50,
+                  eval_every=20),
     "quick": dict(search_epochs=300, max_epochs=3000, patience=600, seeds=(0, 1, 2), eval_every=20),
     "full": dict(),
 }
+
+
+def _search_rates(config: Config, spec, data: TensorData, device) -> tuple[dict[str, float], float, list[float]]:
+    """The learning-rate search: every rate x every seed for search_epochs; while the best rate is an end of the
+    grid, one more rate a grid step beyond it (up to widen_grid times). Returns ({repr(rate): geometric-mean
+    train MSE}, the best rate, the rates added beyond the configured grid)."""
+    seeds = list(config.seeds)
+    search_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam"), epochs=config.search_epochs, eval_every=config.search_epochs)
+    scores: dict[float, float] = {}
+
+    def search(rates: list[float]) -> None:
+        result = train_ensemble(spec, seeds * len(rates), data, search_spec, lrs=[r for r in rates for _ in seeds],
+                                device=device, record_runs=False)
+        losses = result.final["train_loss"].view(len(rates), len(seeds))
+        scores.update({rate: geometric_mean(losses[i].tolist()) for i, rate in enumerate(rates)})
+
+    search(sorted(config.learning_rates))
+    added = []
+    for _ in range(config.widen_grid if len(scores) > 1 else 0):
+        grid = sorted(scores)
+        best = min(grid, key=lambda r: scores[r])
+        if best not in (grid[0], grid[-1]):
+            break
+        step = grid[1] / grid[0] if best == grid[0] else grid[-1] / grid[-2]
+        rate = float(f"{best / step if best == grid[0] else best * step:.3g}")
+        search([rate])
+        added.append(rate)
+    best = min(sorted(scores), key=lambda r: scores[r])
+    return {repr(rate): scores[rate] for rate in sorted(scores)}, best, added
 
 
 def _train_depth(config: Config, data: TensorData, depth: int, trial) -> dict:
     """Learning-rate search then final training for one depth on trial.device; a checkpoint-safe dict of results."""
     device = trial.device
     spec = mlp_for_budget(config.budget, depth, 1, 1, config.activation)
-    rates, seeds = list(config.learning_rates), list(config.seeds)
-    search_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam"), epochs=config.search_epochs, eval_every=config.search_epochs)
-    search = train_ensemble(spec, seeds * len(rates), data, search_spec, lrs=[r for r in rates for _ in seeds], device=device, record_runs=False)
-    scores = search.final["train_loss"].view(len(rates), len(seeds))
-    lr_search = {repr(rate): geometric_mean(scores[i].tolist()) for i, rate in enumerate(rates)}
-    best_rate = min(rates, key=lambda r: lr_search[repr(r)])
+    seeds = list(config.seeds)
+    lr_search, best_rate, widened = _search_rates(config, spec, data, device)
     final_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=best_rate), epochs=config.max_epochs,
-                           eval_every=config.eval_every, stop_patience=config.patience, stop_rel_improvement=STOP_REL_IMPROVEMENT)
+                           eval_every=config.eval_every, stop_patience=config.patience, stop_rel_improvement=STOP_REL_IMPROVEMENT,
+                           lr_decay=config.lr_decay, max_lr_decays=config.max_lr_decays)
     result = train_ensemble(spec, seeds, data, final_spec, device=device, progress=trial.progress,
                             checkpoint_path=trial.checkpoint, checkpoint_every=max(1, config.max_epochs // 20))
     low, high = data.x_train.min().item(), data.x_train.max().item()
@@ -110,7 +150,7 @@ def _train_depth(config: Config, data: TensorData, depth: int, trial) -> dict:
         curves[index]["epoch"] = epochs
     return {
         "widths": list(spec.widths), "num_params": spec.num_params, "learning_rate": best_rate, "lr_search": lr_search,
-        "status": result.status, "epochs_trained": result.epochs_done, "converged_epoch": list(result.converged_epoch),
+        "lr_grid_widened": widened, "lr_decay_epochs": [list(epochs) for epochs in result.lr_decays], "status": result.status, "epochs_trained": result.epochs_done, "converged_epoch": list(result.converged_epoch),
         "final_train": result.final["train_loss"].tolist(), "final_test": result.final["test_loss"].tolist(),
         "curves": [curves[i] for i in range(len(seeds))], "grid": grid[:, 0].cpu(), "predictions": predictions,
     }
@@ -119,7 +159,8 @@ def _train_depth(config: Config, data: TensorData, depth: int, trial) -> dict:
 def run(config: Config, ctx) -> dict:
     summary = {"functions": {}, "budget": config.budget, "activation": config.activation, "seeds": list(config.seeds),
                "optimizer": "adam (full batch)", "learning_rates_tried": list(config.learning_rates),
-               "stopping_rule": {"patience": config.patience, "rel_improvement": STOP_REL_IMPROVEMENT, "max_epochs": config.max_epochs}}
+               "stopping_rule": {"patience": config.patience, "rel_improvement": STOP_REL_IMPROVEMENT, "max_epochs": config.max_epochs,
+                                 "lr_decay": config.lr_decay, "max_lr_decays": config.max_lr_decays}}
     targets = [get_function(name) for name in config.functions]
     check_same_budget([mlp_for_budget(config.budget, d, 1, 1, config.activation) for d in config.depths])
     datasets = {target.name: TensorData(*function_dataset(target, config.num_train, config.num_test)) for target in targets}
@@ -147,7 +188,8 @@ def _summarize(target, results, config) -> dict:
             epochs_to[f"{threshold:g}"] = {**seed_stats(hits), "reached": len(hits), "of": len(reached)} if hits else None
         models[str(depth)] = {
             "depth": depth, "widths": r["widths"], "num_params": r["num_params"], "learning_rate": r["learning_rate"],
-            "lr_search": r["lr_search"], "lr_grid_edge": grid_edge(r["learning_rate"], config.learning_rates), "status": r["status"],
+            "lr_search": r["lr_search"], "lr_grid_edge": grid_edge(r["learning_rate"], [float(k) for k in r["lr_search"]]),
+            "lr_grid_widened": r["lr_grid_widened"], "lr_decay_epochs": r["lr_decay_epochs"], "status": r["status"],
             "converged": [epoch is not None for epoch in converged], "converged_at_epoch": converged,
             "epochs_trained": r["epochs_trained"],
             "final_train_mse": seed_stats(r["final_train"]), "final_test_mse": seed_stats(r["final_test"]),

@@ -1,12 +1,12 @@
 """The report as Markdown (report.md) referencing PNG copies in figures/ next to it.
 
-Strings from run directories are made inert: HTML special characters become entities and Markdown
-punctuation is backslash-escaped, so a user expression such as `x**2` or `<b>` shows as typed.
+Strings from run directories are made inert with backslash escapes only (no HTML entities, so the raw file
+reads as typed): Markdown punctuation, a '<' that could open an HTML tag, an '&' that could start an entity,
+and a leading '>'. A user expression such as `x**2` or `<b>` shows as typed, and "a < b" stays "a < b".
 """
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 
@@ -14,12 +14,15 @@ from .collect import ExperimentEntry, ReportData
 from .text import format_config_value, format_duration, format_value
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]{}#|!~])")
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")  # CommonMark raw HTML starts so
+_ENTITY_OPEN = re.compile(r"&(?=[A-Za-z#])")  # an entity or numeric character reference starts so
 
 
 def md(value) -> str:
     """Inline text safe for Markdown and its embedded HTML; newlines folded into spaces."""
-    text = html.escape(" ".join(str(value).split()), quote=False)
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+    text = _TAG_OPEN.sub(r"\\<", _ENTITY_OPEN.sub(r"\\&", text))
+    return "\\" + text if text.startswith(">") else text
 
 
 def render_markdown(report: ReportData, figure_links: dict[Path, str]) -> str:

@@ -3,6 +3,7 @@
     mean_std(stats)                                   # '0.123 ± 0.01' (seed stats; one seed: '0.123')
     compare_lower_is_better("deep", a, "shallow", b, "test MSE")
     describe_trend(rho, p_value)                      # 'no significant trend: ...', 'strong decreasing trend (...)'
+    ranking([("1 layer", a), ("3 layers", b)], "test MSE")   # 'ranking ...: 3 layers (0.01 ± 0.001) < 1 layer (...)'
 
 A difference between two groups of seeds is called clear only when their ranges do not overlap; with
 one seed each, no difference is called clear. A rank correlation is called a trend only when its
@@ -65,3 +66,26 @@ def below_minimum(what: str, count: float, minimum: float) -> list[str]:
         return []
     return [f"Fewer {what} than the assignment asks for ({format_number(count)}, at least {format_number(minimum)}): a small sample, "
             "so read its comparisons as tentative."]
+
+
+def ranking(entries: list[tuple[str, dict]], quantity: str, lower_is_better: bool = True, scale: float = 1.0,
+            unit: str = "") -> str:
+    """One sentence ranking seed groups by the mean of `quantity`, each with its spread, where '<' (or '>')
+    is written only between neighbours whose seed ranges separate (`separated`) and '≈' where they overlap or
+    have fewer than 2 seeds. entries: (name, seed stats); scale/unit only change how values are written
+    (e.g. 100, '%')."""
+    shown = [(name, stats) for name, stats in entries if stats and stats.get("mean") is not None]
+    if len(shown) < 2:
+        return f"ranking by mean {quantity}: fewer than two models with a value."
+    shown.sort(key=lambda item: item[1]["mean"], reverse=not lower_is_better)
+    symbol = "<" if lower_is_better else ">"
+
+    def written(stats: dict) -> str:
+        scaled = {**stats, **{k: stats[k] * scale for k in ("mean", "std") if stats.get(k) is not None}}
+        return mean_std(scaled) + unit
+
+    parts = [f"{shown[0][0]} ({written(shown[0][1])})"]
+    for (_, before), (name, stats) in zip(shown, shown[1:]):
+        parts.append(f"{symbol if separated(before, stats) else '≈'} {name} ({written(stats)})")
+    return (f"ranking by mean {quantity} (mean ± std over seeds; '{symbol}' only where neighbouring seed ranges do not "
+            f"overlap, '≈' where they do): " + " ".join(parts) + ".")

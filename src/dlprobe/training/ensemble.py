@@ -18,6 +18,7 @@ loop; where the hand-written step applies (ensemble_step.py), the trainer owns i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -46,6 +47,8 @@ class EnsembleResult:
     snapshot_metrics: list[dict[str, torch.Tensor]]  # per snapshot: name -> (M,)
     epochs_done: int
     converged_epoch: list[int | None]  # per model: epoch the stopping rule fired (None: never)
+    lr_decays: list[list[int]]  # per model: epochs its learning rate was multiplied by train_spec.lr_decay
+    learning_rates: list[float]  # per model: the learning rate training ended with
 
 
 @torch.no_grad()
@@ -98,7 +101,8 @@ def train_ensemble(
     runs = [str(index) for index in range(len(seeds))] if record_runs else []
     recorder = Recorder(train_spec, state, data, runs,
                         evaluate=lambda x, y: evaluate_ensemble(model, x, y, train_spec.loss, train_spec.eval_batch_size, alive),
-                        snapshot=lambda: model.flat_params().cpu().clone())
+                        snapshot=lambda: model.flat_params().cpu().clone(),
+                        on_plateau=partial(_decay_lr, optimizer, train_spec.lr_decay))
     buffers = StepBuffers() if manual_backward and supports(spec.activation, train_spec.loss) else None
     flat_x = data.x_train.reshape(len(data.x_train), -1)
     final = None
@@ -122,7 +126,12 @@ def train_ensemble(
     if final is None:
         final = recorder.at_epoch(state.epoch, last=True)
     return EnsembleResult(model, state.status, state.log, final, state.snapshots, state.snapshot_epochs,
-                          state.snapshot_metrics, state.epoch, state.converged)
+                          state.snapshot_metrics, state.epoch, state.converged, state.lr_decays, optimizer.lrs.tolist())
+
+
+def _decay_lr(optimizer: EnsembleOptimizer, factor: float, index: int) -> None:
+    """Model `index`'s learning rate times `factor` (the plateau rule of recorder.py)."""
+    optimizer.lrs[index] *= factor
 
 
 def _batches(flat_x: torch.Tensor, y: torch.Tensor, seeds: list[int], epoch: int, batch_size: int | None):

@@ -47,9 +47,16 @@ class TrainSpec:
     # epochs; training stops when all models have. 0 disables it. Checked at evaluation epochs (recorder.py).
     stop_patience: int = 0
     stop_rel_improvement: float = 1e-3
+    # Learning-rate decay on plateau (ensemble trainer only): when the stopping rule fires for a model that has
+    # been decayed fewer than max_lr_decays times, its learning rate is multiplied by lr_decay and its rule starts
+    # over; it has converged when the rule fires at its last learning rate. 0 decays: the plain stopping rule.
+    lr_decay: float = 0.1
+    max_lr_decays: int = 0
 
     def __post_init__(self):
         check_loss(self.loss)
+        if self.max_lr_decays and not (0.0 < self.lr_decay < 1.0 and self.stop_patience):
+            raise ValueError("learning-rate decay needs 0 < lr_decay < 1 and a stopping rule (stop_patience > 0)")
 
 
 @dataclass
@@ -99,6 +106,8 @@ def train(
     progress=None,
 ) -> TrainResult:
     """Train `model` in place. `seed` fixes the data order; the caller fixed the initial weights."""
+    if spec.max_lr_decays:
+        raise ValueError("learning-rate decay on plateau is the ensemble trainer's (train_ensemble)")
     optimizer = make_optimizer(model.parameters(), spec.optimizer)
     state = TrainState(model, optimizer)
     if checkpoint_path is not None and Path(checkpoint_path).exists():

@@ -18,8 +18,10 @@ of epoch e the recorder
   or is listed in snapshot_at;
 - feeds every evaluated train loss to the stopping rule (when stop_patience > 0): a model has converged at
   the first evaluated epoch that is stop_patience or more epochs after its train loss last improved by more
-  than stop_rel_improvement (relative). `all_converged` tells the ensemble trainer when to stop; the plain
-  loop does not stop early.
+  than stop_rel_improvement (relative). With max_lr_decays, the rule firing first calls `on_plateau(index)`
+  (the trainer multiplies that model's learning rate by lr_decay), records the epoch in state.lr_decays and
+  starts the rule over, up to max_lr_decays times; only the rule firing after the last decay is convergence.
+  `all_converged` tells the ensemble trainer when to stop; the plain loop does not stop early.
 Values are floats for one model and (M,) tensors for an ensemble of M (runs names them, one per model; an
 empty runs logs nothing). All of it is kept in the TrainState, so a checkpoint carries it.
 """
@@ -39,9 +41,12 @@ if TYPE_CHECKING:
 
 class Recorder:
     def __init__(self, spec: TrainSpec, state: TrainState, data: TensorData, runs: list[str],
-                 evaluate: Callable[[torch.Tensor, torch.Tensor], dict], snapshot: Callable[[], object]):
+                 evaluate: Callable[[torch.Tensor, torch.Tensor], dict], snapshot: Callable[[], object],
+                 on_plateau: Callable[[int], None] | None = None):
+        if spec.max_lr_decays and on_plateau is None:
+            raise ValueError("max_lr_decays needs an on_plateau callback that decays the learning rate")
         self.spec, self.state, self.data, self.runs = spec, state, data, runs
-        self.evaluate, self.snapshot = evaluate, snapshot
+        self.evaluate, self.snapshot, self.on_plateau = evaluate, snapshot, on_plateau
 
     @property
     def records_iterations(self) -> bool:
@@ -93,7 +98,12 @@ class Recorder:
                 state.best_loss[index] = value
                 state.last_improved[index] = epoch
             elif state.converged[index] is None and epoch - state.last_improved[index] >= spec.stop_patience:
-                state.converged[index] = epoch
+                if len(state.lr_decays[index]) < spec.max_lr_decays:
+                    self.on_plateau(index)
+                    state.lr_decays[index].append(epoch)
+                    state.last_improved[index] = epoch
+                else:
+                    state.converged[index] = epoch
 
 
 def _per_run(values) -> list[float]:

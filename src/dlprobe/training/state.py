@@ -29,7 +29,7 @@ from .metrics import MetricLog
 
 # Saved as they are (plain data, or tensors in the snapshots); the log is saved as MetricLog.state().
 _PLAIN = ("epoch", "step", "status", "snapshots", "snapshot_epochs", "snapshot_metrics", "best_loss", "last_improved",
-          "converged")
+          "converged", "lr_decays")
 
 
 @dataclass(eq=False)
@@ -50,12 +50,14 @@ class TrainState:
     best_loss: list[float] = field(init=False)  # lowest train loss that counted as an improvement
     last_improved: list[int] = field(init=False)  # epoch of that improvement
     converged: list[int | None] = field(init=False)  # epoch the stopping rule fired (None: not yet)
+    lr_decays: list[list[int]] = field(init=False)  # epochs at which the model's learning rate was decayed
 
     def __post_init__(self):
         self.status = ["ok"] * self.num_models
         self.best_loss = [math.inf] * self.num_models
         self.last_improved = [0] * self.num_models
         self.converged = [None] * self.num_models
+        self.lr_decays = [[] for _ in range(self.num_models)]
 
     def save(self, path: Path) -> None:
         plain = {name: getattr(self, name) for name in _PLAIN}

@@ -10,7 +10,7 @@ learning rates at the edge of the searched grid.
 from __future__ import annotations
 
 from ..text import format_number
-from ..wording import below_minimum, compare_lower_is_better, mean_std
+from ..wording import below_minimum, compare_lower_is_better, mean_std, ranking
 
 MIN_DEPTHS, MIN_FUNCTIONS = 3, 2  # the assignment's minimum: shallow/middle/deep models on 2+ functions
 
@@ -24,10 +24,8 @@ def observe(summary: dict, config: dict) -> list[str]:
         lead = f"{function['formula']}: "
         sentences.append(lead + compare_lower_is_better(
             f"{deep['depth']}-layer model", deep["final_test_mse"], f"{shallow['depth']}-layer model", shallow["final_test_mse"], "final test MSE"))
-        ranked = sorted((m for m in models if m["final_test_mse"]["mean"] is not None), key=lambda m: m["final_test_mse"]["mean"])
-        if len(ranked) > 2:
-            order = " < ".join(f"{_layers(m['depth'])} ({format_number(m['final_test_mse']['mean'])})" for m in ranked)
-            sentences.append(lead + f"ranking by mean final test MSE: {order}.")
+        if len(models) > 2:
+            sentences.append(lead + ranking([(_layers(m["depth"]), m["final_test_mse"]) for m in models], "final test MSE"))
         for threshold in ("0.01", "0.001"):
             reached = [(m["depth"], m["epochs_to_mse"].get(threshold)) for m in models]
             parts = [f"{_layers(d)}: {format_number(r['mean'])} epochs ({r['reached']}/{r['of']} seeds)" if r else f"{_layers(d)}: not reached" for d, r in reached]
@@ -49,7 +47,13 @@ def _stopping_sentence(models: list[dict], rule: dict) -> str:
     when = "" if not converged else f" (at epoch {converged[0]})" if len(converged) == 1 else f" (at epochs {min(converged)}-{max(converged)})"
     per_depth = ", ".join(f"{_layers(m['depth'])} {sum(m['converged'])}/{len(m['converged'])}" for m in models)
     full = sum(m["epochs_trained"] == rule["max_epochs"] for m in models)
-    return (f"stopping rule (train MSE improved by less than {rule['rel_improvement'] * 100:g}% over {rule['patience']} epochs): "
+    decays = ""
+    if rule.get("max_lr_decays"):
+        decayed = [len(epochs) for m in models for epochs in m.get("lr_decay_epochs", [])]
+        decays = (f"; at each plateau the learning rate was multiplied by {format_number(rule['lr_decay'])}, up to "
+                  f"{rule['max_lr_decays']} time{'s' if rule['max_lr_decays'] > 1 else ''}, and only a plateau at the last rate counts as converged "
+                  f"({sum(decayed)} decays in all, {sum(d == rule['max_lr_decays'] for d in decayed)} of {len(decayed)} runs used all)")
+    return (f"stopping rule (train MSE improved by less than {rule['rel_improvement'] * 100:g}% over {rule['patience']} epochs{decays}): "
             f"{len(converged)} of {len(runs)} model x seed runs converged{when}, {capped} hit the max_epochs cap of {rule['max_epochs']}"
             f"{failed} (converged per model: {per_depth}); {full} of {len(models)} models trained all {rule['max_epochs']} epochs "
             "(a model's seeds train together until all have converged).")
@@ -64,7 +68,13 @@ def _grid_edge_sentences(models: list[dict]) -> list[str]:
             continue
         names = ", ".join(f"{_layers(m['depth'])} (lr {format_number(m['learning_rate'])})" for m in at_edge)
         where = "the only rate searched" if edge == "only" else f"the {edge} rate of the searched grid"
-        sentences.append(f"the chosen learning rate is {where} for {names}; a wider grid (the `learning_rates` field) may find a better rate.")
+        widened = " even after widening it (the `widen_grid` field)" if any(m.get("lr_grid_widened") for m in at_edge) else ""
+        sentences.append(f"the chosen learning rate is {where}{widened} for {names}; a wider grid (the `learning_rates` field) may find a better rate.")
+    added = [m for m in models if m.get("lr_grid_widened")]
+    if added:
+        sentences.append("the learning-rate grid was widened beyond its winning end for "
+                         + ", ".join(f"{_layers(m['depth'])} (added {', '.join(format_number(r) for r in m['lr_grid_widened'])}; chose "
+                                     f"{format_number(m['learning_rate'])})" for m in added) + ".")
     return sentences
 
 

@@ -10,7 +10,7 @@ ranking and the widest train-test gap.
 from __future__ import annotations
 
 from ..text import format_number
-from ..wording import compare_lower_is_better, mean_std
+from ..wording import compare_lower_is_better, mean_std, ranking
 
 
 def _name(model: dict) -> str:
@@ -42,8 +42,8 @@ def observe(summary: dict, config: dict) -> list[str]:
         ranked = sorted((m for m in models if m["final_test_accuracy"]["mean"] is not None),
                         key=lambda m: -m["final_test_accuracy"]["mean"])
         if ranked:
-            order = " > ".join(f"{_name(m)} ({format_number(100 * m['final_test_accuracy']['mean'])}%)" for m in ranked)
-            sentences.append(lead + f"ranking by mean final test accuracy: {order}.")
+            sentences.append(lead + ranking([(_name(m), m["final_test_accuracy"]) for m in ranked], "final test accuracy",
+                                            lower_is_better=False, scale=100, unit="%"))
             gaps = [(m["final_train_accuracy"]["mean"] - m["final_test_accuracy"]["mean"], m) for m in ranked
                     if m["final_train_accuracy"]["mean"] is not None]
             gap, widest = max(gaps, key=lambda g: g[0])
@@ -52,7 +52,7 @@ def observe(summary: dict, config: dict) -> list[str]:
                              f"{format_number(100 * widest['final_test_accuracy']['mean'])}% test ({format_number(100 * gap)} points).")
         best = {f: max((m for m in ranked if m["family"] == f), key=lambda m: m["final_test_accuracy"]["mean"], default=None) for f in ("cnn", "dnn")}
         if best["cnn"] and best["dnn"] and summary.get("cnn_budget") == summary.get("dnn_budget"):
-            sentences.append(lead + "at the same budget, best CNN vs best DNN: " + compare_lower_is_better(
+            sentences.append(lead + "at the same budget, the CNN and the DNN with the highest mean test accuracy: " + compare_lower_is_better(
                 _name(best["cnn"]), best["cnn"]["final_test_error"],
                 _name(best["dnn"]), best["dnn"]["final_test_error"], "final test error (1 − accuracy)"))
     return sentences

@@ -32,10 +32,12 @@ def observe(summary: dict, config: dict) -> list[str]:
             sentences.append(lead + f"correlation of log loss and log gradient norm over iterations: {mean_std(r)} "
                              f"(range {format_number(r['min'])} to {format_number(r['max'])}): {relation}.")
         peak, median = task["grad_norm_max"], task["grad_norm_median"]
-        position = task["argmax_iteration"]["mean"] / max(1, task["iterations"] - 1)
-        sentences.append(lead + f"the largest gradient norm ({format_number(peak['mean'])} mean over seeds) is {format_number(peak['mean'] / median['mean'], 2)}× "
-                         f"the median ({format_number(median['mean'])}), at iteration {format_number(task['argmax_iteration']['mean'])} on average "
-                         f"({100 * position:.0f}% through training); {format_number(task['spikes']['mean'])} iterations per run exceed "
+        last = max(1, task["iterations"] - 1)
+        peaks = "; ".join(f"{format_number(norm)} at iteration {int(at)} ({100 * at / last:.0f}%)"
+                          for norm, at in zip(peak["values"], task["argmax_iteration"]["values"]) if at == at)
+        sentences.append(lead + f"the largest gradient norm of each seed's run: {peaks}; on average "
+                         f"{format_number(peak['mean'] / median['mean'], 2)}× the run's median gradient norm "
+                         f"({format_number(median['mean'])}); {format_number(task['spikes']['mean'])} iterations per run exceed "
                          f"{SPIKE_FACTOR:g}× the geometric mean of the preceding epoch.")
     return sentences
 

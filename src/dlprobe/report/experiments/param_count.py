@@ -25,21 +25,14 @@ def observe(summary: dict, config: dict) -> list[str]:
     test_loss = np.array([m["final_test_loss"]["mean"] for m in models], dtype=float)
     gap = np.array([m["accuracy_gap"]["mean"] for m in models], dtype=float)
     seeds = len(summary["seeds"])
-    sentences = [f"{len(models)} models from {int(params.min()):,} to {int(params.max()):,} parameters "
-                 f"({format_number(params.max() / params.min(), 3)}x), {summary['num_train']} training images, {seeds} seed{'s' if seeds > 1 else ''} each."]
+    best = int(np.nanargmax(test_accuracy))
+    sentences = [_peak_sentence(models, best, test_accuracy, params)]
+    sentences.append(f"{len(models)} models from {int(params.min()):,} to {int(params.max()):,} parameters "
+                     f"({format_number(params.max() / params.min(), 3)}x), {summary['num_train']} training images, "
+                     f"{seeds} seed{'s' if seeds > 1 else ''} each.")
     sentences += below_minimum("models", len(models), MIN_MODELS)
     sentences += below_minimum("decades of parameter count", np.log10(params.max() / params.min()), MIN_DECADES)
-    best = int(np.nanargmax(test_accuracy))
     largest = models[-1]
-    peak = models[best]
-    if best == len(models) - 1:
-        where = "at the largest model"
-    else:
-        clear = separated(peak["final_test_accuracy"], largest["final_test_accuracy"])
-        where = (f"at width {peak['width']}, above the largest model's {mean_std(largest['final_test_accuracy'])} "
-                 f"({'seed ranges do not overlap' if clear else 'within the seed spread or too few seeds to call it clear'})")
-    sentences.append(f"Test accuracy peaks at {100 * test_accuracy[best]:.1f}% with {int(params[best]):,} parameters, {where}; "
-                     f"the smallest model reaches {100 * test_accuracy[0]:.1f}%.")
     lowest = int(np.nanargmin(test_loss))
     where = ("at the largest model" if lowest == len(models) - 1 else
              f"at {int(params[lowest]):,} parameters and {format_number(test_loss[-1])} at the largest model "
@@ -56,6 +49,25 @@ def observe(summary: dict, config: dict) -> list[str]:
                      f"at {int(params[widest]):,} parameters, {100 * gap[best]:.1f} at the test-accuracy peak and "
                      f"{100 * gap[-1]:.1f} at the largest model.")
     return sentences
+
+
+def _peak_sentence(models: list[dict], best: int, test_accuracy: np.ndarray, params: np.ndarray) -> str:
+    """Where test accuracy peaks; a model is named the best only when its seed range separates from every
+    other model's, otherwise the sentence lists the models it cannot be told apart from."""
+    peak = models[best]
+    tied = [m for i, m in enumerate(models) if i != best and not separated(peak["final_test_accuracy"], m["final_test_accuracy"])]
+    head = (f"Does a larger model generalize better? The highest mean test accuracy is {100 * test_accuracy[best]:.1f}% "
+            f"({mean_std(_percent(peak['final_test_accuracy']))}% over seeds) at {int(params[best]):,} parameters"
+            f"{' (the largest model)' if best == len(models) - 1 else ''}; the smallest model reaches {100 * test_accuracy[0]:.1f}%")
+    if not tied:
+        return head + ": its seed range lies above every other model's, so it is the best model of this sweep."
+    names = ", ".join(f"{m['num_params']:,}" for m in tied[:6]) + (f" and {len(tied) - 6} more" if len(tied) > 6 else "")
+    return (head + f", but its seed range overlaps those of {len(tied)} other model{'s' if len(tied) > 1 else ''} "
+            f"({names} parameters) or there are too few seeds, so no single best model is singled out.")
+
+
+def _percent(stats: dict) -> dict:
+    return {**stats, **{k: 100 * stats[k] for k in ("mean", "std") if stats.get(k) is not None}}
 
 
 def table(summary: dict) -> tuple[list[str], list[list]]:
