@@ -75,6 +75,12 @@ def test_trajectory_snapshots_and_pca(runs):
     snapshots = torch.load(run_dir / "trials" / "train.pt", weights_only=True)["result"]["snapshots"].double().numpy()  # (T, M, P)
     reference = PCA(n_components=2).fit(snapshots.reshape(-1, snapshots.shape[-1])).explained_variance_ratio_
     np.testing.assert_allclose(summary["explained_variance_ratio"]["whole"], reference, rtol=1e-6)
+    from dlprobe.report.experiments.trajectory import observe
+    first = observe(summary, config)[0]  # the answer comes first, with the distances it rests on
+    distances = summary["distances"]["whole"]
+    apart = distances["between_final"] > 0.5 * distances["init_to_final"]["mean"]
+    assert first.startswith("What the optimization does: each of the 8 runs moved ")
+    assert ("they end at different points" if apart else "they end close together") in first
 
 
 def test_layer_slice_matches_the_module_layout():
@@ -122,6 +128,11 @@ def test_grad_norm_records_every_iteration(runs):
     first = {row["name"]: float(row["value"]) for row in rows if row["run"] == "sinc/seed0" and row["step"] == "0"}
     assert first["grad_norm"] == pytest.approx(norm, rel=1e-5)
     assert first["iteration_loss"] == pytest.approx(loss.item(), rel=1e-5)
+    # the report names each seed's own peak (never an average iteration at which no seed peaked)
+    from dlprobe.report.experiments.grad_norm import observe
+    (peaks,) = [s for s in observe(summary, config) if s.startswith(sinc["description"]) and "largest gradient norm of each seed" in s]
+    for at in sinc["argmax_iteration"]["values"]:
+        assert f"at iteration {int(at)} (" in peaks
 
 
 def test_grad_norm_order_is_checked():

@@ -15,7 +15,8 @@ from ..wording import mean_std
 def observe(summary: dict, config: dict) -> list[str]:
     classify = summary["task"]["kind"] == "images"
     metric = "final_train_accuracy" if classify else "final_train_loss"
-    sentences = [f"{summary['num_runs']} runs of the {summary['architecture']} MLP on {summary['task']['description']}: "
+    sentences = [_answer(summary)] if summary["distances"]["whole"]["between_initial"] else []
+    sentences += [f"{summary['num_runs']} runs of the {summary['architecture']} MLP on {summary['task']['description']}: "
                  f"{metric.replace('_', ' ')} {mean_std(summary[metric])} (range {format_number(summary[metric]['min'])} to {format_number(summary[metric]['max'])}); "
                  f"{summary['num_snapshots']} snapshots per run (epochs {summary['snapshot_epochs'][0]} to {summary['snapshot_epochs'][-1]})."]
     for view in ("whole", "layer"):
@@ -35,6 +36,17 @@ def observe(summary: dict, config: dict) -> list[str]:
                              f"(path length {mean_std(d['path_length'])}); the final weights of two runs are {format_number(d['between_final'])} apart on "
                              f"average, {relation}: {verdict}.")
     return sentences
+
+
+def _answer(summary: dict) -> str:
+    """The first bullet: where the runs' optimization paths lead, from the whole model's distances."""
+    d = summary["distances"]["whole"]
+    apart = d["between_final"] > 0.5 * d["init_to_final"]["mean"]
+    ratio = sum(summary["explained_variance_ratio"]["whole"])
+    return (f"What the optimization does: each of the {summary['num_runs']} runs moved {mean_std(d['init_to_final'])} from its "
+            f"initial weights and " + ("they end at different points of weight space" if apart else "they end close together")
+            + f" ({format_number(d['between_final'])} apart on average, against {format_number(d['between_initial'])} at initialization); "
+            f"the 2-D PCA view of the whole model holds {100 * ratio:.1f}% of the snapshots' variance.")
 
 
 def table(summary: dict) -> tuple[list[str], list[list]]:
