@@ -30,6 +30,7 @@ from dlprobe.errors import DatasetError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 SPLITS = ("train", "test")
+MAX_CHANNELS = 4  # an .npz's channel axis is the one of length <= 4, its image sides are longer
 # Pillow modes read as one 8-bit channel, or converted to three (palette, CMYK and YCbCr JPEGs).
 GRAY_MODES = ("1", "L")
 COLOR_MODES = ("RGB", "P", "CMYK", "YCbCr")
@@ -191,18 +192,18 @@ def _load_npz(path: Path, data: bytes) -> dict[str, np.ndarray]:
 
 
 def _channels_last(path: Path, key: str, x: np.ndarray) -> np.ndarray:
-    """(N, H, W) stays; (N, H, W, C) stays; (N, C, H, W) becomes (N, H, W, C). C is 1, 3 or 4 and H, W > 4,
-    which tells the layouts apart; anything else is an error."""
+    """(N, H, W) stays; (N, H, W, C) stays; (N, C, H, W) becomes (N, H, W, C). C is 1..4 and H, W > 4, which
+    tells the layouts apart; anything else is an error."""
     if x.ndim == 3:
         return x
     if x.ndim == 4:
-        first, last = x.shape[1] in (1, 3, 4), x.shape[3] in (1, 3, 4)
+        first, last = x.shape[1] <= MAX_CHANNELS, x.shape[3] <= MAX_CHANNELS
         if last and not first:
             return x
         if first and not last:
             return x.transpose(0, 2, 3, 1)
     raise DatasetError(f"{key} in {path} has shape {x.shape}: store images as (N, H, W), (N, H, W, C) or "
-                       "(N, C, H, W) with 1, 3 or 4 channels and sides of more than 4 pixels")
+                       f"(N, C, H, W) with 1 to {MAX_CHANNELS} channels and sides of more than {MAX_CHANNELS} pixels")
 
 
 def _check_pixels(path: Path, key: str, x: np.ndarray) -> None:
