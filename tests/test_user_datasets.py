@@ -18,8 +18,10 @@ import torch
 from PIL import Image
 
 from dlprobe.cli import main
-from dlprobe.config import build_config
+from dlprobe.config import build_config, load_config_file
+from dlprobe.config_resolution import RunRequest, resolve_configs
 from dlprobe.data.images import load_dataset
+from dlprobe.data.tasks import image_task
 from dlprobe.data.user import dataset_key
 from dlprobe.errors import ConfigError, DatasetError
 from dlprobe.experiments import get_experiment
@@ -256,6 +258,24 @@ def test_a_path_hash_holds_path_and_digest(tmp_path):
     assert config.identity_hash() == hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 
 
+def test_a_config_file_names_a_path_like_the_command_line(tmp_path, monkeypatch):
+    write_folder(tmp_path / "mine")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.toml").write_text('dataset = "mine"\n[fit-task]\ndatasets = ["./mine/", "digits"]\n')
+    experiments = [get_experiment("random-labels"), get_experiment("fit-task")]
+    request = RunRequest(profile="smoke", file_data=load_config_file(tmp_path / "run.toml"))
+    random_labels, fit_task = resolve_configs(experiments, request, {"random-labels", "fit-task"})
+    assert random_labels.dataset == str(tmp_path / "mine") and fit_task.datasets == (str(tmp_path / "mine"), "digits")
+    assert random_labels.identity_hash() == config_for("mine").identity_hash()
+
+
+def test_tasks_of_trajectory_grad_norm_and_error_surface_take_a_path(tmp_path):
+    path = write_npz(tmp_path / "mine.npz", **npz_arrays(shape=(5, 6, 3)))
+    task = image_task(str(path), train_size=6)
+    assert task.kind == "images" and task.name == str(path) and task.in_features == 90 and task.out_features == 3
+    assert task.data.x_train.shape == (6, 3, 5, 6) and "sha256" in task.note
+
+
 def test_fit_task_takes_a_path_among_its_datasets(tmp_path):
     path = write_npz(tmp_path / "mine.npz", **npz_arrays())
     config = config_for([str(path), "digits"], "fit-task")
@@ -318,8 +338,8 @@ FOLDER_CASES = {
                   "has 1 class folder", lambda root: root),
     "transparent pixels": (lambda root: png(first_image(root), np.zeros((5, 6, 4), np.uint8), "RGBA"),
                            "{file} has transparent pixels", first_image),
-    "16-bit image": (lambda root: Image.fromarray(np.zeros((5, 6), np.uint16)).save(first_image(root)), "{file} has image mode I;16",
-                     first_image),
+    "16-bit image": (lambda root: Image.fromarray(np.zeros((5, 6), np.uint16)).save(first_image(root)),
+                     "{file} has image mode I;16", first_image),
     "gif named png": (lambda root: Image.fromarray(np.zeros((5, 6), np.uint8)).save(first_image(root), format="GIF"),
                       "{file} is a GIF image", first_image),
 }
@@ -372,7 +392,8 @@ NPZ_CASES = {
     "train and test shapes differ": (_npz_with(x_test=np.zeros((15, 5, 5), np.uint8)), "x_train images are (5, 4)"),
     "train and test dtypes differ": (_npz_with(x_test=np.zeros((15, 5, 4), np.float32)), "x_train is uint8 but x_test float32"),
     "layout cannot be told": (_npz_with(x_train=np.zeros((30, 3, 5, 3), np.uint8)), "has shape (30, 3, 5, 3)"),
-    "no test images": (_npz_with(x_test=np.zeros((0, 5, 4), np.uint8), y_test=np.zeros(0, np.int64)), "x_test in {file} holds no images"),
+    "no test images": (_npz_with(x_test=np.zeros((0, 5, 4), np.uint8), y_test=np.zeros(0, np.int64)),
+                       "x_test in {file} holds no images"),
     "not a zip": (lambda path: path.write_bytes(b"PK\x03\x04garbage" * 10), "cannot read {file}"),
     "a single .npy": (lambda path: np.save(open(path, "wb"), np.zeros(3)), "{file} holds a single array"),
 }

@@ -6,8 +6,8 @@
     data = load_dataset("./my_images")                   # your own: an ImageFolder folder or an .npz (user.py)
 
 Where the files are looked for, and what each dataset is, is `registry.py`'s business; the file formats
-are `readers.py`'s (your own data's: `user.py`, `user_readers.py`); corrupting labels is `labels.py`'s. Subsets and the built-in splits use fixed
-generators, so every run and every seed sees the same images.
+are `readers.py`'s (your own data's: `user.py`, `user_readers.py`); corrupting labels is `labels.py`'s.
+Subsets and the built-in splits use fixed generators, so every run and every seed sees the same images.
 """
 
 from __future__ import annotations
