@@ -150,6 +150,17 @@ def test_subsets_are_stratified_and_loading_twice_gives_equal_unmodified_data(tm
         load_dataset(path, train_size=61)
 
 
+def test_opaque_alpha_and_palette_pngs_read_as_rgb(tmp_path):
+    written = write_folder(tmp_path / "d", mode="RGB")
+    rgba = np.concatenate([written["train", "ant", "00.png"], np.full((5, 6, 1), 255, np.uint8)], axis=2)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "d" / "train" / "ant" / "00.png")
+    palette = Image.fromarray(written["train", "ant", "01.png"]).convert("P")  # the palette decides the colours
+    palette.save(tmp_path / "d" / "train" / "ant" / "01.png")
+    data = load_dataset(str(tmp_path / "d"), normalize="none")
+    assert torch.equal(data.x_train[0], torch.from_numpy(written["train", "ant", "00.png"].transpose(2, 0, 1)).float())
+    assert torch.equal(data.x_train[1], torch.from_numpy(np.array(palette.convert("RGB")).transpose(2, 0, 1)).float())
+
+
 def test_hidden_files_are_not_data(tmp_path):
     write_folder(tmp_path / "d")
     (tmp_path / "d" / "train" / "ant" / ".DS_Store").write_bytes(b"\0\1junk")

@@ -18,6 +18,7 @@ int64 (N,), as the built-in readers return them.
 from __future__ import annotations
 
 import io
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -98,27 +99,36 @@ def _decode_image(path: Path, data: bytes) -> np.ndarray:
     from PIL import Image  # imported here: only your own image datasets need Pillow
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()  # decodes everything: a truncated or corrupt file fails here, not later
-            if image.format not in ("PNG", "JPEG"):
-                raise DatasetError(f"{path} is a {image.format} image; dlprobe reads PNG and JPEG")
-            mode = image.mode
-            if mode in GRAY_MODES:
-                return np.asarray(image.convert("L"), dtype=np.uint8)
-            if mode in COLOR_MODES:
-                return np.asarray(image.convert("RGB"), dtype=np.uint8)
-            if mode in ("RGBA", "LA", "PA"):
-                pixels = np.asarray(image.convert("RGBA" if mode != "LA" else "LA"), dtype=np.uint8)
-                if pixels[..., -1].min() < 255:
-                    raise DatasetError(f"{path} has transparent pixels (mode {mode}); dlprobe reads grayscale or "
-                                       "RGB images: save it without an alpha channel")
-                return np.ascontiguousarray(pixels[..., 0] if mode == "LA" else pixels[..., :3])
-            raise DatasetError(f"{path} has image mode {mode} (e.g. 16-bit or float pixels); dlprobe reads 8-bit "
-                               "grayscale or RGB PNG/JPEG")
+        with warnings.catch_warnings():
+            # a huge image is refused in one line (Pillow would only warn on stderr); no other warning is printed
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()  # decodes everything: a truncated or corrupt file fails here, not later
+                return _pixels(path, image)
     except DatasetError:
         raise
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
         raise DatasetError(f"cannot read image {path}: {_one_line(error)}") from None
+
+
+def _pixels(path: Path, image) -> np.ndarray:
+    """A decoded Pillow image as uint8 (H, W) or (H, W, 3), or DatasetError for what dlprobe does not read."""
+    if image.format not in ("PNG", "JPEG"):
+        raise DatasetError(f"{path} is a {image.format} image; dlprobe reads PNG and JPEG")
+    mode = "PA" if image.mode == "P" and "transparency" in image.info else image.mode
+    if mode in GRAY_MODES:
+        return np.asarray(image.convert("L"), dtype=np.uint8)
+    if mode in COLOR_MODES:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if mode in ("RGBA", "LA", "PA"):
+        pixels = np.asarray(image.convert("LA" if mode == "LA" else "RGBA"), dtype=np.uint8)
+        if pixels[..., -1].min() < 255:
+            raise DatasetError(f"{path} has transparent pixels (mode {mode}); dlprobe reads grayscale or RGB images: "
+                               "save it without an alpha channel")
+        return np.ascontiguousarray(pixels[..., 0] if mode == "LA" else pixels[..., :3])
+    raise DatasetError(f"{path} has image mode {mode} (e.g. 16-bit or float pixels); dlprobe reads 8-bit grayscale "
+                       "or RGB PNG/JPEG")
 
 
 def _describe_pixels(image: np.ndarray) -> str:

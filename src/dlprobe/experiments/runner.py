@@ -29,8 +29,9 @@ from .base import Experiment, RunContext
 
 def check_before_running(config, data_dir: Path | None) -> None:
     """Fail before anything is written when a dataset the config names cannot be had, or is smaller than the
-    train_size/test_size asked for. Cheap (nothing is read), so the CLI runs it for every experiment of
-    `run all` before the first one starts, and each run again."""
+    train_size/test_size asked for. Cheap for the built-in datasets (nothing is read), so the CLI runs it for every
+    experiment of `run all` before the first one starts, and each run again; your own dataset (a PATH) is read and
+    validated here, once per process (data/user.py keeps it for the experiment)."""
     from ..data.images import check_subset_size, dataset_sizes
 
     names = list(getattr(config, "datasets", None) or ())
