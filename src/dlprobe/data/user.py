@@ -72,7 +72,6 @@ class UserDataset:
 
     info: UserDatasetInfo
     arrays: tuple[np.ndarray, ...]
-    files: tuple[str, ...]
 
 
 def _looks_like_path(text: str) -> bool:
@@ -119,9 +118,9 @@ def _signature(path: Path) -> tuple:
         if path.is_file():
             return (str(path), stat(path, ""))
         entries = [str(path)]
-        for folder, subfolders, names in os.walk(path):
+        for folder, subfolders, names in os.walk(path, followlinks=True):  # class folders may be links
             subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-            for name in sorted(subfolders) + sorted(name for name in names if not name.startswith(".")):
+            for name in subfolders + sorted(name for name in names if not name.startswith(".")):
                 entry = Path(folder) / name
                 entries.append(stat(entry, entry.relative_to(path).as_posix()))
         return tuple(entries)
@@ -141,7 +140,7 @@ def _read(path: Path) -> UserDataset:
     pixels = "uint8 0..255" if x_train.dtype == np.uint8 else f"{x_train.dtype} in [0, 1]"
     info = UserDatasetInfo(str(path), kind, hasher.hexdigest(), raw.classes, (channels, height, width),
                            len(raw.arrays[1]), len(raw.arrays[3]), pixels)
-    return UserDataset(info, tuple(raw.arrays), tuple(str(file) for file in raw.files))
+    return UserDataset(info, tuple(raw.arrays))
 
 
 def _cached(key: str) -> UserDataset:
@@ -164,7 +163,7 @@ def read_user_dataset(key: str) -> UserDataset:
     """The dataset at path `key` (a dataset_key result), read and validated once per process and content;
     the arrays are fresh copies (callers may modify them)."""
     cached = _cached(key)
-    return UserDataset(cached.info, tuple(array.copy() for array in cached.arrays), cached.files)
+    return UserDataset(cached.info, tuple(array.copy() for array in cached.arrays))
 
 
 def user_dataset_info(key: str) -> UserDatasetInfo:

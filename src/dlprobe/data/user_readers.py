@@ -1,6 +1,6 @@
 """Readers for your own image datasets: an ImageFolder-style folder (Pillow) and an `.npz` (no pickles).
 
-    images = read_image_folder(Path("my_images"), hasher)   # RawUserData: arrays, class names, files read
+    images = read_image_folder(Path("my_images"), hasher)   # RawUserData: arrays and class names
     arrays = read_npz(Path("my.npz"), hasher)
 
 A folder holds `train/<class>/*.png|jpg|jpeg` and `test/<class>/...` (the class folders, sorted by name, give
@@ -39,12 +39,10 @@ COLOR_MODES = ("RGB", "P", "CMYK", "YCbCr")
 
 @dataclass
 class RawUserData:
-    """[x_train, y_train, x_test, y_test] (images (N, H, W[, C]), labels int64 (N,)), the class names (C,)
-    and the files read (the folder's images or the one .npz)."""
+    """[x_train, y_train, x_test, y_test] (images (N, H, W[, C]), labels int64 (N,)) and the class names (C,)."""
 
     arrays: list[np.ndarray]
     classes: tuple[str, ...]
-    files: list[Path]
 
 
 def _visible(path: Path) -> bool:
@@ -141,7 +139,7 @@ def read_image_folder(root: Path, hasher) -> RawUserData:
     file's relative path and bytes, in sorted order. All images must share one size and channel count."""
     layout = image_folder_files(root)
     classes = tuple(sorted(layout["train"]))
-    arrays, files, first = [], [], None
+    arrays, first = [], None
     for split in SPLITS:
         images, labels = [], []
         for label, name in enumerate(classes):
@@ -161,9 +159,8 @@ def read_image_folder(root: Path, hasher) -> RawUserData:
                                        f"{_describe_pixels(first[1])}: all images must have one size and channel count")
                 images.append(image)
                 labels.append(label)
-                files.append(path)
         arrays += [np.stack(images), np.array(labels, dtype=np.int64)]
-    return RawUserData(arrays, classes, files)
+    return RawUserData(arrays, classes)
 
 
 # --- .npz -----------------------------------------------------------------------------------------
@@ -290,4 +287,4 @@ def read_npz(path: Path, hasher) -> RawUserData:
     y_train = _check_labels(path, "y_train", arrays["y_train"], x_train.shape[0], "x_train")
     y_test = _check_labels(path, "y_test", arrays["y_test"], x_test.shape[0], "x_test")
     classes = _class_names(path, arrays, y_train, y_test)
-    return RawUserData([np.ascontiguousarray(x_train), y_train, np.ascontiguousarray(x_test), y_test], classes, [path])
+    return RawUserData([np.ascontiguousarray(x_train), y_train, np.ascontiguousarray(x_test), y_test], classes)
