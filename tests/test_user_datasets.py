@@ -194,6 +194,7 @@ def test_random_labels_smoke_runs_on_your_dataset_and_records_it(capsys, tmp_pat
     assert (record["num_train"], record["num_test"]) == (30, 15)
     assert summary["dataset"] == str(dataset) and summary["num_classes"] == 3 and summary["num_train"] == 24
     assert record["sha256"][:12] in summary["dataset_note"]
+    assert json.loads((summary_path.parent / "config.json").read_text())["user_datasets"][str(dataset)] == record
     if kind == "float npz":  # the digest of an .npz is the sha256 of its bytes
         assert record["sha256"] == hashlib.sha256(dataset.read_bytes()).hexdigest()
     # label randomisation worked on it: all labels shuffled at noise 1, none at noise 0

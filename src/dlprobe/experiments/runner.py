@@ -3,7 +3,7 @@
 The order of writes is what makes runs trustworthy: config.json first (and checked against the config
 of any earlier, unfinished attempt), trials as they finish, then metrics.csv, summary.json, run_info.json
 and finally DONE. Only a directory with DONE counts as finished for `run all` and the report. A run on your
-own dataset (a PATH) gets `user_datasets` in summary.json: its format, sha256, classes, input shape and sizes.
+own dataset (a PATH) gets `user_datasets` in config.json and summary.json: format, sha256, classes, input shape, sizes.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def run_directory_for(experiment: Experiment, config, profile: str, out_root: Pa
 
 
 def config_record(experiment: Experiment, config, profile: str, device: torch.device) -> dict:
-    """What config.json holds: the resolved config plus the versions and device it ran with."""
+    """What config.json holds: the resolved config plus the versions and device it ran with (and, for your own
+    dataset, what it is and its sha256: `user_datasets`, as in summary.json)."""
     seeds = getattr(config, "seeds", None)
     return {
         "experiment": experiment.name,
@@ -76,6 +77,7 @@ def config_record(experiment: Experiment, config, profile: str, device: torch.de
         "device": str(device),
         # float rounding (and so the numbers) can differ with the thread count; same threads, same numbers
         "torch_threads": torch.get_num_threads(),
+        **user_dataset_records(config),
     }
 
 
