@@ -87,6 +87,11 @@ def test_grayscale_png_folder_loads_the_pixels_labels_and_classes_written(tmp_pa
     assert data.user.classes == ("ant", "moth", "zebra") and data.num_classes == 3
     assert data.input_shape == (1, 5, 6) and data.user.format == "imagefolder"
     assert (data.num_train, data.num_test) == (12, 6)
+    train_pixels = expected_folder_arrays(written, "train")[0].astype(np.float64)
+    test_pixels = expected_folder_arrays(written, "test")[0]
+    standard = load_dataset(str(tmp_path / "gray"))  # the default: training-set mean and std
+    expected = (test_pixels - train_pixels.mean()) / train_pixels.std()
+    assert torch.allclose(standard.x_test[:, 0], torch.from_numpy(expected).float(), atol=1e-5)
 
 
 def test_rgb_png_folder_is_channels_first_and_unit_scales_to_0_1(tmp_path):
