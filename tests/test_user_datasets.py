@@ -401,6 +401,8 @@ NPZ_CASES = {
     "test class the training set lacks": (_npz_with(y_test=np.r_[5, np.arange(14) % 3]),
                                           "y_test in {file} holds label 5 but y_train only 0..2"),
     "class missing from training": (_npz_with(y_train=np.arange(30) % 3 * 2), "has no image of class 1, 3"),
+    "a huge label": (_npz_with(y_train=np.r_[10**15, np.arange(29) % 3]), "has no image of class 3, 4, 5, 6, 7"),
+    "one class": (_npz_with(y_train=np.zeros(30, np.int64), y_test=np.zeros(15, np.int64)), "has 1 class"),
     "int64 pixels": (_npz_with(x_train=np.zeros((30, 5, 4), np.int64)), "x_train in {file} has dtype int64"),
     "NaN pixels": (_npz_with(x_train=np.full((30, 5, 4), np.nan, np.float32), x_test=np.zeros((15, 5, 4), np.float32)),
                    "x_train in {file} holds 600 NaN or infinite values"),

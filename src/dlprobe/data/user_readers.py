@@ -240,32 +240,33 @@ def _class_names(path: Path, arrays: dict, y_train: np.ndarray, y_test: np.ndarr
     """The class names: the `classes` array when given (C = its length), else "0".."C-1" with C = 1 + the
     largest training label. Labels outside 0..C-1, a test label no training image has, and a class without a
     training image are errors."""
-    named = "classes" in arrays
     for key, labels in (("y_train", y_train), ("y_test", y_test)):
         if labels.min() < 0:
             raise DatasetError(f"{key} in {path} holds label {labels.min()}: labels must be 0..C-1")
-    if named:
-        names = arrays["classes"]
+    present = np.unique(y_train)
+    names = arrays.get("classes")
+    if names is not None:
         if names.ndim != 1 or names.dtype.kind not in "US" or len(set(names.tolist())) != names.size:
             raise DatasetError(f"classes in {path} must be a 1-D array of distinct strings, got {names.dtype} {names.shape}")
-        classes = tuple(name.decode() if isinstance(name, bytes) else str(name) for name in names.tolist())
+        count = names.size
+        for key, labels in (("y_train", y_train), ("y_test", y_test)):
+            if labels.max() >= count:
+                raise DatasetError(f"{key} in {path} holds label {labels.max()}, outside 0..{count - 1} (the {count} "
+                                   "names in classes)")
     else:
-        classes = tuple(str(label) for label in range(int(y_train.max()) + 1))
-    count = len(classes)
-    for key, labels in (("y_train", y_train), ("y_test", y_test)):
-        if named and labels.max() >= count:
-            raise DatasetError(f"{key} in {path} holds label {labels.max()}, outside 0..{count - 1} (the {count} "
-                               "names in classes)")
-    if y_test.max() >= count:
-        raise DatasetError(f"y_test in {path} holds label {y_test.max()} but y_train only 0..{count - 1}: train and "
-                           "test must have the same classes")
-    absent = np.setdiff1d(np.arange(count), y_train)
-    if absent.size:
-        raise DatasetError(f"y_train in {path} has no image of class {', '.join(map(str, absent[:5].tolist()))}: labels "
+        count = int(present[-1]) + 1
+        if y_test.max() >= count:
+            raise DatasetError(f"y_test in {path} holds label {y_test.max()} but y_train only 0..{count - 1}: train "
+                               "and test must have the same classes")
+    if present.size < count:  # the first missing classes lie in 0..present.size, however large the labels
+        absent = np.setdiff1d(np.arange(present.size + 5), present)[:5]
+        raise DatasetError(f"y_train in {path} has no image of class {', '.join(map(str, absent.tolist()))}: labels "
                            f"must be 0..{count - 1} with every class in the training set")
     if count < 2:
         raise DatasetError(f"{path} has {count} class; a classifier needs at least 2")
-    return classes
+    if names is None:
+        return tuple(str(label) for label in range(count))
+    return tuple(name.decode() if isinstance(name, bytes) else str(name) for name in names.tolist())
 
 
 def read_npz(path: Path, hasher) -> RawUserData:
