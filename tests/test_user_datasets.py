@@ -10,6 +10,7 @@ hashes exactly as before (no existing run directory moves).
 import hashlib
 import json
 import pickle
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from dlprobe.data.images import load_dataset
 from dlprobe.data.tasks import image_task
 from dlprobe.data.user import dataset_key
 from dlprobe.errors import ConfigError, DatasetError
-from dlprobe.experiments import get_experiment
+from dlprobe.experiments import all_experiments, get_experiment
 from dlprobe.experiments.runner import run_directory_for
 
 from image_files import isolated_environment  # noqa: F401 (an autouse fixture)
@@ -291,6 +292,24 @@ def test_tasks_of_trajectory_grad_norm_and_error_surface_take_a_path(tmp_path):
     task = image_task(str(path), train_size=6)
     assert task.kind == "images" and task.name == str(path) and task.in_features == 90 and task.out_features == 3
     assert task.data.x_train.shape == (6, 3, 5, 6) and "sha256" in task.note
+
+
+DATASET_EXPERIMENTS = [e.name for e in all_experiments() if {"dataset", "datasets"} & {f.name for f in fields(e.config_class)}]
+
+
+@pytest.mark.parametrize("experiment", DATASET_EXPERIMENTS)
+def test_every_experiment_with_a_dataset_takes_a_path_from_run(capsys, tmp_path, experiment):
+    """`dlprobe run NAME --dataset PATH` is accepted and checked by every experiment that has a dataset: a broken
+    file is refused before anything is written (the good file's end-to-end runs are the smoke tests above)."""
+    assert len(DATASET_EXPERIMENTS) >= 8  # fit-task, trajectory, grad-norm, error-surface, random-labels, ...
+    path = write_npz(tmp_path / "mine.npz", **npz_arrays())
+    config = config_for(str(path), experiment)
+    assert (config.datasets if experiment == "fit-task" else (config.dataset,)) == (str(path),)
+    np.savez(path, **{**npz_arrays(num_train=30, num_test=15), "y_test": np.arange(15) % 3 + 5})  # classes 5..7: not in y_train
+    code, err = run_cli(capsys, ["run", experiment, "--profile", "smoke", "--dataset", path, "--out", tmp_path / "out",
+                                 "--quiet"])
+    assert_rejected(code, err, f"y_test in {path} holds label", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_fit_task_takes_a_path_among_its_datasets(tmp_path):
