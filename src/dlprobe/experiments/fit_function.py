@@ -8,7 +8,7 @@ within 1% of the budget. Each model gets a fair learning-rate search (every rate
 `search_epochs`, best geometric-mean training MSE kept); when the best rate is an end of the grid, the grid
 is widened by its own step beyond that end (up to `widen_grid` times, so the chosen rate is bracketed by
 worse ones). Then all seeds train with that rate, decayed on plateau: when a seed's train MSE has not
-improved by 0.1% over `patience` epochs, its learning rate is multiplied by `lr_decay`, up to
+improved by `rel_improvement` (0.1%) over `patience` epochs, its learning rate is multiplied by `lr_decay`, up to
 `max_lr_decays` times; the seed has converged when that happens at its last rate (or at `max_epochs`, not
 converged). Adam at a fixed high rate ends in a noisy floor of loss spikes on ReLU nets; the decay lets the
 seeds settle at the bottom of it, which is what "tuned to the best" asks. All seeds (and all rates of the
@@ -59,7 +59,6 @@ from .common import slug
 
 THRESHOLDS = (1e-2, 1e-3, 1e-4)
 EXTRAPOLATION = 0.15  # the prediction plot extends this fraction of the domain width beyond each end
-STOP_REL_IMPROVEMENT = 1e-3  # converged: train MSE improved by less than this fraction over `patience` epochs
 
 
 @dataclass(frozen=True)
@@ -71,8 +70,10 @@ class Config(ExperimentConfig):
     learning_rates: tuple[float, ...] = learning_rates_field((1e-3, 3e-3, 1e-2), "tried per model")
     search_epochs: int = param(2000, "epochs of each learning-rate trial", minimum=1)
     max_epochs: int = param(20000, "epoch limit of the final training (the assignment used 20000)", minimum=1)
-    patience: int = param(2000, "plateau: train MSE improved by < 0.1% over this many epochs; decays the learning "
-                                "rate, or stops the seed after the last decay (0: never)", minimum=0)
+    patience: int = param(2000, "plateau: train MSE improved by less than rel_improvement over this many epochs; "
+                                "decays the learning rate, or stops the seed after the last decay (0: never)", minimum=0)
+    rel_improvement: float = param(1e-3, "relative improvement of the train MSE that restarts the plateau count",
+                                   minimum=0.0, maximum=1.0)
     lr_decay: float = param(0.1, "factor on the learning rate at each plateau", minimum=0.0, maximum=1.0)
     max_lr_decays: int = param(2, "learning-rate decays per seed before a plateau counts as converged (0: none)", minimum=0)
     widen_grid: int = param(2, "times the learning-rate grid may grow beyond the end that won the search", minimum=0)
@@ -136,7 +137,7 @@ def _train_depth(config: Config, data: TensorData, depth: int, trial) -> dict:
     seeds = list(config.seeds)
     lr_search, best_rate, widened = _search_rates(config, spec, data, device)
     final_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=best_rate), epochs=config.max_epochs,
-                           eval_every=config.eval_every, stop_patience=config.patience, stop_rel_improvement=STOP_REL_IMPROVEMENT,
+                           eval_every=config.eval_every, stop_patience=config.patience, stop_rel_improvement=config.rel_improvement,
                            lr_decay=config.lr_decay, max_lr_decays=config.max_lr_decays)
     result = train_ensemble(spec, seeds, data, final_spec, device=device, progress=trial.progress,
                             checkpoint_path=trial.checkpoint, checkpoint_every=max(1, config.max_epochs // 20))
@@ -161,7 +162,7 @@ def _train_depth(config: Config, data: TensorData, depth: int, trial) -> dict:
 def run(config: Config, ctx) -> dict:
     summary = {"functions": {}, "budget": config.budget, "activation": config.activation, "seeds": list(config.seeds),
                "optimizer": "adam (full batch)", "learning_rates_tried": list(config.learning_rates),
-               "stopping_rule": {"patience": config.patience, "rel_improvement": STOP_REL_IMPROVEMENT, "max_epochs": config.max_epochs,
+               "stopping_rule": {"patience": config.patience, "rel_improvement": config.rel_improvement, "max_epochs": config.max_epochs,
                                  "lr_decay": config.lr_decay, "max_lr_decays": config.max_lr_decays}}
     targets = [get_function(name) for name in config.functions]
     check_same_budget([mlp_for_budget(config.budget, d, 1, 1, config.activation) for d in config.depths])
