@@ -109,6 +109,26 @@ def select_output(output: Output) -> Callable:
     return select
 
 
+class Selected(nn.Module):
+    """`model` whose forward returns select(model(inputs)): a tensor for tools that need one (vmap over points,
+    input Jacobians). Its parameter and buffer names are the model's with the prefix "model."."""
+
+    def __init__(self, model: nn.Module, select: Callable):
+        super().__init__()
+        self.model, self.select = model, select
+
+    def forward(self, inputs):
+        return self.select(self.model(inputs))
+
+
+def check_scalar(value, what: str, index: int) -> torch.Tensor:
+    """value as a 0-D tensor; a UsageError if it is not one number (what: "loss_fn", "metric 'accuracy'")."""
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise UsageError(f"{what} returned {shape} on batch {index}; it must return a scalar (the batch mean, reduction='mean')")
+    return value.reshape(())
+
+
 def check_loss_fn(loss_fn) -> None:
     """Refuse a model (a module with parameters) or a non-callable where a loss was expected."""
     if isinstance(loss_fn, nn.Module) and any(True for _ in loss_fn.parameters()):
@@ -123,10 +143,7 @@ def check_loss_fn(loss_fn) -> None:
 def batch_loss(model: nn.Module, loss_fn: Callable, inputs, targets, select: Callable, index: int,
                check_finite: bool = True) -> torch.Tensor:
     """loss_fn(select(model(inputs)), targets) as a 0-D tensor; a UsageError if it is not a scalar or not finite."""
-    loss = loss_fn(select(model(inputs)), targets)
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise UsageError(f"loss_fn returned {shape} on batch {index}; it must return a scalar (the batch mean, reduction='mean')")
+    loss = check_scalar(loss_fn(select(model(inputs)), targets), "loss_fn", index)
     if check_finite and not torch.isfinite(loss).item():
         raise UsageError(f"the loss is {loss.item()} on batch {index}; the measurement would be NaN")
-    return loss.reshape(())
+    return loss

@@ -52,3 +52,40 @@ class MinimalRatio:
     method: str
     rel_tol: float
     num_params: int
+
+
+@dataclass(frozen=True)
+class Line:
+    """Metrics along theta(alpha) = (1 - alpha) theta_a + alpha theta_b: alphas (A,), values name -> (A,) (each
+    the mean over the data's examples); bn: "keep" (running statistics interpolated with the weights, so
+    alpha = 0 and 1 are exactly the two models) or "recomputed" (on the `bn` data at every alpha)."""
+
+    alphas: np.ndarray
+    values: dict
+    bn: str
+
+
+@dataclass(frozen=True)
+class Surface:
+    """Metrics on the plane theta + a d1 + b d2: coordinates1 (A,) for a, coordinates2 (B,) for b, values
+    name -> (A, B) with [i, j] at (coordinates1[i], coordinates2[j]); directions (d1, d2), dicts parameter
+    name -> tensor; bn: "keep" (the model's running statistics at every point) or "recomputed"."""
+
+    coordinates1: np.ndarray
+    coordinates2: np.ndarray
+    values: dict
+    directions: tuple
+    bn: str
+
+
+@dataclass(frozen=True)
+class Sharpness:
+    """Keskar et al. epsilon-sharpness in percent, 100 (loss_at_maximum - loss) / (1 + loss), with the mean
+    loss at the model and the largest found in the box |z_i| <= epsilon (|theta_i| + 1) (a lower bound of the
+    maximum: `steps` projected sign-gradient ascent steps)."""
+
+    sharpness: float
+    loss: float
+    loss_at_maximum: float
+    epsilon: float
+    steps: int
