@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from dlprobe.analysis.critical import minimal_ratio as ratio_of_spectrum
-from dlprobe.analysis.spectrum import _lanczos_tridiagonal
 from dlprobe.errors import UsageError
 from dlprobe.library.batches import Batches, Output, batch_loss, check_loss_fn, select_output
 from dlprobe.library.progress import progress_bar
@@ -48,6 +47,42 @@ def rademacher_probes(num_probes: int, num_params: int, seed: int) -> torch.Tens
     (the same on every device)."""
     generator = torch.Generator().manual_seed(seed)
     return (torch.randint(0, 2, (num_probes, num_params), generator=generator) * 2 - 1).to(torch.float64)
+
+
+def lanczos_runs(products, starts: torch.Tensor, steps: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """m-step Lanczos from each row of starts (R, P) at once, full reorthogonalisation (twice), float64.
+
+    products maps a block (R, P) to the Hessian times each row (R, P). A run whose Krylov space is exhausted
+    (beta <= 1e-10 max|alpha|: its tridiagonal is then exact) stops growing while the others go on.
+    Returns per run (alphas (m_r,), betas (m_r - 1,)), the diagonal and off-diagonal of its tridiagonal T.
+    """
+    num_runs = len(starts)
+    current = starts.double() / starts.double().norm(dim=1, keepdim=True)  # (R, P)
+    basis = [current]
+    alphas, betas = [[] for _ in range(num_runs)], [[] for _ in range(num_runs)]
+    active = [True] * num_runs
+    for step in range(steps):
+        w = products(current)  # (R, P)
+        step_alphas = (w * current).sum(dim=1).tolist()
+        stacked = torch.stack(basis, dim=1)  # (R, j, P)
+        for _ in range(2):  # twice is enough for orthogonality to rounding level
+            w = w - torch.einsum("rjp,rj->rp", stacked, torch.einsum("rjp,rp->rj", stacked, w))
+        norms = w.norm(dim=1)
+        for run in range(num_runs):
+            if not active[run]:
+                continue
+            alphas[run].append(step_alphas[run])
+            scale = max(abs(a) for a in alphas[run]) or 1.0
+            if step == steps - 1 or norms[run].item() <= 1e-10 * scale:
+                active[run] = False
+            else:
+                betas[run].append(norms[run].item())
+        if not any(active):
+            break
+        # Finished runs continue with a zero vector (their products are not used).
+        current = torch.where(torch.tensor(active, device=w.device)[:, None], w / norms.clamp_min(1e-300)[:, None], 0.0)
+        basis.append(current)
+    return [(np.array(a), np.array(b)) for a, b in zip(alphas, betas)]
 
 
 @contextlib.contextmanager
@@ -221,7 +256,8 @@ class Hessian:
         """Eigenvalue density by stochastic Lanczos quadrature (Ghorbani et al. 2019).
 
         Each of `runs` runs starts Lanczos (full reorthogonalisation, float64 basis on the model's device) from
-        a Rademacher vector (`rademacher_probes(runs, P, seed)`), `steps` products long; the Ritz values of
+        a Rademacher vector (`rademacher_probes(runs, P, seed)`), `steps` products long, the runs in lockstep
+        (one pass over the data per step serves all of them, `lanczos_runs`); the Ritz values of
         run r with weights (first component of their Ritz vectors)^2 / runs are a quadrature for the spectral
         measure. density: each node a Gaussian of width sigma (default 1% of the nodes' range); grid: a number
         of points spanning the nodes +- 6 sigma (so the density integrates to ~1) or the points themselves.
@@ -230,17 +266,16 @@ class Hessian:
         if runs < 1 or steps < 1:
             raise UsageError(f"density needs runs >= 1 and steps >= 1, got runs={runs}, steps={steps}")
         steps = min(steps, self.num_params)
-        nodes, weights = [], []
         starts = rademacher_probes(runs, self.num_params, seed).to(self.device)
-        bar = progress_bar(self.progress, total=runs * steps, description="Lanczos quadrature")
+        bar = progress_bar(self.progress, total=steps, description="Lanczos quadrature steps")
 
-        def product(v: torch.Tensor) -> torch.Tensor:
+        def products(block: torch.Tensor) -> torch.Tensor:  # (R, P) float64 -> (R, P) float64
             bar.update(1)
-            return self._products(v[None], description="")[0].detach()
+            return self._products(block.to(self.dtype), description="").detach().double()
 
+        nodes, weights = [], []
         with bar, _quiet_inner(self):
-            for start in starts:
-                alphas, betas = _lanczos_tridiagonal(product, start, steps, self.dtype)
+            for alphas, betas in lanczos_runs(products, starts, steps):
                 ritz_values, ritz_vectors = np.linalg.eigh(np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1))
                 nodes.append(ritz_values)
                 weights.append(ritz_vectors[0] ** 2 / runs)
@@ -265,17 +300,19 @@ class Hessian:
         matrix = self._products(identity, description="dense Hessian columns").detach().double().cpu().numpy()
         return (matrix + matrix.T) / 2
 
-    def minimal_ratio(self, rel_tol: float = 1e-6, dense_limit: int = 2000, **density_options) -> MinimalRatio:
+    def minimal_ratio(self, rel_tol: float = 1e-6, dense_limit: int = 2000, density: SpectralDensity | None = None,
+                      **density_options) -> MinimalRatio:
         """Fraction of eigenvalues > rel_tol * max|eigenvalue| (1.0: a strict local minimum).
 
         With P <= dense_limit it is counted on the exact spectrum (method "dense"); otherwise it is the weight
-        of the `density(**density_options)` quadrature nodes above the threshold (method "density"): an
-        estimate whose resolution near zero is limited by the number of Lanczos steps.
+        of the quadrature nodes above the threshold (method "density") of `density` (a result of density(),
+        reused) or of a new `density(**density_options)`: an estimate whose resolution near zero is limited
+        by the number of Lanczos steps.
         """
         if self.num_params <= dense_limit:
             spectrum = np.linalg.eigvalsh(self.dense(max_params=dense_limit))
             return MinimalRatio(ratio_of_spectrum(spectrum, rel_tol), "dense", rel_tol, self.num_params)
-        quadrature = self.density(**density_options)
+        quadrature = density if density is not None else self.density(**density_options)
         threshold = rel_tol * np.abs(quadrature.nodes).max()
         value = float(quadrature.weights[quadrature.nodes > threshold].sum() / quadrature.weights.sum())
         return MinimalRatio(value, "density", rel_tol, self.num_params)

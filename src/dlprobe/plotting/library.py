@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from dlprobe.errors import UsageError
 from dlprobe.plotting.style import color, new_axes
@@ -25,6 +26,7 @@ def plot_spectrum(result, ax=None, label: str | None = None):
     ax.plot(np.arange(1, len(values) + 1), values, "o-", color=color(0), label=label, markersize=4)
     ax.axhline(0.0, color="0.6", linewidth=0.8)
     which = getattr(result, "which", None)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("rank" + (f" ({which})" if which else ""))
     ax.set_ylabel("Hessian eigenvalue")
     return ax
