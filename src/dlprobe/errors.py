@@ -31,5 +31,10 @@ class RunDirError(DlprobeError):
     """A run directory whose files are damaged or belong to another configuration."""
 
 
+class UsageError(DlprobeError):
+    """A library call (dlprobe.Hessian, dlprobe.surface, ...) whose arguments cannot work: empty data, a loss
+    that is not a scalar, a parameter selection that matches nothing, data on another device, a NaN loss."""
+
+
 class ReportError(DlprobeError):
     """The report cannot be written where it was asked for."""
