@@ -227,7 +227,8 @@ def _import_file(spec: UserModelSpec):
 def _user_error(error: BaseException, source: Path, module_form: bool = False) -> str:
     """'ValueError: bad width (models.py line 12 in make_cnn: return nn.Linear(w, 2))': the error and the
     traceback frames from the user's own code only (the file `source`, or for a package module the files of
-    its package), innermost last; dlprobe's, torch's and importlib's frames are left out."""
+    its package; by file name, the message names the path), innermost last; dlprobe's, torch's and importlib's
+    frames are left out."""
     if isinstance(error, SyntaxError) and error.filename:
         line = (error.text or "").strip()
         return f"SyntaxError: {error.msg} ({_shown(Path(error.filename))} line {error.lineno}{': ' + line if line else ''})"
@@ -237,7 +238,7 @@ def _user_error(error: BaseException, source: Path, module_form: bool = False) -
     for frame in traceback.extract_tb(error.__traceback__):
         path = Path(frame.filename).resolve() if not frame.filename.startswith("<") else None
         if path is not None and (path == source or (package is not None and package in path.parents)):
-            frames.append(f"{_shown(path)} line {frame.lineno} in {frame.name}" + (f": {frame.line.strip()}" if frame.line else ""))
+            frames.append(f"{path.name} line {frame.lineno} in {frame.name}" + (f": {frame.line.strip()}" if frame.line else ""))
     text = f"{type(error).__name__}: {error}"
     return f"{text} ({'; '.join(frames)})" if frames else text
 
