@@ -216,3 +216,100 @@ def test_sensitivity_with_user_cnn(capsys, tmp_path, model_file):
     assert "ordinary training loop" in summary["training_path"]
     assert all(len(m["hessian_top_eigenvalues"]) == 1 for m in summary["models"])
     assert all(m["status"] == ["ok"] for m in summary["models"])
+
+
+def smoke(experiment, out, *options):
+    return ["run", experiment, "--profile", "smoke", "--out", out, "--quiet", *map(str, options)]
+
+
+def test_interpolation_with_user_cnn(capsys, tmp_path, model_file):
+    run_dir = run_ok(capsys, smoke("interpolation", tmp_path, "--dataset", "digits", "--train-size", 200, "--model", f"{model_file}:make_cnn",
+                                   "--set", "epochs=1", "--set", "pairs=batch_size", "--seeds", 1))
+    summary = summary_of(run_dir)
+    assert summary["model"] == f"{model_file}:make_cnn" and summary["num_params"] == 846
+    assert summary["layer_tables"]["model"]["training"] == "loop"
+    line = summary["pairs"]["batch_size"]["per_seed"][0]
+    assert line["m1"]["status"] == "ok" and line["parameter_distance"] > 0
+
+
+def test_random_labels_with_user_cnn(capsys, tmp_path, model_file):
+    run_dir = run_ok(capsys, smoke("random-labels", tmp_path, "--dataset", "digits", "--train-size", 100, "--model", f"{model_file}:make_cnn",
+                                   "--set", "epochs=2", "--set", "test_size=100", "--set", "size_sweep=", "--set", "label_noise=1.0",
+                                   "--seeds", 1))
+    summary = summary_of(run_dir)
+    assert summary["model"]["user_model"] == f"{model_file}:make_cnn" and summary["model"]["num_params"] == 846
+    assert summary["runs"]["1"]["per_seed"]["0"]["labels_changed"] > 0.5
+
+
+def test_fit_task_user_models_at_one_count_or_not(capsys, tmp_path):
+    from dlprobe.report.experiments.fit_task import observe
+
+    (tmp_path / "pair.py").write_text(textwrap.dedent('''
+        from torch import nn
+
+        def wide(input_shape, num_outputs):      # 64*10 + 10 = 650
+            return nn.Sequential(nn.Flatten(), nn.Linear(64, num_outputs))
+
+        def deep(input_shape, num_outputs):      # 64*9 + 9 + 9*3 + 3 + 3*10 + 10 = 655 (0.77% more)
+            return nn.Sequential(nn.Flatten(), nn.Linear(64, 9), nn.ReLU(), nn.Linear(9, 3), nn.ReLU(), nn.Linear(3, num_outputs))
+
+        def big(input_shape, num_outputs):       # 64*12 + 12 + 12*10 + 10 = 910
+            return nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.ReLU(), nn.Linear(12, num_outputs))
+    '''))
+    base = smoke("fit-task", tmp_path / "out", "--dataset", "digits", "--train-size", 100, "--set", "test_size=100", "--set", "epochs=1")
+    same = summary_of(run_ok(capsys, [*base, "--model", f"{tmp_path}/pair.py:wide", "--model", f"{tmp_path}/pair.py:deep"]))
+    digits = same["datasets"]["digits"]
+    assert digits["same_parameter_count"] == {"counts": [650, 655], "relative_spread": 5 / 650, "within_1_percent": True}
+    assert [digits["models"][m]["num_params"] for m in ("model-1", "model-2")] == [650, 655]
+    assert {t["total"] for t in same["layer_tables"].values()} == {650, 655}
+    assert any("are within 1% of each other" in sentence for sentence in observe(same, {}))
+    differ = summary_of(run_ok(capsys, [*base, "--model", f"{tmp_path}/pair.py:wide", "--model", f"{tmp_path}/pair.py:big"]))
+    assert differ["datasets"]["digits"]["same_parameter_count"] == {"counts": [650, 910], "relative_spread": 260 / 650,
+                                                                    "within_1_percent": False}
+    assert any("are NOT within 1% of each other" in sentence for sentence in observe(differ, {}))
+
+
+def test_trajectory_with_user_mlp_on_the_function(capsys, tmp_path, model_file):
+    run_dir = run_ok(capsys, smoke("trajectory", tmp_path, "--model", f"{model_file}:make_mlp", "--seeds", 3, "--set", "layer=1"))
+    summary = summary_of(run_dir)
+    assert summary["num_params"] == 1 * 8 + 8 + 8 * 1 + 1 == summary["layer_tables"]["model"]["total"]
+    assert summary["layer"] == {"index": 1, "name": "3", "type": "Linear", "shape": [1, 8], "num_params": 9}
+    assert summary["num_runs"] == 3 and summary["num_snapshots"] == len(summary["snapshot_epochs"]) >= 3
+    assert summary["distances"]["whole"]["init_to_final"]["mean"] > 0
+
+
+def test_trajectory_layer_out_of_range(capsys, tmp_path, model_file):
+    code, err = run_cli(capsys, smoke("trajectory", tmp_path / "out", "--model", f"{model_file}:make_mlp", "--set", "layer=2"))
+    assert_rejected(code, err, "layer 2 does not exist: the model has 2 modules with parameters (0..1)", tmp_path / "out")
+
+
+def test_grad_norm_with_user_mlp(capsys, tmp_path, model_file):
+    run_dir = run_ok(capsys, smoke("grad-norm", tmp_path, "--model", f"{model_file}:make_mlp", "--set", "dataset=none"))
+    summary = summary_of(run_dir)
+    task = summary["tasks"]["sinc"]
+    assert task["architecture"] == f"{model_file}:make_mlp" and task["num_params"] == 25
+    assert task["iterations"] == 8 * 4  # smoke: 8 epochs of 200 points in batches of 64
+    assert "ordinary training loop" in task["training_path"] and task["grad_norm_min"]["min"] > 0
+
+
+def test_error_surface_with_user_mlp(capsys, tmp_path, model_file):
+    run_dir = run_ok(capsys, smoke("error-surface", tmp_path, "--model", f"{model_file}:make_mlp"))
+    summary = summary_of(run_dir)
+    assert summary["num_params"] == 25 and summary["user_model"] == f"{model_file}:make_mlp"
+    # the line's alpha = 1 is the trained model: its loss is the loop's final training loss (float64 vs float32)
+    assert summary["line"]["loss_at_1"] == pytest.approx(summary["final_train_loss"], rel=1e-4)
+
+
+def test_param_count_with_a_size_factory(capsys, tmp_path, model_file):
+    run_dir = run_ok(capsys, smoke("param-count", tmp_path, "--dataset", "digits", "--train-size", 100, "--set", "test_size=100",
+                                   "--model", f"{model_file}:make_sized", "--set", "widths=1,30,300", "--set", "epochs=1",
+                                   "--set", "eval_every=1", "--seeds", 1))
+    summary = summary_of(run_dir)
+    counts = [m["num_params"] for m in summary["models"]]
+    assert counts == [64 * w + w + w * 10 + 10 for w in (1, 30, 300)] and counts[-1] / counts[0] >= 100
+    assert [summary["layer_tables"][f"width{w}"]["total"] for w in (1, 30, 300)] == counts
+
+
+def test_param_count_needs_a_size_argument(capsys, tmp_path, model_file):
+    code, err = run_cli(capsys, smoke("param-count", tmp_path / "out", "--dataset", "digits", "--model", f"{model_file}:make_cnn"))
+    assert_rejected(code, err, "takes no 'size' argument, which param-count needs", tmp_path / "out")
