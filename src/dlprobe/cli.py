@@ -33,9 +33,12 @@ COMMON_HELP = {
     "seed": ("S", "base random seed"),
     "seeds": ("N|LIST", "number of seeds (S, S+1, ...) or an explicit list like 0,1,2"),
     "device": ("auto|cpu|cuda", "auto uses CUDA when present (default: auto)"),
+    "model": ("FILE.py:FUNCTION", "your own model: a factory in your file (or package.module:FUNCTION), repeatable where an "
+              "experiment compares models; the file is your own code and runs in this process, as a pytest conftest.py does "
+              "(see `dlprobe run NAME --help` for the arguments it gets)"),
 }
 # how a common option is given, where its field's help does not say it
-COMMON_SYNTAX = {"datasets": "repeatable", "functions": "repeatable; an expression may hold commas",
+COMMON_SYNTAX = {"datasets": "repeatable", "functions": "repeatable; an expression may hold commas", "model": "repeatable",
                  "seeds": "a count N gives S, S+1, ..., or a list like 0,1,2"}
 
 
@@ -58,7 +61,7 @@ def _add_run_options(parser: argparse.ArgumentParser, config_class=None) -> None
         if config_class is not None:
             target = applicable.get(option)
             help_text = argparse.SUPPRESS if target is None else _field_option_help(rows[target], COMMON_SYNTAX.get(target))
-        repeatable = {"action": "append"} if option in ("dataset", "function") else {}
+        repeatable = {"action": "append"} if option in ("dataset", "function", "model") else {}
         parser.add_argument(f"--{option.replace('_', '-')}", metavar=metavar, help=help_text, **repeatable)
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="where dataset files are looked for first (then $DLPROBE_DATA, then standard places)")
     parser.add_argument("--out", type=Path, default=paths.DEFAULT_RUNS_ROOT, metavar="DIR", help="root of the run directories (default: runs/)")

@@ -38,3 +38,8 @@ class UsageError(DlprobeError):
 
 class ReportError(DlprobeError):
     """The report cannot be written where it was asked for."""
+
+
+class ModelError(DlprobeError):
+    """A user model (`--model FILE.py:FUNCTION`) that cannot be found, imported, built or used for the task
+    (the message names the file)."""
