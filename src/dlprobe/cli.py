@@ -27,7 +27,8 @@ from .interrupts import interrupts_deferred
 EXECUTORS = ("local", "ray")
 # the common options' metavar and help (with `run NAME`, the help of the field each one sets instead)
 COMMON_HELP = {
-    "dataset": ("NAME", "image dataset (repeatable where the experiment takes several): mnist, fashion-mnist, cifar10, mnist-5k, digits"),
+    "dataset": ("NAME|PATH", "image dataset (repeatable where the experiment takes several): mnist, fashion-mnist, cifar10, mnist-5k, digits, "
+                "or the PATH of your own: a folder train/<class>/*.png|jpg + test/<class>/..., or an .npz with x_train, y_train, x_test, y_test"),
     "function": ("NAME|EXPR", "target function: a registered name (see `dlprobe data list`) or an expression in x, e.g. 'exp(-x**2)*sin(8*x)' (repeatable)"),
     "train_size": ("N", "use a deterministic subset of N training images"),
     "seed": ("S", "base random seed"),

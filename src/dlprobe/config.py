@@ -10,7 +10,8 @@ command-line overrides (`build_config`; config_resolution.py turns a `dlprobe ru
 Every value is type-checked with a one-line ConfigError. A run's identity is a hash of the fields that
 differ from the defaults (ignoring fields marked identity=False such as the device), so adding a field with
 a default never renames old runs; a field's `check` may put a value in canonical form first ('MNIST' ->
-'mnist'), so two spellings of one setting are one run.
+'mnist'), so two spellings of one setting are one run, and its `identity` may say what stands for the value
+in the hash (a dataset PATH: the path and the content digest, so edited data is a new run).
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ PROFILES = ("smoke", "quick", "full")
 
 
 def param(default, help: str, *, minimum=None, maximum=None, choices=None, check: Callable[[Any], Any] | None = None,
-          identity: bool = True, digest: Callable[[Any], Any] | None = None):
+          identity: bool | Callable[[Any], Any] = True, digest: Callable[[Any], Any] | None = None):
     """A config field with help text and simple bounds (checked on every assignment path).
 
     minimum, maximum, choices: bounds on the value (on every item of a list). check: a function of the whole
     value, after the bounds, that raises ConfigError when it is invalid and returns it, possibly in
     canonical form (the config holds and hashes what it returns). identity=False: the field does not
-    change results (the device), so it is left out of the run's identity. digest: a function of a value that
+    change results (the device), so it is left out of the run's identity; a function: the identity hashes
+    what it returns for the value (JSON-able; it must return the value itself wherever the value alone
+    decides the results, so that those runs keep their directories). digest: a function of a value that
     differs from the default, giving what else the identity depends on (a user model file's content hash), so
     the same text naming changed content is another run."""
     metadata = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices, "check": check,
@@ -74,10 +77,11 @@ class ExperimentConfig:
     def identity_hash(self) -> str:
         """8 hex digits from the identity fields that differ from the class defaults."""
         defaults = type(self)()
+        names = set(self.identity_fields())
         changed = {
-            name: _jsonable(getattr(self, name))
-            for name in self.identity_fields()
-            if getattr(self, name) != getattr(defaults, name)
+            f.name: _identity_value(f, getattr(self, f.name))
+            for f in fields(self)
+            if f.name in names and getattr(self, f.name) != getattr(defaults, f.name)
         }
         for f in fields(self):
             if f.name in changed and f.metadata.get("digest") is not None:
@@ -249,6 +253,12 @@ def _check_bounds(f, value) -> None:
             raise ConfigError(f"{f.name} must be >= {meta['minimum']}, got {item}")
         if meta.get("maximum") is not None and isinstance(item, (int, float)) and item > meta["maximum"]:
             raise ConfigError(f"{f.name} must be <= {meta['maximum']}, got {item}")
+
+
+def _identity_value(f, value):
+    """What the identity hash takes for field f's value: _jsonable(value), or what its identity function says."""
+    identity = f.metadata.get("identity", True)
+    return identity(value) if callable(identity) else _jsonable(value)
 
 
 def _jsonable(value):

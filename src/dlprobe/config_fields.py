@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from .config import param
 from .data.functions import get_function
-from .data.registry import canonical_name
+from .data.user import dataset_identity, dataset_key
 from .errors import ConfigError, DatasetError
 from .models.mlp import ACTIVATIONS
 from .models.user import model_digest, parse_model_spec
 from .training.common import OPTIMIZERS
 
-DATASETS_NOTE = "mnist-5k and digits are built in; mnist, fashion-mnist, cifar10 need files"
+DATASETS_NOTE = ("mnist-5k and digits are built in; mnist, fashion-mnist, cifar10 need files; or the PATH of your own: "
+                 "a folder train/<class>/*.png|jpg + test/<class>/..., or an .npz with x_train, y_train, x_test, y_test")
 SUBSET_NOTE = "a deterministic stratified subset of this many; none: all"
 FUNCTION_NOTE = "a registered name or an expression in x"
 LEARNING_RATE_BOUNDS = dict(minimum=1e-8, maximum=10.0)
@@ -40,9 +41,10 @@ def _help(noun: str, context: str = "", *notes: str) -> str:
 
 
 def _canonical_dataset(name: str | None) -> str | None:
-    """'MNIST', 'CIFAR-10', 'fashion_mnist' -> the registry's name, before the config hash: one run per dataset."""
+    """'MNIST', 'CIFAR-10', 'fashion_mnist' -> the registry's name, './data/my.npz' -> its absolute resolved path,
+    before the config hash: one run per dataset (a path's content digest joins the hash: data/user.py)."""
     try:
-        return None if name is None else canonical_name(name)
+        return None if name is None else dataset_key(name)
     except DatasetError as error:
         raise ConfigError(str(error)) from None
 
@@ -82,11 +84,13 @@ def _distinct_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def dataset_field(default: str | None, context: str = "", *, note: str = ""):
-    return param(default, _help("image dataset", context, DATASETS_NOTE, note), check=_canonical_dataset)
+    return param(default, _help("image dataset", context, DATASETS_NOTE, note), check=_canonical_dataset,
+                 identity=dataset_identity)
 
 
 def datasets_field(default: tuple[str, ...], context: str = "", *, note: str = ""):
-    return param(default, _help("image datasets", context, DATASETS_NOTE, note), check=_canonical_datasets)
+    return param(default, _help("image datasets", context, DATASETS_NOTE, note), check=_canonical_datasets,
+                 identity=dataset_identity)
 
 
 def train_size_field(context: str = ""):

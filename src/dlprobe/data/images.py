@@ -3,9 +3,10 @@
     data = load_dataset("mnist-5k")                      # always offline: 4000 train / 1000 test
     data = load_dataset("mnist", data_dir="~/data", train_size=10000, normalize="unit")
     data.x_train.shape                                   # (10000, 1, 28, 28) float32
+    data = load_dataset("./my_images")                   # your own: an ImageFolder folder or an .npz (user.py)
 
 Where the files are looked for, and what each dataset is, is `registry.py`'s business; the file formats
-are `readers.py`'s; corrupting labels is `labels.py`'s. Subsets and the built-in splits use fixed
+are `readers.py`'s (your own data's: `user.py`, `user_readers.py`); corrupting labels is `labels.py`'s. Subsets and the built-in splits use fixed
 generators, so every run and every seed sees the same images.
 """
 
@@ -18,7 +19,8 @@ import numpy as np
 import torch
 
 from dlprobe.data import readers
-from dlprobe.data.registry import DATASETS, canonical_name, locate
+from dlprobe.data.registry import DATASETS, check_available, locate
+from dlprobe.data.user import UserDatasetInfo, dataset_key, is_user_dataset, read_user_dataset, user_dataset_info
 from dlprobe.errors import ConfigError, DatasetError
 
 NORMALIZATIONS = ("standard", "unit", "none")
@@ -27,7 +29,8 @@ SPLIT_SEED = 0  # fixed: the built-in splits and subsets never depend on the run
 
 @dataclass
 class ImageDataset:
-    """Images (N, C, H, W) float32 and labels (N,) int64, already normalized and split."""
+    """Images (N, C, H, W) float32 and labels (N,) int64, already normalized and split. name: the registry
+    name, or your dataset's absolute path; user: what your own dataset turned out to be (None: built in)."""
 
     name: str
     x_train: torch.Tensor
@@ -37,6 +40,7 @@ class ImageDataset:
     num_classes: int
     files: list[str] = field(default_factory=list)
     note: str = ""
+    user: UserDatasetInfo | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -106,7 +110,7 @@ def _split_builtin(images, labels, test_count: int) -> list[np.ndarray]:
 
 
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W) or (N, H, W, C) -> float32 (N, C, H, W) in 0..255."""
+    """uint8 (N, H, W) or (N, H, W, C) -> float32 (N, C, H, W) in 0..255 (float images: their values)."""
     array = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
@@ -127,14 +131,25 @@ def channel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array(means), np.array(stds)
 
 
+def _float_channel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and (population) std, in float64, of float images (N, H, W[, C])."""
+    channels = images.reshape(-1, 1 if images.ndim == 3 else images.shape[-1]).astype(np.float64)
+    return channels.mean(axis=0), channels.std(axis=0)
+
+
 def _normalize(images_train: np.ndarray, images_test: np.ndarray, how: str):
-    """uint8 images -> float32 (N, C, H, W) tensors, normalized with training-set statistics only."""
+    """uint8 images (0..255; or float images in [0, 1], your own .npz's) -> float32 (N, C, H, W) tensors,
+    normalized with training-set statistics only."""
     x_train, x_test = _to_tensor(images_train), _to_tensor(images_test)
     if how == "none":
         return x_train, x_test
     if how == "unit":
-        return x_train.div_(255.0), x_test.div_(255.0)
-    mean, std = channel_statistics(images_train)
+        scale = 255.0 if images_train.dtype == np.uint8 else 1.0  # float pixels are in [0, 1] already
+        return x_train.div_(scale), x_test.div_(scale)
+    if images_train.dtype == np.uint8:
+        mean, std = channel_statistics(images_train)
+    else:
+        mean, std = _float_channel_statistics(images_train)
     # A constant channel (std 0) is only centred: dividing by ~0 would blow it up.
     mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(np.where(std > 0, std, 1.0), dtype=torch.float32).view(1, -1, 1, 1)
@@ -157,26 +172,43 @@ def check_subset_size(name: str, split: str, size: int | None, available: int) -
                           f"images of {name}; give --set {split}_size=N with N <= {available}")
 
 
+def dataset_sizes(name: str, data_dir: str | Path | None = None) -> tuple[int, int]:
+    """(num_train, num_test) of dataset `name` (a registry name or your dataset's PATH) once it is known to be
+    there: the registry's sizes, or your dataset's (read and validated, once per process: user.py). DatasetError
+    when it cannot be had. `run` asks before anything starts."""
+    key = dataset_key(name)
+    if is_user_dataset(key):
+        info = user_dataset_info(key)
+        return info.num_train, info.num_test
+    check_available(key, data_dir)
+    return DATASETS[key].sizes
+
+
 def load_dataset(name: str, *, data_dir: str | Path | None = None, train_size: int | None = None,
                  test_size: int | None = None, normalize: str = "standard") -> ImageDataset:
-    """Load, validate, subset (stratified, fixed generator) and normalize a dataset.
+    """Load, validate, subset (stratified, fixed generator) and normalize a dataset: a registry name, or the
+    PATH of your own (an ImageFolder folder or an .npz, user.py).
 
     normalize: "standard" (per-channel mean/std of the training set), "unit" (pixels / 255 in
-    [0, 1]) or "none" (0..255). train_size/test_size: a stratified subset of that many images
-    (None: all of the split).
+    [0, 1]; float images as stored, in [0, 1]) or "none" (0..255, or as stored). train_size/test_size: a
+    stratified subset of that many images (None: all of the split).
     """
-    name = canonical_name(name)
+    name = dataset_key(name)
     if normalize not in NORMALIZATIONS:
         raise ConfigError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
-    (x_train, y_train, x_test, y_test), files = _read_raw(name, data_dir)
-    info = DATASETS[name]
+    user = read_user_dataset(name) if is_user_dataset(name) else None
+    if user is not None:
+        (x_train, y_train, x_test, y_test), files = user.arrays, [name]
+        num_classes, note = user.info.num_classes, user.info.note
+    else:
+        (x_train, y_train, x_test, y_test), files = _read_raw(name, data_dir)
+        num_classes, note = DATASETS[name].num_classes, DATASETS[name].note
     for labels, what in ((y_train, "training"), (y_test, "test")):
         if labels.size == 0:
             raise DatasetError(f"{name} has no {what} images ({', '.join(files)})")
-        if labels.min() < 0 or labels.max() >= info.num_classes:
-            raise DatasetError(f"{name} {what} labels must be in 0..{info.num_classes - 1}, found "
+        if labels.min() < 0 or labels.max() >= num_classes:
+            raise DatasetError(f"{name} {what} labels must be in 0..{num_classes - 1}, found "
                                f"{labels.min()}..{labels.max()} ({', '.join(files)})")
-    note = info.note
     check_subset_size(name, "train", train_size, len(y_train))
     check_subset_size(name, "test", test_size, len(y_test))
     if train_size is not None and train_size < len(y_train):
@@ -190,4 +222,4 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, train_size: i
     x_train, x_test = _normalize(x_train, x_test, normalize)
     return ImageDataset(name, x_train, torch.from_numpy(np.ascontiguousarray(y_train, dtype=np.int64)), x_test,
                         torch.from_numpy(np.ascontiguousarray(y_test, dtype=np.int64)),
-                        info.num_classes, files, note)
+                        num_classes, files, note, user.info if user is not None else None)

@@ -2,7 +2,8 @@
 
 The order of writes is what makes runs trustworthy: config.json first (and checked against the config
 of any earlier, unfinished attempt), trials as they finish, then metrics.csv, summary.json, run_info.json
-and finally DONE. Only a directory with DONE counts as finished for `run all` and the report.
+and finally DONE. Only a directory with DONE counts as finished for `run all` and the report. A run on your
+own dataset (a PATH) gets `user_datasets` in summary.json: its format, sha256, classes, input shape and sizes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__, paths
+from ..data.user import user_dataset_records
 from ..errors import RunDirError
 from ..executors import LocalExecutor
 from ..store import RunDir
@@ -29,17 +31,14 @@ def check_before_running(config, data_dir: Path | None) -> None:
     """Fail before anything is written when a dataset the config names cannot be had, or is smaller than the
     train_size/test_size asked for. Cheap (nothing is read), so the CLI runs it for every experiment of
     `run all` before the first one starts, and each run again."""
-    from ..data.images import check_subset_size
-    from ..data.registry import DATASETS, canonical_name, check_available
+    from ..data.images import check_subset_size, dataset_sizes
 
     names = list(getattr(config, "datasets", None) or ())
     if getattr(config, "dataset", None):
         names.append(config.dataset)
     for name in names:
-        key = canonical_name(name)
-        check_available(key, data_dir)
-        for split, available in zip(("train", "test"), DATASETS[key].sizes):
-            check_subset_size(key, split, getattr(config, f"{split}_size", None), available)
+        for split, available in zip(("train", "test"), dataset_sizes(name, data_dir)):
+            check_subset_size(name, split, getattr(config, f"{split}_size", None), available)
 
 
 def _identity_view(values, config):
@@ -144,6 +143,7 @@ def _run_locked(experiment, config, profile, run_dir, data_dir, quiet, device, t
     torch.set_flush_denormal(True)
     try:
         summary = experiment.run(config, context)
+        summary.update(user_dataset_records(config))
     finally:
         torch.set_flush_denormal(False)
     wall_time = time.time() - started
