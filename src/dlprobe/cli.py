@@ -7,6 +7,7 @@
     dlprobe run fit-function --help                the experiment's own options (every config field)
     dlprobe report [RUN_DIR ...] --out report/     the HTML + Markdown report from run directories
     dlprobe data list | dlprobe data fetch NAME    datasets: where they are, how to get them
+    dlprobe inspect --model FILE.py:FUNCTION --checkpoint CKPT --dataset NAME|PATH   one trained model: HTML card + JSON
 
 User mistakes print one line `dlprobe: error: ...` and exit with code 2. This module parses and dispatches;
 config_resolution.py turns the options into configs, experiments/runner.py runs them.
@@ -122,6 +123,9 @@ def build_parser(experiment=None) -> argparse.ArgumentParser:
     fetch = data_commands.add_parser("fetch", help="download a dataset from its usual mirrors and verify checksums")
     fetch.add_argument("name")
     fetch.add_argument("--data-dir", type=Path, help="destination (default: $DLPROBE_DATA, else ~/.cache/dlprobe/NAME, where runs look)")
+    from .inspection.command import DESCRIPTION, add_arguments
+
+    add_arguments(commands.add_parser("inspect", help="measure one trained model: an HTML card + inspect.json", description=DESCRIPTION))
     return parser
 
 
@@ -221,6 +225,12 @@ def command_data(args) -> int:
     return 0
 
 
+def command_inspect(args) -> int:
+    from .inspection.command import command_inspect as inspect_command
+
+    return inspect_command(args)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     experiment = None
@@ -235,7 +245,8 @@ def main(argv=None) -> int:
 
                 experiment = get_experiment(argv[1])
         args = build_parser(experiment).parse_args(argv)
-        handler = {"run": command_run, "report": command_report, "list": command_list, "data": command_data}[args.command]
+        handler = {"run": command_run, "report": command_report, "list": command_list, "data": command_data,
+                   "inspect": command_inspect}[args.command]
         return handler(args)
     except DlprobeError as error:
         print(f"dlprobe: error: {' '.join(str(error).split())}", file=sys.stderr)  # always one line

@@ -43,3 +43,8 @@ class ReportError(DlprobeError):
 class ModelError(DlprobeError):
     """A user model (`--model FILE.py:FUNCTION`) that cannot be found, imported, built or used for the task
     (the message names the file)."""
+
+
+class CheckpointError(DlprobeError):
+    """A checkpoint (`dlprobe inspect --checkpoint FILE`) that is missing, damaged, holds pickled objects, or does not
+    fit the model (the message names the file and the first mismatching key)."""
