@@ -44,6 +44,16 @@ class Checkpoint:
         return {"path": str(self.path.resolve()), "format": self.format, "sha256": self.sha256, "tensors": len(self.state), **self.details}
 
 
+def _reason(error: BaseException) -> str:
+    """'RuntimeError: PytorchStreamReader failed reading zip archive' from torch's many-line messages."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip() and "Weights only load failed" not in line
+             and not line.strip().startswith(("(1)", "(2)", "Check the documentation"))]
+    text = " ".join(lines).replace("WeightsUnpickler error:", "").strip()
+    operand = re.search(r"Unsupported operand \d+", text)  # bytes that are no pickle opcode: not a checkpoint
+    text = operand.group(0) if operand else text.split(". ")[0]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def _is_state_dict(value) -> bool:
     return isinstance(value, Mapping) and bool(value) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
 
@@ -61,17 +71,15 @@ def read_checkpoint(path: Path) -> Checkpoint:
         with warnings.catch_warnings():  # torch warns about the pickle protocols of foreign files
             warnings.simplefilter("ignore")
             loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
+    except pickle.UnpicklingError as error:  # the weights-only unpickler met a class or function (or garbage)
         found = _UNSUPPORTED.search(str(error))
-        if found or "Weights only load failed" in str(error):
-            what = f" ({found.group(1)})" if found else ""
-            raise CheckpointError(f"checkpoint {path} holds pickled Python objects{what}, which torch.load(weights_only=True) "
-                                  "refuses to unpickle (dlprobe never runs code from a checkpoint): save model.state_dict() "
-                                  "instead of the model") from None
-        raise CheckpointError(f"checkpoint {path} is damaged or not a torch checkpoint ({error})") from None
+        if found:
+            raise CheckpointError(f"checkpoint {path} holds pickled Python objects ({found.group(1)}), which "
+                                  "torch.load(weights_only=True) refuses to unpickle (dlprobe never runs code from a checkpoint): "
+                                  "save model.state_dict() instead of the model") from None
+        raise CheckpointError(f"checkpoint {path} is damaged or not a torch checkpoint ({_reason(error)})") from None
     except Exception as error:  # torch raises many types for a damaged file: RuntimeError, EOFError, KeyError, ...
-        reason = str(error).split(". ")[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"checkpoint {path} is damaged or not a torch checkpoint ({type(error).__name__}: {reason})") from None
+        raise CheckpointError(f"checkpoint {path} is damaged or not a torch checkpoint ({_reason(error)})") from None
     digest = hashlib.sha256(data).hexdigest()
     if _is_state_dict(loaded):
         return Checkpoint(path, dict(loaded), "state_dict", digest)
