@@ -296,3 +296,22 @@ except ImportError:  # pragma: no cover
 def test_the_card_loads_cleanly_in_chromium(plain, tmp_path):
     status, console = load_status(tmp_path, (plain[0] / "inspect.html").read_text(encoding="utf-8"))
     assert status == {"images": 4, "broken": 0, "errors": 0} and console == []
+
+
+def test_the_readme_factory_and_command(tmp_path, capsys):
+    """The README's models.py runs through inspect (no checkpoint: the fresh model), and its inspect line parses."""
+    from pathlib import Path
+
+    from dlprobe.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    factory = re.search(r"```python\n(# models\.py.*?)```", readme, re.S).group(1)
+    (tmp_path / "models.py").write_text(factory)
+    code, err = run_cli(capsys, ["inspect", "--model", f"{tmp_path / 'models.py'}:make_cnn", "--dataset", "digits",
+                                 "--out", tmp_path / "out", *SIZES])
+    assert code == 0, err
+    record = json.loads((tmp_path / "out" / "inspect.json").read_text())
+    assert record["checkpoint"] is None and record["layer_table"]["total"] == 8 * 9 + 8 + 16 + 8 * 4 * 4 * 10 + 10
+    line = re.search(r"^dlprobe (inspect .*?)$", readme, re.M).group(1).split()
+    args = build_parser().parse_args(line)
+    assert args.checkpoint == Path("model.pt") and args.setting__max_examples is None

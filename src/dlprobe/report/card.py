@@ -24,26 +24,29 @@ CAPTIONS = {
 }
 
 
+def _number(value) -> str:
+    return format_number(value, 4)
+
+
 def _rows(record: dict) -> list[tuple[str, str]]:
+    """(what, value) of every measurement, as the card's table shows them."""
     evaluation, hessian, sharp, sensitivity = record["evaluation"], record["hessian"], record["sharpness"], record["sensitivity"]
     trace = hessian["trace"]
-    values = lambda items: ", ".join(format_number(v, 4) for v in items)  # noqa: E731
+    split = {name: f"{_number(e['loss'])} / {_number(e['accuracy'])} ({e['examples']} examples)" for name, e in evaluation.items()}
     return [
-        ("training loss / accuracy", f"{format_number(evaluation['train']['loss'], 4)} / {format_number(evaluation['train']['accuracy'], 4)} "
-                                     f"({evaluation['train']['examples']} examples)"),
-        ("test loss / accuracy", f"{format_number(evaluation['test']['loss'], 4)} / {format_number(evaluation['test']['accuracy'], 4)} "
-                                 f"({evaluation['test']['examples']} examples)"),
-        ("largest Hessian eigenvalues", values(hessian["top_eigenvalues"])),
-        ("smallest Hessian eigenvalues", values(hessian["bottom_eigenvalues"])),
-        ("Hessian trace (Hutchinson)", f"{format_number(trace['estimate'], 4)} ± {format_number(trace['standard_error'], 2)} "
+        ("training loss / accuracy", split["train"]),
+        ("test loss / accuracy", split["test"]),
+        ("largest Hessian eigenvalues", ", ".join(map(_number, hessian["top_eigenvalues"]))),
+        ("smallest Hessian eigenvalues", ", ".join(map(_number, hessian["bottom_eigenvalues"]))),
+        ("Hessian trace (Hutchinson)", f"{_number(trace['estimate'])} ± {format_number(trace['standard_error'], 2)} "
                                        f"(standard error, {trace['probes']} probes)"),
         ("Hessian of", f"{hessian['num_params']:,} parameters, the mean loss over {hessian['examples']} training examples "
-                       f"(loss {format_number(hessian['loss'], 4)})"),
-        ("ε-sharpness (Keskar)", f"{format_number(sharp['percent'], 4)} % (ε = {format_number(sharp['epsilon'])}, {sharp['steps']} ascent steps; "
-                                 f"loss {format_number(sharp['loss'], 4)} -> {format_number(sharp['loss_at_maximum'], 4)})"),
-        ("input-gradient sensitivity", f"{format_number(sensitivity['input_gradient'], 4)} (mean over {sensitivity['examples']} "
-                                       "test examples of ||d loss_n / d x_n||)"),
-        ("Jacobian sensitivity (Novak et al.)", f"{format_number(sensitivity['jacobian'], 4)} (mean of ||d softmax(f(x_n)) / d x_n||_F)"),
+                       f"(loss {_number(hessian['loss'])})"),
+        ("ε-sharpness (Keskar)", f"{_number(sharp['percent'])} % (ε = {format_number(sharp['epsilon'])}, {sharp['steps']} ascent "
+                                 f"steps; loss {_number(sharp['loss'])} -> {_number(sharp['loss_at_maximum'])})"),
+        ("input-gradient sensitivity", f"{_number(sensitivity['input_gradient'])} (mean over {sensitivity['examples']} test "
+                                       "examples of ||d loss_n / d x_n||)"),
+        ("Jacobian sensitivity (Novak et al.)", f"{_number(sensitivity['jacobian'])} (mean of ||d softmax(f(x_n)) / d x_n||_F)"),
     ]
 
 
@@ -74,7 +77,8 @@ def _layer_table(table: dict) -> str:
     body = "".join(f"<tr><td>{escape(row['layer'])} ({escape(row['type'])})</td><td>{escape(shape_text(row['output_shape']))}</td>"
                    f"<td>{row['params']:,}</td></tr>" for row in table["rows"])
     frozen = table["total"] - table["trainable"]
-    foot = f"<tr><td>total ({table['trainable']:,} trainable{f', {frozen:,} frozen' if frozen else ''})</td><td></td><td>{table['total']:,}</td></tr>"
+    frozen_text = f", {frozen:,} frozen" if frozen else ""
+    foot = f"<tr><td>total ({table['trainable']:,} trainable{frozen_text})</td><td></td><td>{table['total']:,}</td></tr>"
     return (f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
             f"<tfoot>{foot}</tfoot></table></div>")
 
