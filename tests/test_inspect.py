@@ -55,6 +55,10 @@ MODEL = textwrap.dedent('''
 
     def raises(input_shape, num_outputs):
         raise ValueError("no model today")
+
+
+    def three_outputs(input_shape, num_outputs):
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
 ''')
 EXAMPLES, SEED = 96, 0
 SIZES = ["--max-examples", EXAMPLES, "--eigenvalues", 2, "--probes", 6, "--density-steps", 8, "--grid", 5, "--line-points", 5,
@@ -209,6 +213,23 @@ def test_a_dlprobe_checkpoint_gives_the_same_numbers(trained, plain, capsys):
         assert record[key] == plain[1][key], key
 
 
+def test_bn_train_recomputes_the_statistics_as_update_bn_does(trained, capsys):
+    folder, _, model, data = trained
+    code, err = run_cli(capsys, ["inspect", "--model", f"{folder / 'models.py'}:make_cnn", "--checkpoint", folder / "model.pt",
+                                 "--dataset", "digits", "--out", folder / "out-bn", *SIZES, "--bn", "train"])
+    assert code == 0, err
+    landscape = json.loads((folder / "out-bn" / "inspect.json").read_text())["landscape"]
+    chosen = subset(data.y_train)
+    x, y = data.x_train[chosen], data.y_train[chosen]
+    reference = _module(trained[1]).make_cnn((1, 8, 8), 10, 0)
+    reference.load_state_dict(model.state_dict())
+    torch.optim.swa_utils.update_bn([x[i:i + 64] for i in range(0, len(x), 64)], reference)  # PyTorch's rule, same batches
+    recomputed = mean_loss(reference.eval(), x, y)
+    assert landscape["bn"] == "recomputed" and recomputed != pytest.approx(mean_loss(model, x, y), rel=1e-3)
+    assert landscape["line"]["loss"][2] == pytest.approx(recomputed, rel=1e-4)
+    assert landscape["surface"]["loss"][2][2] == pytest.approx(recomputed, rel=1e-4)
+
+
 def test_the_card_is_self_contained_and_escaped(plain):
     out, record = plain
     html = (out / "inspect.html").read_text(encoding="utf-8")
@@ -266,10 +287,15 @@ def test_checkpoint_errors_are_one_line(trained, capsys, tmp_path, case, fragmen
     (["--model", "nowhere.py:make_cnn"], "model file nowhere.py does not exist"),
     (["--model", "{folder}/models.py:no_such"], "has no function 'no_such'"),
     (["--model", "{folder}/models.py:raises"], "ValueError: no model today"),
+    (["--model", "{folder}/models.py:three_outputs"], "gives output shape (2, 3) on a batch of 2 inputs"),
     (["--grid", "1"], "grid must be >= 2"),
+    (["--max-examples", "many"], "invalid value 'many' for max_examples"),
     (["--bn", "sometimes"], "choose one of keep, train"),
+    (["--device", "cuda"], "no CUDA GPU is available"),
 ])
 def test_other_mistakes_are_one_line(trained, capsys, tmp_path, change, fragment):
+    if change[0] == "--device" and torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
     folder = trained[0]
     argv = {"--model": f"{folder / 'models.py'}:make_cnn", "--checkpoint": str(folder / "model.pt"), "--dataset": "digits",
             "--out": str(tmp_path / "out")}
@@ -315,3 +341,21 @@ def test_the_readme_factory_and_command(tmp_path, capsys):
     line = re.search(r"^dlprobe (inspect .*?)$", readme, re.M).group(1).split()
     args = build_parser().parse_args(line)
     assert args.checkpoint == Path("model.pt") and args.setting__max_examples is None
+
+
+def test_inspect_on_your_own_npz(tmp_path, capsys):
+    """--dataset PATH: a generated .npz with 3 classes; the factory gets num_outputs=3, the record the data's sha256."""
+    import hashlib
+
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), "y_train": np.arange(60) % 3,
+              "x_test": rng.integers(0, 256, (30, 8, 8), dtype=np.uint8), "y_test": np.arange(30) % 3}
+    np.savez(tmp_path / "mine.npz", **arrays)
+    (tmp_path / "models.py").write_text(MODEL)
+    code, err = run_cli(capsys, ["inspect", "--model", f"{tmp_path / 'models.py'}:make_cnn", "--dataset", tmp_path / "mine.npz",
+                                 "--out", tmp_path / "out", *SIZES])
+    assert code == 0, err
+    record = json.loads((tmp_path / "out" / "inspect.json").read_text())
+    assert record["model"]["arguments"] == {"input_shape": [1, 8, 8], "num_outputs": 3, "seed": SEED}
+    assert record["dataset"]["sha256"] == hashlib.sha256((tmp_path / "mine.npz").read_bytes()).hexdigest()
+    assert record["evaluation"]["train"]["examples"] == 60 and record["hessian"]["examples"] == 60  # max_examples > 60: all

@@ -104,6 +104,7 @@ def command_inspect(args) -> int:
     with bar:
         from .measure import measure, prepare
 
+        bar.set_description("inspect: data and model")
         prepared = prepare(args.model, args.checkpoint, args.dataset, args.data_dir, settings)
         bar.update(1)
         record, figures = measure(prepared, settings, progress=False if args.quiet else None, bar=bar)
