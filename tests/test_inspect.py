@@ -292,6 +292,7 @@ def test_checkpoint_errors_are_one_line(trained, capsys, tmp_path, case, fragmen
     (["--max-examples", "many"], "invalid value 'many' for max_examples"),
     (["--bn", "sometimes"], "choose one of keep, train"),
     (["--device", "cuda"], "no CUDA GPU is available"),
+    (["--out", "{folder}/model.pt/card"], "cannot write to --out"),
 ])
 def test_other_mistakes_are_one_line(trained, capsys, tmp_path, change, fragment):
     if change[0] == "--device" and torch.cuda.is_available():

@@ -9,6 +9,7 @@ command_inspect. measure.py does the measuring, report/card.py writes the card.
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,10 @@ DESCRIPTION = (
 
 @dataclass(frozen=True)
 class InspectSettings(ExperimentConfig):
-    """The sizes of the measurements (each an `dlprobe inspect` option); seed and device come from ExperimentConfig."""
+    """The sizes of the measurements, each a `dlprobe inspect` option (device comes from ExperimentConfig)."""
 
+    seed: int = param(0, "seed of the subsets, the random directions, the probes and start vectors; the factory gets it as "
+                      "its seed argument", minimum=0)
     normalize: str = param("standard", "pixel normalisation, as the experiments train with: standard (the training set's "
                            "per-channel mean/std), unit ([0, 1]) or none", choices=("standard", "unit", "none"))
     max_examples: int = param(256, "training examples (a fixed stratified subset) for the Hessian, landscapes and sharpness; "
@@ -87,8 +90,7 @@ def command_inspect(args) -> int:
     """Run `dlprobe inspect`: everything is checked (model, checkpoint, data, --out) before measuring starts."""
     from tqdm.auto import tqdm
 
-    from ..errors import ConfigError
-    from ..report import check_report_dir
+    from ..errors import ConfigError, ReportError
     from ..report.card import render_card
     from ..store import atomic_write_json, atomic_write_text
 
@@ -98,7 +100,12 @@ def command_inspect(args) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    check_report_dir(args.out)
+    try:  # fail before measuring when --out cannot be written
+        args.out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=args.out):
+            pass
+    except OSError as error:
+        raise ReportError(f"cannot write to --out {args.out}: {error.strerror or error}") from None
     started = time.perf_counter()
     bar = tqdm(total=len(STEPS), desc="inspect", leave=False, file=sys.stderr, disable=True if args.quiet else None, dynamic_ncols=True)
     with bar:

@@ -11,6 +11,7 @@ not larger), so the same settings give the same examples and, on CPU, the same n
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import time
@@ -106,13 +107,13 @@ def measure(prepared: Prepared, settings, progress: bool | None = False, bar=Non
     model, data, device, size = prepared.model, prepared.dataset, prepared.device, settings.batch_size
     timings: dict[str, float] = {}
 
-    def step(name):
+    @contextlib.contextmanager
+    def step(name):  # one step of the bar (command.STEPS), timed into inspect.json's timings_s
         if bar is not None:
             bar.set_description(f"inspect: {name}")
-        timings[name] = time.perf_counter()
-
-    def done(name):
-        timings[name] = time.perf_counter() - timings[name]
+        started = time.perf_counter()
+        yield
+        timings[name] = time.perf_counter() - started
         if bar is not None:
             bar.update(1)
 
@@ -122,47 +123,42 @@ def measure(prepared: Prepared, settings, progress: bool | None = False, bar=Non
     loss = nn.CrossEntropyLoss()
     metrics = {"loss": loss, "accuracy": dlprobe.accuracy}
 
-    step("loss and accuracy")
-    evaluation = {"train": evaluate(model, batches(data.x_train, data.y_train, size, device)),
-                  "test": evaluate(model, batches(data.x_test, data.y_test, size, device))}
-    done("loss and accuracy")
-    hessian = dlprobe.Hessian(model, loss, train_batches, progress=progress)
-    k = min(settings.eigenvalues, hessian.num_params - 1)
-    step("top eigenvalues")
-    top = hessian.eigenvalues(k, "largest", tol=EIGEN_TOL, seed=settings.seed)
-    done("top eigenvalues")
-    step("bottom eigenvalues")
-    bottom = hessian.eigenvalues(k, "smallest", tol=EIGEN_TOL, seed=settings.seed)
-    done("bottom eigenvalues")
-    step("trace")
-    trace = hessian.trace(settings.probes, seed=settings.seed)
-    done("trace")
-    step("spectral density")
-    density = hessian.density(steps=settings.density_steps, runs=settings.density_runs, seed=settings.seed)
-    done("spectral density")
+    with step("loss and accuracy"):
+        evaluation = {"train": evaluate(model, batches(data.x_train, data.y_train, size, device)),
+                      "test": evaluate(model, batches(data.x_test, data.y_test, size, device))}
+    with step("top eigenvalues"):
+        hessian = dlprobe.Hessian(model, loss, train_batches, progress=progress)
+        k = min(settings.eigenvalues, hessian.num_params - 1)  # Lanczos needs k < P
+        top = hessian.eigenvalues(k, "largest", tol=EIGEN_TOL, seed=settings.seed)
+    with step("bottom eigenvalues"):
+        bottom = hessian.eigenvalues(k, "smallest", tol=EIGEN_TOL, seed=settings.seed)
+    with step("trace"):
+        trace = hessian.trace(settings.probes, seed=settings.seed)
+    with step("spectral density"):
+        density = hessian.density(steps=settings.density_steps, runs=settings.density_runs, seed=settings.seed)
 
     bn = "keep" if settings.bn == "keep" else train_batches
     directions = dlprobe.filter_directions(model, seed=settings.seed)
-    step("1-D landscape")
-    alphas = np.linspace(-settings.span, settings.span, settings.line_points)
-    line = dlprobe.interpolate(model, _shifted(model, directions[0]), train_batches, metrics, alphas=alphas, bn=bn, progress=progress)
-    done("1-D landscape")
-    step("2-D landscape")
-    plane = dlprobe.surface(model, train_batches, metrics, directions=directions, steps=settings.grid, span=settings.span,
-                            bn=bn, progress=progress)
-    done("2-D landscape")
-    step("sharpness")
-    sharp = dlprobe.sharpness(model, loss, train_batches, epsilon=settings.epsilon, steps=settings.sharpness_steps, seed=settings.seed)
-    done("sharpness")
-    step("sensitivity")
-    sensitivity = {kind: dlprobe.sensitivity(model, test_batches, kind=kind, loss_fn=loss) for kind in ("input_gradient", "jacobian")}
-    done("sensitivity")
+    with step("1-D landscape"):
+        alphas = np.linspace(-settings.span, settings.span, settings.line_points)
+        line = dlprobe.interpolate(model, _shifted(model, directions[0]), train_batches, metrics, alphas=alphas, bn=bn,
+                                   progress=progress)
+    with step("2-D landscape"):
+        plane = dlprobe.surface(model, train_batches, metrics, directions=directions, steps=settings.grid, span=settings.span,
+                                bn=bn, progress=progress)
+    with step("sharpness"):
+        sharp = dlprobe.sharpness(model, loss, train_batches, epsilon=settings.epsilon, steps=settings.sharpness_steps,
+                                  seed=settings.seed)
+    with step("sensitivity"):
+        sensitivity = {kind: dlprobe.sensitivity(model, test_batches, kind=kind, loss_fn=loss)
+                       for kind in ("input_gradient", "jacobian")}
 
     table = layer_table(model, data.x_train[:2].to(device))
     record = {
         "model": {"model": prepared.spec.text, "file": str(model_source(prepared.spec)), "function": prepared.spec.function,
                   "sha256": model_digest(prepared.spec), "docstring": _docstring(prepared.spec),
-                  "arguments": {k: list(v) if isinstance(v, tuple) else v for k, v in prepared.arguments.items()}},
+                  "arguments": {name: list(value) if isinstance(value, tuple) else value
+                                for name, value in prepared.arguments.items()}},
         "checkpoint": prepared.checkpoint.describe() if prepared.checkpoint is not None else None,
         "dataset": {"name": data.name, "note": data.note, "num_classes": data.num_classes, "input_shape": list(data.input_shape),
                     "num_train": data.num_train, "num_test": data.num_test, "normalize": settings.normalize,
