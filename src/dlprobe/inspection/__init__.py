@@ -13,6 +13,14 @@ max_examples: the input-gradient and Jacobian sensitivities (`dlprobe.sensitivit
 (models/describe.py). The model comes from the user's factory (models/user.py: input_shape (C, H, W),
 num_outputs = the classes, seed, generator) with the checkpoint's weights (models/checkpoint.py).
 
+inspect.json: model (model, file, function, sha256, docstring, arguments), checkpoint (path, format "state_dict" or
+"dlprobe", sha256, tensors, epoch/step; null without one), dataset, device, settings (every option), evaluation
+(train/test: loss, accuracy, examples), subsets, hessian (num_params, examples, loss, top_eigenvalues descending,
+bottom_eigenvalues ascending, trace {estimate, standard_error, probes}, density {nodes, weights, sigma, steps,
+runs}), landscape (bn, line {alphas, loss, accuracy}, surface {coordinates, loss, accuracy: [i][j] at
+(coordinates[i], coordinates[j])}), sharpness (percent, loss, loss_at_maximum, epsilon, steps), sensitivity
+(input_gradient, jacobian, examples), layer_table (models/describe.py), timings_s, wall_time_s, versions.
+
     command.py      the options (InspectSettings) and the command, light to import
     measure.py      the model, the data and every measurement -> (inspect.json's record, figures as PNG bytes)
     report/card.py  the HTML card
