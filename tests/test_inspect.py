@@ -2,9 +2,10 @@
 
 A small CNN with BatchNorm, dropout and a residual connection is written into tmp_path (in a folder whose name
 holds HTML, with HTML in the factory's docstring), trained a few steps on `digits` and saved twice: as a plain
-state dict and as a dlprobe checkpoint dict. The references: the loaded model evaluated directly, a dense Hessian
-from torch.autograd.functional.hessian (eigvalsh, and the Hutchinson mean of the same probes), the loss at moved
-weights computed by hand, per-example input gradients and softmax Jacobians by torch.func.
+state dict and as a dlprobe checkpoint (training/state.py's TrainState.save). The references: the loaded model
+evaluated directly, a dense Hessian from torch.autograd.functional.hessian (eigvalsh, and the Hutchinson mean of
+the same probes), the loss at moved weights computed by hand, BatchNorm statistics by torch's update_bn,
+per-example input gradients and softmax Jacobians by torch.func.
 """
 
 import base64
@@ -22,6 +23,7 @@ from torch.func import functional_call, jacrev, vmap
 import dlprobe
 from dlprobe.cli import main
 from dlprobe.data.images import load_dataset, stratified_indices
+from dlprobe.training.state import TrainState
 
 from test_bad_input import assert_rejected, run_cli
 
@@ -90,7 +92,9 @@ def trained(tmp_path_factory):
         optimizer.step()
     model.eval()
     torch.save(model.state_dict(), folder / "model.pt")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 1, "step": 8}, folder / "dlprobe.pt")
+    state = TrainState(model, optimizer)  # the checkpoint dlprobe's trainers write
+    state.epoch, state.step = 1, 8
+    state.save(folder / "dlprobe.pt")
     return folder, folder / "models.py", model, data
 
 
