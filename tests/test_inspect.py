@@ -343,6 +343,7 @@ def test_the_readme_factory_and_command(tmp_path, capsys):
     assert code == 0, err
     record = json.loads((tmp_path / "out" / "inspect.json").read_text())
     assert record["checkpoint"] is None and record["layer_table"]["total"] == 8 * 9 + 8 + 16 + 8 * 4 * 4 * 10 + 10
+    assert record["model"]["arguments"] == {"input_shape": [1, 8, 8], "num_outputs": 10}  # what its signature takes
     line = re.search(r"^dlprobe (inspect .*?)$", readme, re.M).group(1).split()
     args = build_parser().parse_args(line)
     assert args.checkpoint == Path("model.pt") and args.setting__max_examples is None

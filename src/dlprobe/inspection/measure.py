@@ -27,7 +27,8 @@ from dlprobe.data.images import ImageDataset, load_dataset, stratified_indices
 from dlprobe.data.user import dataset_key
 from dlprobe.models.checkpoint import Checkpoint, load_weights, read_checkpoint
 from dlprobe.models.describe import layer_table
-from dlprobe.models.user import UserModelSpec, build_user_model, load_factory, model_digest, model_source, parse_model_spec
+from dlprobe.models.user import (UserModelSpec, build_user_model, factory_arguments, load_factory, model_digest, model_source,
+                                 parse_model_spec)
 from dlprobe.training.common import resolve_device
 
 # Relative accuracy of the extreme eigenvalues (eigsh's tol): the card shows 4 digits. The smallest end converges
@@ -38,8 +39,8 @@ EIGEN_TOL = 1e-3
 
 @dataclass
 class Prepared:
-    """The user's model (eval mode, on device, checkpoint loaded), the dataset (on the CPU), the factory's arguments
-    and the measurement subsets: positions in the training and test splits."""
+    """The user's model (eval mode, on device, checkpoint loaded), the dataset (on the CPU), the arguments the
+    factory was called with (JSON-able) and the measurement subsets: positions in the training and test splits."""
 
     spec: UserModelSpec
     model: nn.Module
@@ -72,10 +73,14 @@ def prepare(model_text: str, checkpoint_path: Path | None, dataset: str, data_di
     data = load_dataset(key, data_dir=data_dir, normalize=settings.normalize)
     arguments = {"input_shape": tuple(data.input_shape), "num_outputs": data.num_classes, "seed": settings.seed}
     model = build_user_model(spec, **arguments, device="cpu")
+    # what the factory was called with (the names its signature takes), as JSON: the generator by how it was seeded
+    available = {"input_shape": list(data.input_shape), "num_outputs": data.num_classes, "seed": settings.seed,
+                 "generator": f"torch.Generator().manual_seed({settings.seed})"}
+    called = factory_arguments(load_factory(spec), available, spec)
     if checkpoint is not None:
         load_weights(model, checkpoint, spec.where)
     model = model.to(device).eval()
-    return Prepared(spec, model, checkpoint, data, device, arguments,
+    return Prepared(spec, model, checkpoint, data, device, called,
                     subset_indices(data.y_train, settings.max_examples, settings.seed),
                     subset_indices(data.y_test, settings.max_examples, settings.seed))
 
@@ -157,8 +162,7 @@ def measure(prepared: Prepared, settings, progress: bool | None = False, bar=Non
     record = {
         "model": {"model": prepared.spec.text, "file": str(model_source(prepared.spec)), "function": prepared.spec.function,
                   "sha256": model_digest(prepared.spec), "docstring": _docstring(prepared.spec),
-                  "arguments": {name: list(value) if isinstance(value, tuple) else value
-                                for name, value in prepared.arguments.items()}},
+                  "arguments": prepared.arguments},
         "checkpoint": prepared.checkpoint.describe() if prepared.checkpoint is not None else None,
         "dataset": {"name": data.name, "note": data.note, "num_classes": data.num_classes, "input_shape": list(data.input_shape),
                     "num_train": data.num_train, "num_test": data.num_test, "normalize": settings.normalize,
