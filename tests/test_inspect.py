@@ -365,3 +365,16 @@ def test_inspect_on_your_own_npz(tmp_path, capsys):
     assert record["model"]["arguments"] == {"input_shape": [1, 8, 8], "num_outputs": 3, "seed": SEED}
     assert record["dataset"]["sha256"] == hashlib.sha256((tmp_path / "mine.npz").read_bytes()).hexdigest()
     assert record["evaluation"]["train"]["examples"] == 60 and record["hessian"]["examples"] == 60  # max_examples > 60: all
+
+
+def test_an_end_that_does_not_converge_is_reported(trained, capsys, monkeypatch):
+    """ARPACK stopped after one restart: the card and inspect.json say so instead of a traceback or a silent number."""
+    from dlprobe.inspection import measure
+
+    monkeypatch.setattr(measure, "MAX_RESTARTS", 1)
+    monkeypatch.setattr(measure, "EIGEN_TOL", 1e-12)
+    folder = trained[0]
+    out, record = inspect(capsys, folder, folder / "model.pt", "out-unconverged")
+    converged = record["hessian"]["converged"]
+    assert converged["max_restarts"] == 1 and not (converged["top"] and converged["bottom"])
+    assert "not converged within 1 Lanczos restarts" in (out / "inspect.html").read_text()

@@ -35,6 +35,9 @@ from dlprobe.training.common import resolve_device
 # slowly (it borders the bulk near 0): 8-wide CNN with BatchNorm on 512 MNIST images, 119 products at eigsh's float32
 # default 1e-5, 86 at 1e-3, the values equal to 7 digits; the largest end takes 21 either way.
 EIGEN_TOL = 1e-3
+# eigsh restarts before giving up (each ~2k + 14 products): far more than either end took on the CNNs tried (a few);
+# an end that still has not converged is reported with the Ritz values ARPACK had, marked converged: false.
+MAX_RESTARTS = 100
 
 
 @dataclass
@@ -107,6 +110,18 @@ def _shifted(model: nn.Module, direction: dict) -> nn.Module:
     return moved
 
 
+def extreme_eigenvalues(hessian, k: int, which: str, seed: int) -> tuple[np.ndarray, bool]:
+    """(values (k,) sorted as `which` says, converged): Hessian.eigenvalues, or when ARPACK gives up after
+    MAX_RESTARTS, the Ritz values it had converged (possibly fewer than k) and False."""
+    from scipy.sparse.linalg import ArpackNoConvergence
+
+    try:
+        return hessian.eigenvalues(k, which, tol=EIGEN_TOL, max_iterations=MAX_RESTARTS, seed=seed).values, True
+    except ArpackNoConvergence as error:
+        values = np.sort(np.real(error.eigenvalues))
+        return (values[::-1] if which == "largest" else values), False
+
+
 def measure(prepared: Prepared, settings, progress: bool | None = False, bar=None) -> tuple[dict, dict]:
     """Every measurement of the card (module docstring of dlprobe.inspection): (record, figures)."""
     model, data, device, size = prepared.model, prepared.dataset, prepared.device, settings.batch_size
@@ -134,9 +149,9 @@ def measure(prepared: Prepared, settings, progress: bool | None = False, bar=Non
     with step("top eigenvalues"):
         hessian = dlprobe.Hessian(model, loss, train_batches, progress=progress)
         k = min(settings.eigenvalues, hessian.num_params - 1)  # Lanczos needs k < P
-        top = hessian.eigenvalues(k, "largest", tol=EIGEN_TOL, seed=settings.seed)
+        top, top_converged = extreme_eigenvalues(hessian, k, "largest", settings.seed)
     with step("bottom eigenvalues"):
-        bottom = hessian.eigenvalues(k, "smallest", tol=EIGEN_TOL, seed=settings.seed)
+        bottom, bottom_converged = extreme_eigenvalues(hessian, k, "smallest", settings.seed)
     with step("trace"):
         trace = hessian.trace(settings.probes, seed=settings.seed)
     with step("spectral density"):
@@ -173,7 +188,8 @@ def measure(prepared: Prepared, settings, progress: bool | None = False, bar=Non
         "subsets": {"train": len(train), "test": len(test),
                     "rule": "stratified_indices(labels, max_examples, seed), the whole split when not larger"},
         "hessian": {"num_params": hessian.num_params, "examples": hessian.num_examples, "loss": hessian.loss,
-                    "top_eigenvalues": top.values.tolist(), "bottom_eigenvalues": bottom.values.tolist(),
+                    "top_eigenvalues": top.tolist(), "bottom_eigenvalues": bottom.tolist(),
+                    "converged": {"top": top_converged, "bottom": bottom_converged, "max_restarts": MAX_RESTARTS},
                     "trace": {"estimate": trace.estimate, "standard_error": trace.standard_error, "probes": len(trace.samples)},
                     "density": {"steps": settings.density_steps, "runs": settings.density_runs, "nodes": density.nodes.tolist(),
                                 "weights": density.weights.tolist(), "sigma": density.sigma}},
@@ -213,7 +229,7 @@ def figures(top, bottom, density, line, plane) -> dict[str, bytes]:
     drawn = {}
     figure, ax = new()
     dlprobe.plot_spectrum(top, ax=ax, label="largest")
-    ax.plot(np.arange(1, len(bottom.values) + 1), bottom.values, "s--", color="tab:red", markersize=4, label="smallest")
+    ax.plot(np.arange(1, len(bottom) + 1), bottom, "s--", color="tab:red", markersize=4, label="smallest")
     ax.set_xlabel("rank (largest: descending; smallest: ascending)")
     ax.legend()
     drawn["spectrum"] = _png(figure)

@@ -28,6 +28,14 @@ def _number(value) -> str:
     return format_number(value, 4)
 
 
+def _eigenvalues(hessian: dict, end: str) -> str:
+    values = ", ".join(map(_number, hessian[f"{end}_eigenvalues"])) or "none"
+    converged = hessian.get("converged", {})
+    if converged.get(end, True):
+        return values
+    return f"{values} (not converged within {converged.get('max_restarts')} Lanczos restarts: the Ritz values that had)"
+
+
 def _rows(record: dict) -> list[tuple[str, str]]:
     """(what, value) of every measurement, as the card's table shows them."""
     evaluation, hessian, sharp, sensitivity = record["evaluation"], record["hessian"], record["sharpness"], record["sensitivity"]
@@ -36,8 +44,8 @@ def _rows(record: dict) -> list[tuple[str, str]]:
     return [
         ("training loss / accuracy", split["train"]),
         ("test loss / accuracy", split["test"]),
-        ("largest Hessian eigenvalues", ", ".join(map(_number, hessian["top_eigenvalues"]))),
-        ("smallest Hessian eigenvalues", ", ".join(map(_number, hessian["bottom_eigenvalues"]))),
+        ("largest Hessian eigenvalues", _eigenvalues(hessian, "top")),
+        ("smallest Hessian eigenvalues", _eigenvalues(hessian, "bottom")),
         ("Hessian trace (Hutchinson)", f"{_number(trace['estimate'])} ± {format_number(trace['standard_error'], 2)} "
                                        f"(standard error, {trace['probes']} probes)"),
         ("Hessian of", f"{hessian['num_params']:,} parameters, the mean loss over {hessian['examples']} training examples "
