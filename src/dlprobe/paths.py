@@ -27,7 +27,7 @@ DONE = "DONE"
 LOCK = ".lock"  # held (flock) while a process writes the run directory
 DEFAULT_RUNS_ROOT = Path("runs")
 DEFAULT_REPORT_DIR = Path("report")
-# `dlprobe inspect --out DIR` (inspection.py): the card and its numbers
+# `dlprobe inspect --out DIR` (inspection/command.py): the card and its numbers
 INSPECT_CARD = "inspect.html"
 INSPECT_JSON = "inspect.json"
 DEFAULT_INSPECT_DIR = Path("inspect")
