@@ -7,6 +7,7 @@
     dlprobe run fit-function --help                the experiment's own options (every config field)
     dlprobe report [RUN_DIR ...] --out report/     the HTML + Markdown report from run directories
     dlprobe data list | dlprobe data fetch NAME    datasets: where they are, how to get them
+    dlprobe inspect --model FILE.py:FUNCTION --checkpoint CKPT --dataset NAME|PATH   one trained model: HTML card + JSON
 
 User mistakes print one line `dlprobe: error: ...` and exit with code 2. This module parses and dispatches;
 config_resolution.py turns the options into configs, experiments/runner.py runs them.
@@ -34,9 +35,12 @@ COMMON_HELP = {
     "seed": ("S", "base random seed"),
     "seeds": ("N|LIST", "number of seeds (S, S+1, ...) or an explicit list like 0,1,2"),
     "device": ("auto|cpu|cuda", "auto uses CUDA when present (default: auto)"),
+    "model": ("FILE.py:FUNCTION", "your own model: a factory in your file (or package.module:FUNCTION), repeatable where an "
+              "experiment compares models; the file is your own code and runs in this process, as a pytest conftest.py does "
+              "(see `dlprobe run NAME --help` for the arguments it gets)"),
 }
 # how a common option is given, where its field's help does not say it
-COMMON_SYNTAX = {"datasets": "repeatable", "functions": "repeatable; an expression may hold commas",
+COMMON_SYNTAX = {"datasets": "repeatable", "functions": "repeatable; an expression may hold commas", "model": "repeatable",
                  "seeds": "a count N gives S, S+1, ..., or a list like 0,1,2"}
 
 
@@ -59,7 +63,7 @@ def _add_run_options(parser: argparse.ArgumentParser, config_class=None) -> None
         if config_class is not None:
             target = applicable.get(option)
             help_text = argparse.SUPPRESS if target is None else _field_option_help(rows[target], COMMON_SYNTAX.get(target))
-        repeatable = {"action": "append"} if option in ("dataset", "function") else {}
+        repeatable = {"action": "append"} if option in ("dataset", "function", "model") else {}
         parser.add_argument(f"--{option.replace('_', '-')}", metavar=metavar, help=help_text, **repeatable)
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="where dataset files are looked for first (then $DLPROBE_DATA, then standard places)")
     parser.add_argument("--out", type=Path, default=paths.DEFAULT_RUNS_ROOT, metavar="DIR", help="root of the run directories (default: runs/)")
@@ -119,6 +123,9 @@ def build_parser(experiment=None) -> argparse.ArgumentParser:
     fetch = data_commands.add_parser("fetch", help="download a dataset from its usual mirrors and verify checksums")
     fetch.add_argument("name")
     fetch.add_argument("--data-dir", type=Path, help="destination (default: $DLPROBE_DATA, else ~/.cache/dlprobe/NAME, where runs look)")
+    from .inspection.command import DESCRIPTION, add_arguments
+
+    add_arguments(commands.add_parser("inspect", help="measure one trained model: an HTML card + inspect.json", description=DESCRIPTION))
     return parser
 
 
@@ -218,6 +225,12 @@ def command_data(args) -> int:
     return 0
 
 
+def command_inspect(args) -> int:
+    from .inspection.command import command_inspect as inspect_command
+
+    return inspect_command(args)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     experiment = None
@@ -232,7 +245,8 @@ def main(argv=None) -> int:
 
                 experiment = get_experiment(argv[1])
         args = build_parser(experiment).parse_args(argv)
-        handler = {"run": command_run, "report": command_report, "list": command_list, "data": command_data}[args.command]
+        handler = {"run": command_run, "report": command_report, "list": command_list, "data": command_data,
+                   "inspect": command_inspect}[args.command]
         return handler(args)
     except DlprobeError as error:
         print(f"dlprobe: error: {' '.join(str(error).split())}", file=sys.stderr)  # always one line

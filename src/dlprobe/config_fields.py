@@ -21,6 +21,7 @@ from .data.functions import get_function
 from .data.user import dataset_identity, dataset_key
 from .errors import ConfigError, DatasetError
 from .models.mlp import ACTIVATIONS
+from .models.user import model_digest, parse_model_spec
 from .training.common import OPTIMIZERS
 
 DATASETS_NOTE = ("mnist-5k and digits are built in; mnist, fashion-mnist, cifar10 need files; or the PATH of your own: "
@@ -28,6 +29,9 @@ DATASETS_NOTE = ("mnist-5k and digits are built in; mnist, fashion-mnist, cifar1
 SUBSET_NOTE = "a deterministic stratified subset of this many; none: all"
 FUNCTION_NOTE = "a registered name or an expression in x"
 LEARNING_RATE_BOUNDS = dict(minimum=1e-8, maximum=10.0)
+MODEL_NOTE = ("your own model: FILE.py:FUNCTION or package.module:FUNCTION, a factory called with the keyword arguments "
+              "it names of input_shape, num_outputs, seed, generator{size}; the file is your own code and runs in this "
+              "process, as a pytest conftest.py does; its content is part of the run identity")
 
 
 def _help(noun: str, context: str = "", *notes: str) -> str:
@@ -58,6 +62,16 @@ def _known_function(name: str | None) -> str | None:
 
 def _known_functions(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(_known_function(name) for name in names)
+
+
+def _user_models(texts: tuple[str, ...]) -> tuple[str, ...]:
+    """Each FILE.py:FUNCTION / package.module:FUNCTION well formed and its file present (nothing imported yet)."""
+    return tuple(parse_model_spec(text).text for text in texts)
+
+
+def _model_digests(texts: tuple[str, ...]) -> list[str]:
+    """The identity of each user model: its file's content hash with the function name (models/user.py)."""
+    return [model_digest(parse_model_spec(text)) for text in texts]
 
 
 def _distinct_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
@@ -104,6 +118,13 @@ def num_test_field(default: int):
 
 
 # --- model and training ---------------------------------------------------------------------------
+
+
+def model_field(context: str = "", *, size: bool = False, note: str = ""):
+    """`model: tuple[str, ...] = model_field(...)`: () is dlprobe's own model; the help names what the factory
+    gets (size=True: param-count's size knob too) and `context` what it replaces."""
+    notes = MODEL_NOTE.format(size=", size" if size else "")
+    return param((), _help("user model factories", context, notes, note), check=_user_models, digest=_model_digests)
 
 
 def widths_field(default: tuple[int, ...], context: str = ""):

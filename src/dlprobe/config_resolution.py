@@ -30,6 +30,7 @@ COMMON_OPTIONS = {
     "seed": ("seed",),
     "seeds": ("seeds",),
     "device": ("device",),
+    "model": ("model",),
 }
 
 
@@ -117,7 +118,7 @@ def _command_line_values(request: RunRequest, config_class, set_values: dict[str
         if isinstance(given, list):  # repeatable options
             if target in ("dataset", "function") and len(given) > 1:
                 raise ConfigError(f"--{option} was given {len(given)} times but this experiment takes one")
-            given = list(given) if target in ("datasets", "functions") else given[0]  # a list: expressions may hold commas
+            given = list(given) if target in ("datasets", "functions", "model") else given[0]  # a list: expressions may hold commas
         values[target] = given
     values.update(request.field_values)
     values.update({key: value for key, value in set_values.items() if key in names})

@@ -31,5 +31,20 @@ class RunDirError(DlprobeError):
     """A run directory whose files are damaged or belong to another configuration."""
 
 
+class UsageError(DlprobeError):
+    """A library call (dlprobe.Hessian, dlprobe.surface, ...) whose arguments cannot work: empty data, a loss
+    that is not a scalar, a parameter selection that matches nothing, data on another device, a NaN loss."""
+
+
 class ReportError(DlprobeError):
     """The report cannot be written where it was asked for."""
+
+
+class ModelError(DlprobeError):
+    """A user model (`--model FILE.py:FUNCTION`) that cannot be found, imported, built or used for the task
+    (the message names the file)."""
+
+
+class CheckpointError(DlprobeError):
+    """A checkpoint (`dlprobe inspect --checkpoint FILE`) that is missing, damaged, holds pickled objects, or does not
+    fit the model (the message names the file and the first mismatching key)."""

@@ -27,6 +27,10 @@ DONE = "DONE"
 LOCK = ".lock"  # held (flock) while a process writes the run directory
 DEFAULT_RUNS_ROOT = Path("runs")
 DEFAULT_REPORT_DIR = Path("report")
+# `dlprobe inspect --out DIR` (inspection/command.py): the card and its numbers
+INSPECT_CARD = "inspect.html"
+INSPECT_JSON = "inspect.json"
+DEFAULT_INSPECT_DIR = Path("inspect")
 
 
 def run_directory(root: Path, experiment: str, profile: str, config_hash: str) -> Path:

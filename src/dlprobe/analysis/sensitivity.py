@@ -40,17 +40,29 @@ def input_gradient_sensitivity(model, x, y, loss="cross_entropy", batch_size=102
     norm_sum, squared_norm_sum = 0.0, 0.0
     with evaluation_mode(model):
         for start in range(0, len(x), batch_size):
-            inputs = x[start : start + batch_size].detach().clone().requires_grad_(True)
-            losses = per_example_loss(model(inputs), y[start : start + batch_size], loss)  # (b,)
-            # Examples are independent in eval mode, so row n of the gradient of the sum is g_n.
-            (gradients,) = torch.autograd.grad(losses.sum(), inputs)
-            norms = gradients.flatten(1).norm(dim=1).double()  # (b,)
+            norms = example_gradient_norms(model, x[start : start + batch_size], y[start : start + batch_size], loss)
             norm_sum += norms.sum().item()
             squared_norm_sum += norms.square().sum().item()
     return {
         "mean_example_gradient_norm": norm_sum / len(x),
         "batch_gradient_norm": squared_norm_sum**0.5 / len(x),
     }
+
+
+def example_gradient_norms(model, inputs, targets, loss="cross_entropy"):
+    """||d loss_n / d x_n||_F of each example of one batch: inputs (b, ...) -> (b,) float64; the model in the mode
+    it should be measured in (eval). loss: "cross_entropy" / "mse", or a callable (outputs, targets) -> the
+    batch mean, whose gradient times b has the per-example gradients as rows."""
+    inputs = inputs.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        outputs = model(inputs)
+        if callable(loss):
+            total = loss(outputs, targets) * len(inputs)
+        else:
+            total = per_example_loss(outputs, targets, loss).sum()  # the sum of the (b,) example losses
+        # Examples are independent in eval mode, so row n of the gradient of the sum is g_n.
+        (gradients,) = torch.autograd.grad(total, inputs)
+    return gradients.flatten(1).norm(dim=1).double()  # (b,)
 
 
 def jacobian_sensitivity(model, x, batch_size=256):

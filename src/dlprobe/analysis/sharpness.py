@@ -59,10 +59,21 @@ def epsilon_sharpness(
     z* the best point seen.
     """
     check_loss(loss)
+
+    def full_loss(point, with_gradient):
+        return _full_loss(model, point, x, y, loss, batch_size, with_gradient)
+
+    center = {name: value.detach() for name, value in model.named_parameters()}
+    with evaluation_mode(model):
+        return box_sharpness(center, full_loss, epsilon, steps, generator, step_fraction)
+
+
+def box_sharpness(center, full_loss, epsilon=1e-3, steps=10, generator=None, step_fraction=None):
+    """The search of `epsilon_sharpness` for any loss: center, a dict name -> tensor (the parameters perturbed);
+    full_loss(point dict, with_gradient) -> (mean loss float, gradient dict or None). Same returns."""
     if epsilon < 0 or steps < 0:
         raise ConfigError(f"epsilon-sharpness needs epsilon >= 0 and steps >= 0, got {epsilon} and {steps}")
     step_fraction = 2.5 / max(steps, 1) if step_fraction is None else step_fraction
-    center = {name: value.detach() for name, value in model.named_parameters()}
     bounds = {name: epsilon * (value.abs() + 1) for name, value in center.items()}
     if generator is None:
         offsets = {name: torch.zeros_like(value) for name, value in center.items()}
@@ -71,23 +82,22 @@ def epsilon_sharpness(
         for name, value in center.items():
             uniform = torch.rand(value.shape, generator=generator, dtype=value.dtype, device=value.device)
             offsets[name] = (2 * uniform - 1) * bounds[name]
-    with evaluation_mode(model):
-        center_loss, _ = _full_loss(model, dict(center), x, y, loss, batch_size, with_gradient=False)
-        best_loss = center_loss
-        for step in range(steps + 1):
-            point = {name: center[name] + offsets[name] for name in center}
-            last = step == steps
-            point_loss, gradients = _full_loss(model, point, x, y, loss, batch_size, with_gradient=not last)
-            best_loss = max(best_loss, point_loss)
-            if not last:
-                offsets = {
-                    name: torch.clamp(
-                        offsets[name] + step_fraction * bounds[name] * gradients[name].sign(),
-                        -bounds[name],
-                        bounds[name],
-                    )
-                    for name in center
-                }
+    center_loss, _ = full_loss(dict(center), False)
+    best_loss = center_loss
+    for step in range(steps + 1):
+        point = {name: center[name] + offsets[name] for name in center}
+        last = step == steps
+        point_loss, gradients = full_loss(point, not last)
+        best_loss = max(best_loss, point_loss)
+        if not last:
+            offsets = {
+                name: torch.clamp(
+                    offsets[name] + step_fraction * bounds[name] * gradients[name].sign(),
+                    -bounds[name],
+                    bounds[name],
+                )
+                for name in center
+            }
     return {
         "sharpness": 100.0 * (best_loss - center_loss) / (1.0 + center_loss),
         "loss": center_loss,

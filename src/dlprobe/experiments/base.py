@@ -44,6 +44,7 @@ class RunContext:
     quiet: bool = False
     executor: Any = field(default_factory=LocalExecutor)  # LocalExecutor or RayExecutor (executors.py)
     trial_device: torch.device | None = None  # where map_trials' trials compute (None: `device`)
+    layer_tables: dict = field(default_factory=dict)  # name -> describe_model's entry; summary.json's layer_tables
 
     def trial(self, key: str, compute: Callable[[], Any]) -> Any:
         """One piece of work done here, in the driver: loaded if an earlier invocation finished it."""
@@ -62,6 +63,16 @@ class RunContext:
             raise ValueError(f"map_trials: {len(trials)} trials but {len(counts)} step counts")
         with self.progress(sum(counts), description) as progress:
             return self.executor.run_trials(self.run_dir, trials, self.trial_device or self.device, progress, counts)
+
+    def describe_model(self, name: str, model: torch.nn.Module, example: torch.Tensor, training: str, /, **details) -> dict:
+        """Record `model`'s layer table (models/describe.py, one forward pass on `example` (N, *input_shape))
+        under `name`, with how it trains (`training`: "ensemble" or "loop") and `details` (e.g. the user model's
+        file and digest); the runner writes them to summary.json's layer_tables. Returns the entry."""
+        from ..models.describe import layer_table
+
+        entry = {**layer_table(model, example.to(next(model.parameters()).device)), "training": training, **details}
+        self.layer_tables[name] = entry
+        return entry
 
     def checkpoint_path(self, key: str) -> Path:
         return self.run_dir.checkpoint_path(key)

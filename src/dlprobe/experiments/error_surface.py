@@ -45,7 +45,7 @@ from ..analysis.line_profile import barrier_height
 from ..analysis.params import flatten_params, unflatten_params
 from ..analysis.trajectory import fit_pca
 from ..config import ExperimentConfig, param
-from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, function_field,
+from ..config_fields import (model_field, activation_field, batch_size_field, dataset_field, epochs_field, function_field,
                              learning_rate_field, num_test_field, num_train_field, optimizer_field,
                              snapshot_every_field, train_size_field, widths_field)
 from ..data.tasks import load_task
@@ -57,6 +57,7 @@ from ..training.common import OptimizerSettings
 from ..training.loop import TrainSpec, train
 from ..training.metrics import MetricLog
 from .base import Experiment
+from .model_choice import TRAINING_PATHS, num_params, single_user_model, train_seeded, user_details, user_or_builtin
 
 RADIUS_ANGLES = 32  # directions sampled on the unit circle of the random plane
 
@@ -81,8 +82,13 @@ class Config(ExperimentConfig):
     path_margin: float = param(0.3, "the path-plane surface extends this fraction of the path's extent beyond it", minimum=0.0)
     num_train: int = num_train_field(1000)
     num_test: int = num_test_field(200)
+    model: tuple[str, ...] = model_field("instead of the MLP (widths and activation then unused), trained with the ordinary loop",
+                                         note="input_shape: (1,) for the function or one image's (C, H, W); num_outputs: 1 or the "
+                                              "classes; seed: the run's seed; BatchNorm statistics are recomputed at every point")
 
     def validate(self):
+        if len(self.model) > 1:
+            raise ConfigError(f"error-surface trains one architecture: give --model once, got {len(self.model)}")
         if self.surface_points % 2 == 0:
             raise ConfigError(f"surface_points must be odd so that the final weights sit on the grid, got {self.surface_points}")
         if not self.alpha_min < 0 < 1 < self.alpha_max:
@@ -98,11 +104,13 @@ PROFILES = {
 }
 
 
-def _train(config, data, spec, loss, checkpoint_path) -> dict:
-    model = build_mlp(spec, torch.Generator().manual_seed(config.seed))
+def _train(config, data, spec, loss, checkpoint_path, make_model=None) -> dict:
+    """make_model: the user's model (None: dlprobe's MLP, seeded by config.seed)."""
+    model = build_mlp(spec, torch.Generator().manual_seed(config.seed)) if make_model is None else make_model()
     train_spec = TrainSpec(loss=loss, optimizer=OptimizerSettings(config.optimizer, lr=config.learning_rate), batch_size=config.batch_size,
                            epochs=config.epochs, eval_every=config.snapshot_every, snapshot_every=config.snapshot_every)
-    result = train(model, data, train_spec, seed=config.seed, run="train", checkpoint_path=checkpoint_path)
+    result = (train if make_model is None else train_seeded)(model, data, train_spec, seed=config.seed, run="train",
+                                                             checkpoint_path=checkpoint_path)
     flat = torch.stack([torch.cat([s[name].reshape(-1) for name, _ in model.named_parameters()]) for s in result.snapshots])
     return {"snapshots": flat, "epochs": result.snapshot_epochs, "status": result.status, "log": result.log.state(),
             "snapshot_loss": [m["train_loss"] for m in result.snapshot_metrics]}
@@ -114,9 +122,9 @@ def _grid(half_points: int, low: float, high: float) -> torch.Tensor:
     return torch.where(steps < 0, -steps * low, steps * high)
 
 
-def _landscapes(config, data, spec, loss, flat) -> dict:
-    """Line, random-direction surface and path-plane surface from the (T, P) snapshots, float64."""
-    model = MLP(spec).double()
+def _landscapes(config, data, spec, loss, flat, make_model=None) -> dict:
+    """Line, random-direction surface and path-plane surface from the (T, P) snapshots, float64 (make_model: the user's)."""
+    model = (MLP(spec) if make_model is None else make_model()).double()
     x, y = data.x_train.double(), data.y_train.double() if loss == "mse" else data.y_train
     x_test, y_test = data.x_test.double(), data.y_test.double() if loss == "mse" else data.y_test
     flat = flat.double()
@@ -154,9 +162,17 @@ def _landscapes(config, data, spec, loss, flat) -> dict:
 def run(config: Config, ctx) -> dict:
     task = load_task(config, ctx.data_dir)
     spec = MLPSpec(task.in_features, config.widths, task.out_features, config.activation)
-    trained = ctx.trial("train", lambda: _train(config, task.data, spec, task.loss, ctx.checkpoint_path("train")))
-    land = ctx.trial("landscapes", lambda: _landscapes(config, task.data, spec, task.loss, trained["snapshots"]))
+    user = single_user_model(config)
+    arguments = {"input_shape": tuple(task.data.x_train.shape[1:]), "num_outputs": task.out_features, "seed": config.seed}
+    make_model = None if user is None else (lambda: user_or_builtin(user, None, **arguments))
+    described = build_mlp(spec, torch.Generator().manual_seed(config.seed)) if user is None else make_model()
+    ctx.describe_model("model", described, task.data.x_train[:2], "loop", **user_details(user, **arguments))
+    trained = ctx.trial("train", lambda: _train(config, task.data, spec, task.loss, ctx.checkpoint_path("train"), make_model))
+    land = ctx.trial("landscapes", lambda: _landscapes(config, task.data, spec, task.loss, trained["snapshots"], make_model))
     summary = _summarize(config, task, spec, trained, land)
+    summary["training_path"] = TRAINING_PATHS["loop"]
+    if user is not None:
+        summary.update(architecture=user.text, num_params=num_params(described), user_model=user.text)
     _record(ctx.log, trained, land)
     _draw(ctx, config, task, spec, trained, land, summary)
     return summary
@@ -222,7 +238,8 @@ def _record(log, trained, land) -> None:
 
 
 def _draw(ctx, config, task, spec, trained, land, summary) -> None:
-    model_text = f"{spec.describe()} {config.activation} MLP ({spec.num_params} params) on {task.description}"
+    model = summary.get("user_model") or f"{spec.describe()} {config.activation} MLP"
+    model_text = f"{model} ({summary['num_params']} params) on {task.description}"
     classify = task.loss == "cross_entropy"
     accuracy = {"train accuracy": land["line_accuracy"].numpy(), "test accuracy": land["line_test_accuracy"].numpy()} if classify else None
     ax = plot_loss_line(land["alphas"].numpy(), {"train loss": land["line"].numpy(), "test loss": land["line_test"].numpy()},

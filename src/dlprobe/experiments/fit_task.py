@@ -37,12 +37,13 @@ import torch
 from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
 from ..config_fields import (activation_field, batch_size_field, datasets_field, epochs_field, learning_rate_field,
-                             seeds_field, test_size_field, train_size_field)
+                             model_field, seeds_field, test_size_field, train_size_field)
 from ..data.images import load_dataset
 from ..data.tensors import TensorData
 from ..errors import ConfigError
 from ..models.budget import check_same_budget, cnn_for_budget, mlp_for_budget
 from ..models.cnn import build_cnn
+from ..models.mlp import build_mlp
 from ..plotting.style import close
 from ..plotting.task import family_colors, plot_accuracy_with_zoom, plot_training_loss
 from ..training.common import OptimizerSettings
@@ -50,9 +51,11 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec, train
 from .base import Experiment
 from .common import slug
+from .model_choice import TRAINING_PATHS, num_params, train_seeded, user_details, user_models, user_or_builtin
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
-FAMILY_NAMES = {"cnn": "CNN", "dnn": "DNN"}
+FAMILY_NAMES = {"cnn": "CNN", "dnn": "DNN", "user": "your model"}
+SAME_BUDGET = 0.01  # user models count as "the same number of parameters" within 1% of each other
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,14 @@ class Config(ExperimentConfig):
     seeds: tuple[int, ...] = seeds_field((0, 1, 2), note="mean and spread are reported")
     train_size: int | None = train_size_field("per dataset")
     test_size: int | None = test_size_field("per dataset")
+    model: tuple[str, ...] = model_field("compared instead of dlprobe's CNNs and DNNs (repeatable; cnn_convs, dnn_depths and the "
+                                         "budgets then unused), each seed trained with the ordinary loop",
+                                         note="input_shape: one image's (C, H, W) of each dataset; num_outputs: its classes; "
+                                              "the report says whether their exact counts are within 1%")
 
     def validate(self):
+        if len(set(self.model)) != len(self.model):
+            raise ConfigError(f"model must list distinct factories, got {self.model}")
         if not self.datasets or not self.cnn_convs or not self.dnn_depths:
             raise ConfigError("datasets, cnn_convs and dnn_depths must each list at least one value")
         for name, values in (("datasets", self.datasets), ("cnn_convs", self.cnn_convs), ("dnn_depths", self.dnn_depths)):
@@ -98,6 +107,31 @@ def _model_specs(config: Config, input_shape, num_classes: int) -> dict:
     return {**cnns, **dnns}
 
 
+class _UserModel:
+    """A user model as _summarize sees a spec: describe() -> 'models.py:make_cnn', its exact num_params."""
+
+    def __init__(self, user, count: int):
+        self.user, self.num_params = user, count
+
+    def describe(self) -> str:
+        return self.user.text
+
+
+def _user_specs(users, dataset, seed: int) -> dict:
+    """name -> ("user", position, _UserModel) for one dataset: each factory built and checked once here, before training."""
+    specs = {}
+    for position, user in enumerate(users, start=1):
+        model = user_or_builtin(user, None, input_shape=tuple(dataset.input_shape), num_outputs=dataset.num_classes, seed=seed)
+        specs[f"model-{position}"] = ("user", position, _UserModel(user, num_params(model)))
+    return specs
+
+
+def same_count(counts: list[int], tolerance: float = SAME_BUDGET) -> dict:
+    """{counts, relative_spread ((max - min) / min), within_1_percent}: whether models compare at one parameter count."""
+    spread = (max(counts) - min(counts)) / min(counts) if counts else 0.0
+    return {"counts": counts, "relative_spread": spread, "within_1_percent": spread <= tolerance}
+
+
 def _curves(log, run: str) -> dict:
     """{"epoch": [...], metric: [...]} from a trainer's log for one run (all series recorded together)."""
     curves = {"epoch": [int(e) for e in log.series("epoch", run)[1]]}
@@ -111,6 +145,14 @@ def _train_cnn(config: Config, spec, data: TensorData, seed: int, trial) -> dict
     train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
                            batch_size=config.batch_size, epochs=config.epochs)
     result = train(model, data.to(trial.device), train_spec, seed=seed, checkpoint_path=trial.checkpoint, progress=trial.progress)
+    return {"status": [result.status], "epochs": [result.epochs_done], "curves": [_curves(result.log, "0")]}
+
+
+def _train_user(config: Config, spec: _UserModel, input_shape, num_classes: int, data: TensorData, seed: int, trial) -> dict:
+    model = user_or_builtin(spec.user, None, input_shape=input_shape, num_outputs=num_classes, seed=seed, device=trial.device)
+    train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
+                           batch_size=config.batch_size, epochs=config.epochs)
+    result = train_seeded(model, data.to(trial.device), train_spec, seed=seed, checkpoint_path=trial.checkpoint, progress=trial.progress)
     return {"status": [result.status], "epochs": [result.epochs_done], "curves": [_curves(result.log, "0")]}
 
 
@@ -128,7 +170,10 @@ def run(config: Config, ctx) -> dict:
     # stops the run before any training, not after an hour of it.
     datasets = {name: load_dataset(name, data_dir=ctx.data_dir, train_size=config.train_size, test_size=config.test_size)
                 for name in config.datasets}
-    specs = {name: _model_specs(config, d.input_shape, d.num_classes) for name, d in datasets.items()}
+    users = user_models(config)
+    specs = {name: _user_specs(users, d, config.seeds[0]) if users else _model_specs(config, d.input_shape, d.num_classes)
+             for name, d in datasets.items()}
+    _describe(ctx, datasets, specs, config.seeds[0])
     summary = {"datasets": {}, "cnn_budget": config.cnn_budget, "dnn_budget": config.dnn_budget, "optimizer": "adam",
                "learning_rate": config.learning_rate, "batch_size": config.batch_size, "epochs": config.epochs,
                "seeds": list(config.seeds), "activation": config.activation}
@@ -140,6 +185,10 @@ def run(config: Config, ctx) -> dict:
         for model_name, (family, _, spec) in specs[name].items():
             if family == "cnn":
                 trials += [(f"{slug(name)}_{model_name}_seed{seed}", partial(_train_cnn, config, spec, data, seed)) for seed in seeds]
+                owners += [(name, model_name)] * len(seeds)
+            elif family == "user":
+                trials += [(f"{slug(name)}_{model_name}_seed{seed}", partial(_train_user, config, spec, tuple(dataset.input_shape),
+                                                                             dataset.num_classes, data, seed)) for seed in seeds]
                 owners += [(name, model_name)] * len(seeds)
             else:
                 trials.append((f"{slug(name)}_{model_name}", partial(_train_dnn, config, spec, data)))
@@ -153,9 +202,25 @@ def run(config: Config, ctx) -> dict:
         results = {model_name: {field: [v for p in pieces[(name, model_name)] for v in p[field]] for field in ("status", "epochs", "curves")}
                    for model_name in specs[name]}
         summary["datasets"][name] = _summarize(dataset, specs[name], results)
+        if users:
+            summary["datasets"][name]["same_parameter_count"] = same_count([spec.num_params for _, _, spec in specs[name].values()])
         _record_metrics(ctx.log, key, results, seeds)
         _draw(ctx, name, key, specs[name], results, summary["datasets"][name])
     return summary
+
+
+def _describe(ctx, datasets: dict, specs: dict, seed: int) -> None:
+    """Every model's layer table (on one dataset's first two training images), named '<dataset>/<model>'."""
+    for name, dataset in datasets.items():
+        for model_name, (family, _, spec) in specs[name].items():
+            generator = torch.Generator().manual_seed(seed)
+            arguments = {"input_shape": tuple(dataset.input_shape), "num_outputs": dataset.num_classes, "seed": seed}
+            if family == "user":
+                model = user_or_builtin(spec.user, None, **arguments)
+            else:
+                model = build_cnn(spec, generator) if family == "cnn" else build_mlp(spec, generator)
+            ctx.describe_model(f"{name}/{model_name}", model, dataset.x_train[:2], "ensemble" if family == "dnn" else "loop",
+                               **user_details(spec.user if family == "user" else None, **arguments))
 
 
 def _final(curve: dict, metric: str, status: str) -> float:
@@ -166,7 +231,9 @@ def _summarize(dataset, specs: dict, results: dict) -> dict:
     models = {}
     for model_name, (family, depth, spec) in specs.items():
         r = results[model_name]
-        entry = {"family": family, "depth": depth, "depth_unit": "conv blocks" if family == "cnn" else "hidden layers",
+        unit = {"cnn": "conv blocks", "dnn": "hidden layers", "user": "position in --model"}[family]
+        training = TRAINING_PATHS["ensemble" if family == "dnn" else "loop"]
+        entry = {"family": family, "depth": depth, "depth_unit": unit, "training_path": training,
                  "architecture": spec.describe(), "num_params": spec.num_params, "epochs": min(r["epochs"]), "status": r["status"]}
         for metric in METRICS:
             entry[f"final_{metric}"] = seed_stats([_final(c, metric, s) for c, s in zip(r["curves"], r["status"])])
@@ -194,6 +261,8 @@ def _record_metrics(log, key: str, results: dict, seeds: list[int]) -> None:
 
 
 def _label(model: dict) -> str:
+    if model["family"] == "user":
+        return f"{model['architecture']}, {model['num_params']:,} params"
     unit = "conv" if model["family"] == "cnn" else ("hidden layer" if model["depth"] == 1 else "hidden layers")
     return f"{FAMILY_NAMES[model['family']]} {model['depth']} {unit}: {model['architecture']}, {model['num_params']:,} params"
 
@@ -201,7 +270,7 @@ def _label(model: dict) -> str:
 def _series(specs: dict, results: dict, models: dict, metric: str) -> dict:
     """label -> (epochs (T,), runs (S, T), colour) for one metric; seeds share epochs (trimmed to the shortest)."""
     colours = {}
-    for family in ("cnn", "dnn"):
+    for family in ("cnn", "dnn", "user"):
         names = [n for n, (f, _, _) in specs.items() if f == family]
         names.sort(key=lambda n: specs[n][1])
         colours.update(zip(names, family_colors(family, len(names))))
@@ -213,13 +282,18 @@ def _series(specs: dict, results: dict, models: dict, metric: str) -> dict:
     return series
 
 
+def specs_families(specs: dict) -> set[str]:
+    return {family for family, _, _ in specs.values()}
+
+
 def _draw(ctx, name: str, key: str, specs: dict, results: dict, dataset_summary: dict) -> None:
     models = dataset_summary["models"]
     seeds = len(results[next(iter(results))]["curves"])
     spread = f"mean of {seeds} seeds, band = min-max" if seeds > 1 else "1 seed"
-    columns = [[_label(m) for m in sorted(models.values(), key=lambda m: m["depth"]) if m["family"] == family] for family in ("cnn", "dnn")]
+    columns = [[_label(m) for m in sorted(models.values(), key=lambda m: m["depth"]) if m["family"] == family] for family in ("cnn", "dnn", "user")]
+    columns = [column for column in columns if column]
     ax = plot_training_loss(_series(specs, results, models, "train_loss"), columns=columns,
-                            title=f"{name}: training loss of CNNs and DNNs at equal budgets ({spread})")
+                            title=f"{name}: training loss of {'your models' if 'user' in specs_families(specs) else 'CNNs and DNNs at equal budgets'} ({spread})")
     ctx.run_dir.save_figure(ax.figure, f"loss_{key}")
     close(ax.figure)
     left, *_ = plot_accuracy_with_zoom(_series(specs, results, models, "train_accuracy"), _series(specs, results, models, "test_accuracy"),

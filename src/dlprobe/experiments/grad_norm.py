@@ -36,11 +36,11 @@ import torch
 from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
 from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, function_field,
-                             learning_rate_field, num_test_field, num_train_field, optimizer_field, seeds_field,
+                             learning_rate_field, model_field, num_test_field, num_train_field, optimizer_field, seeds_field,
                              train_size_field, widths_field)
 from ..data.tasks import function_task, image_task
 from ..errors import ConfigError
-from ..models.mlp import MLPSpec
+from ..models.mlp import MLPSpec, build_mlp
 from ..plotting.optimization import plot_grad_norm
 from ..plotting.style import close
 from ..training.common import OptimizerSettings
@@ -48,6 +48,8 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
 from .common import slug
+from .model_choice import TRAINING_PATHS, check_one_model, model_name, num_params, single_user_model, train_seeded, user_details, \
+    user_or_builtin
 
 SPIKE_FACTOR = 3.0  # a grad norm this many times its recent geometric mean counts as a spike
 
@@ -68,8 +70,13 @@ class Config(ExperimentConfig):
     learning_rate: float = learning_rate_field(3e-3, optimizer=None)
     num_train: int = num_train_field(1000)
     num_test: int = num_test_field(200)
+    model: tuple[str, ...] = model_field("instead of the MLP (widths and activation then unused) on both tasks (--set function=none "
+                                         "or dataset=none for one), each seed trained with the ordinary loop",
+                                         note="input_shape: (1,) on the function, one image's (C, H, W) on the images; "
+                                              "num_outputs: 1 or the classes")
 
     def validate(self):
+        check_one_model(self.model, "grad-norm")
         if not self.function and not self.dataset:
             raise ConfigError("grad-norm needs a task: give a function, a dataset or both")
         norm_order(self.p)
@@ -108,6 +115,27 @@ def _train(config, data, spec, loss, epochs, trial) -> dict:
     }
 
 
+def _train_user(config, data, user, input_shape, num_outputs, loss, epochs, trial) -> dict:
+    """Like _train, each seed's user model with the ordinary loop."""
+    train_spec = TrainSpec(loss=loss, optimizer=OptimizerSettings(config.optimizer, lr=config.learning_rate), batch_size=config.batch_size,
+                           epochs=epochs, eval_every=1, record_iterations=True, grad_norm_p=norm_order(config.p))
+    logs, status, done = [], [], []
+    for seed in config.seeds:
+        model = user_or_builtin(user, None, input_shape=input_shape, num_outputs=num_outputs, seed=seed, device=trial.device)
+        result = train_seeded(model, data.to(trial.device), train_spec, seed=seed, progress=trial.progress)
+        logs.append(result.log)
+        status.append(result.status)
+        done.append(result.epochs_done)
+
+    def stacked(name):  # (M, T), cut to the shortest run (a diverged seed stops early)
+        series = [log.series(name, "0")[1] for log in logs]
+        return torch.tensor([values[:min(map(len, series))] for values in series], dtype=torch.float64)
+
+    steps = min((log.series("train_loss", "0")[0] for log in logs), key=len)
+    return {"iteration_loss": stacked("iteration_loss"), "grad_norm": stacked("grad_norm"), "epoch_steps": steps,
+            "train_loss": stacked("train_loss"), "test_loss": stacked("test_loss"), "status": status, "epochs": min(done)}
+
+
 def run(config: Config, ctx) -> dict:
     summary = {"p": config.p, "optimizer": config.optimizer, "learning_rate": config.learning_rate, "batch_size": config.batch_size,
                "seeds": list(config.seeds), "tasks": {}}
@@ -117,14 +145,32 @@ def run(config: Config, ctx) -> dict:
     if config.dataset:
         tasks.append((image_task(config.dataset, config.train_size, ctx.data_dir), config.image_epochs))
     specs = [MLPSpec(task.in_features, config.widths, task.out_features, config.activation) for task, _ in tasks]
-    trials = [(f"train_{slug(task.name)}", partial(_train, config, task.data, spec, task.loss, epochs)) for (task, epochs), spec in zip(tasks, specs)]
-    results = ctx.map_trials(trials, "grad-norm", steps=[epochs for _, epochs in tasks])
-    for (task, epochs), spec, result in zip(tasks, specs, results):
+    user = single_user_model(config)
+    counts = []
+    for (task, _), spec in zip(tasks, specs):  # every model built and described before training (a user model checked per task)
+        input_shape = tuple(task.data.x_train.shape[1:])
+        model = user_or_builtin(user, lambda: build_mlp(spec, torch.Generator().manual_seed(config.seeds[0])), input_shape=input_shape,
+                                num_outputs=task.out_features, seed=config.seeds[0])
+        counts.append(num_params(model))
+        ctx.describe_model(slug(task.name), model, task.data.x_train[:2], "ensemble" if user is None else "loop",
+                           **user_details(user, input_shape=input_shape, num_outputs=task.out_features, seed=config.seeds[0]))
+    if user is None:
+        trials = [(f"train_{slug(task.name)}", partial(_train, config, task.data, spec, task.loss, epochs)) for (task, epochs), spec in zip(tasks, specs)]
+    else:
+        trials = [(f"train_{slug(task.name)}", partial(_train_user, config, task.data, user, tuple(task.data.x_train.shape[1:]), task.out_features,
+                                                       task.loss, epochs)) for task, epochs in tasks]
+    factor = 1 if user is None else len(config.seeds)
+    results = ctx.map_trials(trials, "grad-norm", steps=[epochs * factor for _, epochs in tasks])
+    for (task, epochs), spec, result, count in zip(tasks, specs, results, counts):
         key = slug(task.name)
         iterations_per_epoch = math.ceil(len(task.data.x_train) / config.batch_size)
         summary["tasks"][key] = _summarize(task, spec, result, epochs, iterations_per_epoch)
+        summary["tasks"][key]["training_path"] = TRAINING_PATHS["ensemble" if user is None else "loop"]
+        if user is not None:
+            summary["tasks"][key].update(architecture=user.text, num_params=count, user_model=user.text)
         _record(ctx.log, key, config.seeds, result)
-        _draw(ctx, config, key, task, spec, result, iterations_per_epoch)
+        _draw(ctx, config, key, task, spec, result, iterations_per_epoch,
+              model_name(user, f"{spec.describe()} {config.activation} MLP") + f" ({count} params)")
     return summary
 
 
@@ -177,7 +223,7 @@ def _record(log, key, seeds, result) -> None:
             log.add(run_name, step, "test_loss", result["test_loss"][index, position].item())
 
 
-def _draw(ctx, config, key, task, spec, result, per_epoch) -> None:
+def _draw(ctx, config, key, task, spec, result, per_epoch, model_text) -> None:
     losses, norms = result["iteration_loss"].numpy(), result["grad_norm"].numpy()
     iterations = np.arange(losses.shape[1])
     series = {f"seed {seed}": (iterations, losses[i], norms[i]) for i, seed in enumerate(config.seeds)}
@@ -187,7 +233,7 @@ def _draw(ctx, config, key, task, spec, result, per_epoch) -> None:
     window = int(min(per_epoch, max(5, len(iterations) // 40)))
     loss_name = "MSE" if task.loss == "mse" else "cross-entropy"
     axes = plot_grad_norm(series, title=(f"Loss and gradient {p_text}-norm per iteration: {task.description} ({loss_name}), "
-                                         f"{spec.describe()} {config.activation} MLP ({spec.num_params} params), "
+                                         f"{model_text}, "
                                          f"{config.optimizer} lr {config.learning_rate:g}, batch {config.batch_size}"),
                           norm_label=rf"$\|\nabla L\|_{{{p_math}}}$ over all parameters", window=window)
     ctx.run_dir.save_figure(axes[0].figure, f"grad_norm_{key}")

@@ -52,7 +52,7 @@ from ..analysis.line_profile import describe_line, parameter_distance
 from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
 from ..config_fields import (activation_field, batch_size_field, batch_sizes_field, dataset_field, epochs_field,
-                             learning_rate_field, learning_rates_field, seeds_field, train_size_field, widths_field)
+                             learning_rate_field, learning_rates_field, model_field, seeds_field, train_size_field, widths_field)
 from ..data.images import load_dataset
 from ..data.tensors import TensorData
 from ..errors import ConfigError
@@ -62,6 +62,8 @@ from ..plotting.style import close
 from ..training.common import OptimizerSettings
 from ..training.loop import TrainSpec, train
 from .base import Experiment
+from .model_choice import TRAINING_PATHS, check_one_model, model_name, num_params, single_user_model, train_seeded, user_details, \
+    user_or_builtin
 
 PAIRS = ("batch_size", "learning_rate")
 FLATNESS_RATIO = 1.5  # one endpoint is "flatter" only when the other's loss rises at least this many times more
@@ -88,8 +90,12 @@ class Config(ExperimentConfig):
     alpha_min: float = param(-1.0, "first interpolation ratio (must be < 0)", maximum=0.0)
     alpha_max: float = param(2.0, "last interpolation ratio (must be > 1)", minimum=1.0)
     flatness_distance: float = param(0.25, "d: loss rise compared at alpha = -d and 1 + d", minimum=1e-6)
+    model: tuple[str, ...] = model_field("instead of the MLP (widths and activation then unused) for m1 and m2",
+                                         note="input_shape: one image's (C, H, W); num_outputs: the classes; seed: the init seed "
+                                              "of m1 or m2; BatchNorm statistics are recomputed on the training inputs along the line")
 
     def validate(self):
+        check_one_model(self.model, "interpolation")
         if not self.pairs or len(set(self.pairs)) != len(self.pairs):
             raise ConfigError(f"pairs must list batch_size and/or learning_rate once each, got {self.pairs}")
         if len(self.batch_sizes) != 2 or len(self.learning_rates) != 2:
@@ -122,12 +128,16 @@ def _settings(config: Config, pair: str, seed: int) -> list[tuple[int, float, in
     return [(config.batch_size, lr, s) for lr, s in zip(config.learning_rates, seeds)]
 
 
-def _train_model(spec, data, config, batch_size, learning_rate, seed, trial) -> dict:
+def _train_model(spec, data, config, batch_size, learning_rate, seed, trial, user=None, input_shape=None) -> dict:
     data = data.to(trial.device)
-    model = build_mlp(spec, torch.Generator().manual_seed(seed)).to(trial.device)
     train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=learning_rate), batch_size=batch_size,
                            epochs=config.epochs, eval_every=1)
-    result = train(model, data, train_spec, seed=seed, checkpoint_path=trial.checkpoint, progress=trial.progress)
+    if user is None:
+        model = build_mlp(spec, torch.Generator().manual_seed(seed)).to(trial.device)
+        result = train(model, data, train_spec, seed=seed, checkpoint_path=trial.checkpoint, progress=trial.progress)
+    else:
+        model = user_or_builtin(user, None, input_shape=input_shape, num_outputs=spec.out_features, seed=seed, device=trial.device)
+        result = train_seeded(model, data, train_spec, seed=seed, checkpoint_path=trial.checkpoint, progress=trial.progress)
     curves = {name: result.log.series(name)[1] for name in ("epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy")}
     state = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
     return {"state": state, "curves": curves, "status": result.status, "steps": result.steps_done}
@@ -142,16 +152,26 @@ def run(config: Config, ctx) -> dict:
     spec = MLPSpec(int(np.prod(dataset.input_shape)), config.widths, dataset.num_classes, config.activation)
     data = TensorData(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test).to(ctx.device)
     alphas = alpha_grid(config)
-    summary = {"dataset": dataset.name, "dataset_note": dataset.note, "model": f"MLP {spec.describe()} ({config.activation})",
-               "num_params": spec.num_params, "optimizer": "adam", "epochs": config.epochs, "seeds": list(config.seeds),
+    user = single_user_model(config)
+    architecture = user_or_builtin(user, lambda: MLP(spec), input_shape=dataset.input_shape, num_outputs=dataset.num_classes,
+                                   seed=config.seeds[0])
+    ctx.describe_model("model", architecture, dataset.x_train[:2], "loop",
+                       **user_details(user, input_shape=tuple(dataset.input_shape), num_outputs=dataset.num_classes, seed=config.seeds[0]))
+    count = num_params(architecture)
+    summary = {"dataset": dataset.name, "dataset_note": dataset.note,
+               "model": model_name(user, f"MLP {spec.describe()} ({config.activation})"),
+               "num_params": count, "training_path": TRAINING_PATHS["loop"], "optimizer": "adam", "epochs": config.epochs, "seeds": list(config.seeds),
                "shared_init": config.shared_init, "alphas": alphas.tolist(), "pairs": {}}
     settings = {(pair, seed): _settings(config, pair, seed) for pair in config.pairs for seed in config.seeds}
     distinct = sorted({s for ends in settings.values() for s in ends})  # one trial per model per seed
-    trials = [(f"model_bs{batch_size}_lr{learning_rate:g}_seed{seed}", partial(_train_model, spec, data, config, batch_size, learning_rate, seed))
+    extra = {} if user is None else {"user": user, "input_shape": tuple(dataset.input_shape)}
+    trials = [(f"model_bs{batch_size}_lr{learning_rate:g}_seed{seed}", partial(_train_model, spec, data, config, batch_size, learning_rate, seed, **extra))
               for batch_size, learning_rate, seed in distinct]
     models = dict(zip(distinct, ctx.map_trials(trials, "interpolation", steps=config.epochs)))
-    architecture = MLP(spec).to(ctx.device)
-    lines = ctx.map_trials([(f"line_{pair}_seed{seed}", partial(_evaluate_line, architecture, models[ends[0]]["state"], models[ends[1]]["state"], alphas, data))
+    architecture = architecture.to(ctx.device)
+    line_extra = {} if user is None else {"bn_on_train": True}
+    lines = ctx.map_trials([(f"line_{pair}_seed{seed}", partial(_evaluate_line, architecture, models[ends[0]]["state"], models[ends[1]]["state"], alphas, data,
+                                                                **line_extra))
                             for (pair, seed), ends in settings.items()], "interpolation lines")
     lines = dict(zip(settings, lines))
     for pair in config.pairs:
@@ -164,7 +184,8 @@ def run(config: Config, ctx) -> dict:
             _record(ctx.log, f"{pair}/seed{seed}", trained, alphas, line)
         summary["pairs"][pair] = {"varied": pair, **_members(settings[(pair, config.seeds[0])], labels), "per_seed": per_seed,
                                   "stats": _seed_summary(per_seed)}
-        _plot(ctx, pair, labels, alphas, [lines[(pair, seed)] for seed in config.seeds], spec, dataset.name, config)
+        _plot(ctx, pair, labels, alphas, [lines[(pair, seed)] for seed in config.seeds], model_name(user, f"MLP {spec.describe()}"), count,
+              dataset.name, config)
     return summary
 
 
@@ -174,26 +195,29 @@ def _members(ends, labels) -> dict:
             for name, (batch_size, learning_rate, _), label in zip(("m1", "m2"), ends, labels)}
 
 
-def _plot(ctx, pair, labels, alphas, lines, spec, dataset_name, config) -> None:
+def _plot(ctx, pair, labels, alphas, lines, model, count, dataset_name, config) -> None:
     """The pair's figure: mean line over the seeds' lines, min-max band."""
     spread = f"mean of {len(lines)} seeds, band = min-max" if len(lines) > 1 else f"seed {config.seeds[0]}"
     ax = plot_interpolation(alphas.numpy(), {s: np.stack([line[f"{s}_loss"].numpy() for line in lines]) for s in SPLITS},
                             {s: np.stack([line[f"{s}_accuracy"].numpy() for line in lines]) for s in SPLITS}, labels,
                             f"Linear interpolation {labels[0]} → {labels[1]} ({spread})\n"
-                            f"MLP {spec.describe()} ({spec.num_params} params), Adam, {config.epochs} epochs, {dataset_name}")
+                            f"{model} ({count} params), Adam, {config.epochs} epochs, {dataset_name}")
     ctx.run_dir.save_figure(ax.figure, f"interpolation_{pair}")
     close(ax.figure)
 
 
-def _evaluate_line(architecture, state1, state2, alphas, data, trial) -> dict:
-    """Train/test loss and accuracy (each (A,), on the CPU) of theta(alpha) for every alpha (A,), on trial.device."""
+def _evaluate_line(architecture, state1, state2, alphas, data, trial, bn_on_train=False) -> dict:
+    """Train/test loss and accuracy (each (A,), on the CPU) of theta(alpha) for every alpha (A,), on trial.device.
+    bn_on_train: BatchNorm statistics at each alpha are recomputed on the training inputs for both splits (user models;
+    dlprobe's MLP has no BatchNorm)."""
     device = trial.device
     architecture, data = architecture.to(device), data.to(device)
     state1 = {name: tensor.to(device) for name, tensor in state1.items()}
     state2 = {name: tensor.to(device) for name, tensor in state2.items()}
     line = {}
     for split, (x, y) in (("train", (data.x_train, data.y_train)), ("test", (data.x_test, data.y_test))):
-        result = evaluate_interpolation(architecture, state1, state2, alphas.to(device), x, y)
+        bn = {"bn_loader": list(data.x_train.split(1024))} if bn_on_train else {}
+        result = evaluate_interpolation(architecture, state1, state2, alphas.to(device), x, y, **bn)
         line[f"{split}_loss"], line[f"{split}_accuracy"] = result["loss"].cpu(), result["accuracy"].cpu()
     return line
 

@@ -30,21 +30,23 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
+import torch
 
 from ..analysis.stats import rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
-from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, eval_every_field,
+from ..config_fields import (model_field, activation_field, batch_size_field, dataset_field, epochs_field, eval_every_field,
                              learning_rate_field, seeds_field, test_size_field, train_size_field)
 from ..data.images import load_dataset
 from ..data.tensors import TensorData
 from ..errors import ConfigError
-from ..models.mlp import MLPSpec
+from ..models.mlp import MLPSpec, build_mlp
 from ..plotting.generalization import plot_vs_params
 from ..plotting.style import close, new_axes
 from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
+from .model_choice import TRAINING_PATHS, check_one_model, num_params, single_user_model, train_seeded, user_details, user_or_builtin
 
 FINAL = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
@@ -67,8 +69,13 @@ class Config(ExperimentConfig):
     epochs: int = epochs_field(60, "of every model")
     eval_every: int = eval_every_field(5)
     seeds: tuple[int, ...] = seeds_field((0, 1, 2), "per width", note="mean and min-max spread are reported")
+    model: tuple[str, ...] = model_field("instead of the MLPs: one factory, called with size = each of widths, gives the family "
+                                         "(hidden_layers and activation then unused), each seed trained with the ordinary loop",
+                                         size=True, note="input_shape: one image's (C, H, W); num_outputs: the classes; the family "
+                                                         "should span at least 2 decades of parameters (the report says when not)")
 
     def validate(self):
+        check_one_model(self.model, "param-count")
         if len(self.widths) < 2 or len(set(self.widths)) != len(self.widths):
             raise ConfigError(f"widths must list at least two distinct widths, got {self.widths}")
 
@@ -99,6 +106,26 @@ def _train_width(config: Config, data: TensorData, width: int, num_classes: int,
             "final": {name: result.final[name].tolist() for name in FINAL}, "curves": curves}
 
 
+def _train_size(config: Config, data: TensorData, user, size: int, num_classes: int, trial) -> dict:
+    """Each seed of the user's model of one size with the ordinary loop: the dict _train_width returns."""
+    train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
+                           batch_size=config.batch_size, epochs=config.epochs, eval_every=config.eval_every)
+    curves, status, counts = [], [], set()
+    for seed in config.seeds:
+        model = user_or_builtin(user, None, input_shape=tuple(data.x_train.shape[1:]), num_outputs=num_classes, seed=seed, size=size,
+                                device=trial.device)
+        counts.add(num_params(model))
+        result = train_seeded(model, data.to(trial.device), train_spec, seed=seed, progress=trial.progress)
+        curve = {"epoch": result.log.series("epoch")[1]}
+        curve.update({name: result.log.series(name)[1] for name in FINAL})
+        curves.append(curve)
+        status.append(result.status)
+    if len(counts) != 1:
+        raise ConfigError(f"model factory {user.text} gives different parameter counts {sorted(counts)} at size {size} for different seeds")
+    final = {name: [curve[name][-1] if curve[name] else float("nan") for curve in curves] for name in FINAL}
+    return {"widths": [size], "num_params": counts.pop(), "status": status, "final": final, "curves": curves}
+
+
 def run(config: Config, ctx) -> dict:
     dataset = load_dataset(config.dataset, data_dir=ctx.data_dir, train_size=config.train_size,
                            test_size=config.test_size)
@@ -110,8 +137,22 @@ def run(config: Config, ctx) -> dict:
         "seeds": list(config.seeds), "models": [],
     }
     widths = sorted(config.widths)
-    trials = [(f"width{width}", partial(_train_width, config, data, width, dataset.num_classes)) for width in widths]
-    for width, result in zip(widths, ctx.map_trials(trials, "param-count", steps=config.epochs)):
+    user = single_user_model(config)
+    for width in widths:  # every model described (and a user factory checked at every size) before training
+        arguments = {"input_shape": tuple(dataset.input_shape), "num_outputs": dataset.num_classes, "seed": config.seeds[0]}
+        spec = MLPSpec(data.x_train[0].numel(), (width,) * config.hidden_layers, dataset.num_classes, config.activation)
+        model = user_or_builtin(user, lambda: build_mlp(spec, torch.Generator().manual_seed(config.seeds[0])), size=None if user is None else width,
+                                **arguments)
+        ctx.describe_model(f"width{width}", model, dataset.x_train[:2], "ensemble" if user is None else "loop",
+                           **user_details(user, **arguments, **({} if user is None else {"size": width})))
+    summary["training_path"] = TRAINING_PATHS["ensemble" if user is None else "loop"]
+    if user is None:
+        trials = [(f"width{width}", partial(_train_width, config, data, width, dataset.num_classes)) for width in widths]
+    else:
+        summary["user_model"] = user.text
+        trials = [(f"size{width}", partial(_train_size, config, data, user, width, dataset.num_classes)) for width in widths]
+    steps = config.epochs * (1 if user is None else len(config.seeds))
+    for width, result in zip(widths, ctx.map_trials(trials, "param-count", steps=steps)):
         summary["models"].append(_summarize(width, result))
         for seed, curve in zip(config.seeds, result["curves"]):
             for index, epoch in enumerate(curve["epoch"]):
@@ -144,7 +185,8 @@ def _gap_trend(models: list[dict]) -> dict:
 def _draw(ctx, summary: dict) -> None:
     models = summary["models"]
     params = [m["num_params"] for m in models]
-    setting = (f"{summary['hidden_layers']}-hidden-layer MLPs, widths {models[0]['width']}..{models[-1]['width']}, "
+    family = f"{summary['user_model']}, size" if summary.get("user_model") else f"{summary['hidden_layers']}-hidden-layer MLPs, widths"
+    setting = (f"{family} {models[0]['width']}..{models[-1]['width']}, "
                f"{summary['epochs']} epochs on {summary['dataset']}")
     for metric, ylabel, scale in (("loss", "cross-entropy loss (log scale)", 1.0), ("accuracy", "accuracy (%)", 100.0)):
         runs = {split: [scale * np.asarray(m[f"final_{split}_{metric}"]["values"]) for m in models] for split in ("train", "test")}

@@ -62,7 +62,7 @@ import torch
 from ..analysis.stats import first_step_below, rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
 from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, eval_every_field,
-                             learning_rate_field, seeds_field, test_size_field, train_size_field, widths_field)
+                             learning_rate_field, model_field, seeds_field, test_size_field, train_size_field, widths_field)
 from ..data.images import load_dataset
 from ..data.labels import LABEL_MODES, corrupt_labels
 from ..data.tensors import TensorData
@@ -73,6 +73,7 @@ from ..plotting.style import close, new_axes
 from ..training.common import OptimizerSettings
 from ..training.loop import TrainSpec, evaluate, train
 from .base import Experiment
+from .model_choice import TRAINING_PATHS, check_one_model, single_user_model, train_seeded, user_details, user_or_builtin
 
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 # runs.<fraction> keys with seed stats over the seeds (epochs_to_fit has its own, None-aware ones)
@@ -98,8 +99,11 @@ class Config(ExperimentConfig):
     size_sweep: tuple[float, ...] = param((), "further training-set sizes as fractions of the main run's training set "
                                           "(stratified subsets), trained with every label shuffled, per seed: how "
                                           "memorization time grows with the number of images", minimum=0.0, maximum=1.0)
+    model: tuple[str, ...] = model_field("instead of the MLP (widths and activation then unused)",
+                                         note="input_shape: one image's (C, H, W); num_outputs: the classes; seed: the run's seed")
 
     def validate(self):
+        check_one_model(self.model, "random-labels")
         if not self.label_noise:
             raise ConfigError("label_noise must list at least one fraction, e.g. --label-noise 1.0")
         if len({_key(f) for f in self.label_noise}) != len(self.label_noise):
@@ -136,17 +140,19 @@ def _train_one(config: Config, seed: int, data: TensorData, true_labels: torch.T
     training labels, to score the final model against."""
     device = trial.device
     spec = MLPSpec(data.x_train[0].numel(), config.widths, num_classes, config.activation)
-    model = build_mlp(spec, torch.Generator().manual_seed(seed)).to(device)
+    user = single_user_model(config)
+    model = user_or_builtin(user, lambda: build_mlp(spec, torch.Generator().manual_seed(seed)), input_shape=tuple(data.x_train.shape[1:]),
+                            num_outputs=num_classes, seed=seed, device=device)
     train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
                            batch_size=config.batch_size, epochs=config.epochs, eval_every=config.eval_every)
     # Checkpoint every 10 epochs: a 3x256 MLP with Adam state is ~4 MB, too much to rewrite every epoch.
-    result = train(model, data.to(device), train_spec, seed=seed, checkpoint_path=trial.checkpoint,
-                   checkpoint_every=10, progress=trial.progress)
+    result = (train if user is None else train_seeded)(model, data.to(device), train_spec, seed=seed, checkpoint_path=trial.checkpoint,
+                                                       checkpoint_every=10, progress=trial.progress)
     curves = {"epoch": result.log.series("epoch")[1]}
     for name in METRICS:
         curves[name] = result.log.series(name)[1]
     true_fit = evaluate(model, data.x_train.to(device), true_labels.to(device), "cross_entropy")["accuracy"]
-    return {"status": result.status, "num_params": spec.num_params, "curves": curves,
+    return {"status": result.status, "num_params": sum(p.numel() for p in model.parameters()), "curves": curves,
             "final_train_accuracy_true_labels": true_fit}
 
 
@@ -161,7 +167,16 @@ def run(config: Config, ctx) -> dict:
         "model": {"widths": list(config.widths), "activation": config.activation}, "optimizer": "adam",
         "learning_rate": config.learning_rate, "batch_size": config.batch_size, "epochs": config.epochs,
         "fit_threshold": config.fit_threshold, "seeds": list(config.seeds), "label_mode": config.label_mode, "runs": {},
+        "training_path": TRAINING_PATHS["loop"],
     }
+    user = single_user_model(config)
+    if user is not None:
+        summary["model"]["user_model"] = user.text
+    described = user_or_builtin(user, lambda: build_mlp(MLPSpec(clean.x_train[0].numel(), config.widths, clean.num_classes, config.activation),
+                                                        torch.Generator().manual_seed(config.seeds[0])),
+                                input_shape=tuple(clean.x_train.shape[1:]), num_outputs=clean.num_classes, seed=config.seeds[0])
+    ctx.describe_model("model", described, clean.x_train[:2], "loop",
+                       **user_details(user, input_shape=tuple(clean.x_train.shape[1:]), num_outputs=clean.num_classes, seed=config.seeds[0]))
     fractions = sorted(config.label_noise)
     pairs = [(fraction, seed) for fraction in fractions for seed in config.seeds]
     # One generator per seed, so a seed's draw does not depend on the other seeds (tests redraw it).
@@ -293,7 +308,8 @@ def _draw(ctx, results: dict, summary: dict) -> None:
     word, seeds = corruption_word(summary), summary["seeds"]
     runs = {float(r["label_noise"]): r for r in summary["runs"].values()}  # fraction -> runs.<fraction>
     labels = {f: f"{100 * f:g}% {word} ({100 * r['labels_changed']['mean']:.0f}% changed)" for f, r in runs.items()}
-    params = f"MLP {'x'.join(map(str, summary['model']['widths']))}, {summary['model']['num_params']:,} params"
+    model = summary["model"].get("user_model") or f"MLP {'x'.join(map(str, summary['model']['widths']))}"
+    params = f"{model}, {summary['model']['num_params']:,} params"
     spread = f", mean of {len(seeds)} seeds" if len(seeds) > 1 else ""
     for metric, ylabel, scale in (("loss", "cross-entropy loss (log scale)", 1.0), ("accuracy", "accuracy (%)", 100.0)):
         curves = {}

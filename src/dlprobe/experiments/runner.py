@@ -66,7 +66,7 @@ def config_record(experiment: Experiment, config, profile: str, device: torch.de
     """What config.json holds: the resolved config plus the versions and device it ran with (and, for your own
     dataset, what it is and its sha256: `user_datasets`, as in summary.json)."""
     seeds = getattr(config, "seeds", None)
-    return {
+    record = {
         "experiment": experiment.name,
         "profile": profile,
         "config_hash": config.identity_hash(),
@@ -79,6 +79,12 @@ def config_record(experiment: Experiment, config, profile: str, device: torch.de
         "torch_threads": torch.get_num_threads(),
         **user_dataset_records(config),
     }
+    if getattr(config, "model", ()):  # the user's model files as they were: path and content hash
+        from ..models.user import model_digest, model_source, parse_model_spec
+
+        specs = [parse_model_spec(text) for text in config.model]
+        record["user_models"] = [{"model": spec.text, "file": str(model_source(spec)), "sha256": model_digest(spec)} for spec in specs]
+    return record
 
 
 def run_experiment(
@@ -144,6 +150,8 @@ def _run_locked(experiment, config, profile, run_dir, data_dir, quiet, device, t
     finally:
         torch.set_flush_denormal(False)
     wall_time = time.time() - started
+    if context.layer_tables:  # every model the run trained, described (models/describe.py)
+        summary = {**summary, "layer_tables": context.layer_tables}
     run_dir.write_text(paths.METRICS, context.log.to_csv())
     run_dir.write_json(paths.SUMMARY, summary)
     run_dir.write_json(

@@ -53,17 +53,19 @@ from ..analysis.spectrum import top_hessian_eigenvalues
 from ..analysis.stats import rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
 from ..config_fields import (activation_field, batch_size_field, batch_sizes_field, dataset_field, epochs_field,
-                             learning_rate_field, learning_rates_field, seeds_field, train_size_field, widths_field)
+                             learning_rate_field, learning_rates_field, model_field, seeds_field, train_size_field, widths_field)
 from ..data.images import load_dataset
 from ..data.tensors import TensorData
 from ..errors import ConfigError
-from ..models.mlp import MLPSpec
+from ..models.mlp import MLPSpec, build_mlp
 from ..plotting.flatness import plot_twin_metrics
 from ..plotting.style import close
 from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
+from .model_choice import TRAINING_PATHS, check_one_model, model_name, num_params, single_user_model, train_seeded, user_details, \
+    user_or_builtin
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 QUANTITIES = ("input_gradient_sensitivity", "jacobian_sensitivity", "sharpness", "hessian_top_eigenvalue", "loss_gap", "test_loss",
@@ -93,8 +95,11 @@ class Config(ExperimentConfig):
     sharpness_steps: int = param(10, "projected ascent steps of the sharpness search", minimum=0)
     hessian_examples: int = param(1000, "size of the fixed random training subset for the Hessian's top eigenvalues", minimum=1)
     hessian_top_k: int = param(3, "largest Hessian eigenvalues found by Lanczos per model (the first is λ_max)", minimum=1)
+    model: tuple[str, ...] = model_field("instead of the MLP (widths and activation then unused), trained with the ordinary loop "
+                                         "per seed", note="input_shape: one image's (C, H, W); num_outputs: the classes")
 
     def validate(self):
+        check_one_model(self.model, "sensitivity")
         settings = self.batch_sizes if self.vary == "batch_size" else self.learning_rates
         if len(settings) < 2 or len(set(settings)) != len(settings):
             raise ConfigError(f"{'batch_sizes' if self.vary == 'batch_size' else 'learning_rates'} must list at least two distinct values")
@@ -115,34 +120,50 @@ def _settings(config: Config) -> list[tuple[int, float]]:
     return [(config.batch_size, lr) for lr in sorted(config.learning_rates)]
 
 
-def _train_setting(spec, data, config, batch_size, learning_rate, sharpness_subset, hessian_subset, trial) -> dict:
-    """Train all seeds of one setting together on trial.device, then measure every member: a checkpoint-safe dict."""
+def _train_setting(spec, data, config, batch_size, learning_rate, sharpness_subset, hessian_subset, trial, user=None,
+                   input_shape=None) -> dict:
+    """Train all seeds of one setting on trial.device (dlprobe's MLP: together in the ensemble trainer; a user model:
+    each seed with the ordinary loop), then measure every member: a checkpoint-safe dict."""
     device = trial.device
     data, sharpness_subset, hessian_subset = data.to(device), sharpness_subset.to(device), hessian_subset.to(device)
     train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=learning_rate), batch_size=batch_size,
                            epochs=config.epochs, eval_every=1)
-    result = train_ensemble(spec, config.seeds, data, train_spec, device=device, progress=trial.progress)
+    if user is None:
+        result = train_ensemble(spec, config.seeds, data, train_spec, device=device, progress=trial.progress)
+        members = [result.model.member(index) for index in range(len(config.seeds))]
+        curves = [{name: result.log.series(name, str(i))[1] for name in ("epoch", *METRICS)} for i in range(len(config.seeds))]
+        final = {name: result.final[name].tolist() for name in METRICS}
+        status, epochs_done = list(result.status), result.epochs_done
+    else:
+        members, curves, status = [], [], []
+        for seed in config.seeds:
+            model = user_or_builtin(user, None, input_shape=input_shape, num_outputs=spec.out_features, seed=seed, device=device)
+            result = train_seeded(model, data, train_spec, seed=seed, progress=trial.progress)
+            members.append(model)
+            curves.append({name: result.log.series(name)[1] for name in ("epoch", *METRICS)})
+            status.append(result.status)
+        final = {name: [c[name][-1] if c[name] else float("nan") for c in curves] for name in METRICS}
+        epochs_done = min(len(c["epoch"]) - 1 for c in curves)
     x_sensitivity = data.x_test[: config.sensitivity_examples]
     y_sensitivity = data.y_test[: config.sensitivity_examples]
     measured = {"input_gradient_sensitivity": [], "jacobian_sensitivity": [], "sharpness": [], "hessian_top_eigenvalue": []}
     hessian_top = []  # per seed: the hessian_top_k largest eigenvalues, descending
-    for index, seed in enumerate(config.seeds):
-        model = result.model.member(index)
+    for model, seed in zip(members, config.seeds):
         measured["input_gradient_sensitivity"].append(
             input_gradient_sensitivity(model, x_sensitivity, y_sensitivity)["mean_example_gradient_norm"])
         measured["jacobian_sensitivity"].append(jacobian_sensitivity(model, x_sensitivity))
         generator = torch.Generator(device=device).manual_seed(int(seed))
         measured["sharpness"].append(epsilon_sharpness(model, data.x_train[sharpness_subset], data.y_train[sharpness_subset],
                                                        epsilon=config.epsilon, steps=config.sharpness_steps, generator=generator)["sharpness"])
-        # A plain MLP (Linear + activation, no BatchNorm): its loss is a function of the parameters alone.
+        # In eval mode (make_flat_loss): BatchNorm with its running statistics, no dropout, so the loss is a function
+        # of the parameters alone.
         hessian_top.append(top_hessian_eigenvalues(model, data.x_train[hessian_subset], data.y_train[hessian_subset],
                                                    config.hessian_top_k, int(seed)))
         measured["hessian_top_eigenvalue"].append(hessian_top[-1][0])
-    curves = [{name: result.log.series(name, str(i))[1] for name in ("epoch", *METRICS)} for i in range(len(config.seeds))]
     steps_per_epoch = -(-len(data.x_train) // batch_size)
-    return {"final": {name: result.final[name].tolist() for name in METRICS}, "measured": measured,
+    return {"final": final, "measured": measured,
             "hessian_top_eigenvalues": hessian_top, "curves": curves,
-            "status": list(result.status), "steps": steps_per_epoch * result.epochs_done}
+            "status": status, "steps": steps_per_epoch * epochs_done}
 
 
 def run(config: Config, ctx) -> dict:
@@ -152,27 +173,36 @@ def run(config: Config, ctx) -> dict:
     if too_large:
         raise ConfigError(f"batch sizes {too_large} exceed the {num_train} training images of {dataset.name}; use at most {num_train}")
     spec = MLPSpec(int(np.prod(dataset.input_shape)), config.widths, dataset.num_classes, config.activation)
-    if config.hessian_top_k >= spec.num_params:
-        raise ConfigError(f"hessian_top_k={config.hessian_top_k} must be below the model's {spec.num_params} parameters")
+    user = single_user_model(config)
+    described = user_or_builtin(user, lambda: build_mlp(spec, torch.Generator().manual_seed(config.seeds[0])),
+                                input_shape=dataset.input_shape, num_outputs=dataset.num_classes, seed=config.seeds[0])
+    count = num_params(described)
+    training = "ensemble" if user is None else "loop"
+    ctx.describe_model("model", described, dataset.x_train[:2], training,
+                       **user_details(user, input_shape=tuple(dataset.input_shape), num_outputs=dataset.num_classes, seed=config.seeds[0]))
+    if config.hessian_top_k >= count:
+        raise ConfigError(f"hessian_top_k={config.hessian_top_k} must be below the model's {count} parameters")
     data = TensorData(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test).to(ctx.device)
     # Fixed training subsets for every model, so sharpness and Hessian values are comparable across settings; both are
     # the first examples of one seeded permutation (the same subset when their sizes agree).
     order = torch.randperm(num_train, generator=torch.Generator().manual_seed(config.seed)).to(ctx.device)
     subsets = order[: config.sharpness_examples], order[: config.hessian_examples]
     settings = _settings(config)
-    trials = [(f"bs{batch_size}_lr{learning_rate:g}", partial(_train_setting, spec, data, config, batch_size, learning_rate, *subsets))
+    extra = {} if user is None else {"user": user, "input_shape": tuple(dataset.input_shape)}
+    trials = [(f"bs{batch_size}_lr{learning_rate:g}", partial(_train_setting, spec, data, config, batch_size, learning_rate, *subsets, **extra))
               for batch_size, learning_rate in settings]
-    results = ctx.map_trials(trials, "sensitivity", steps=config.epochs)
+    results = ctx.map_trials(trials, "sensitivity", steps=config.epochs * (1 if user is None else len(config.seeds)))
     varied = "batch_size" if config.vary == "batch_size" else "learning_rate"
     models = [_summarize_model(b, lr, r) for (b, lr), r in zip(settings, results)]
-    summary = {"dataset": dataset.name, "dataset_note": dataset.note, "model": f"MLP {spec.describe()} ({config.activation})",
-               "num_params": spec.num_params, "optimizer": "adam", "epochs": config.epochs, "seeds": list(config.seeds),
+    summary = {"dataset": dataset.name, "dataset_note": dataset.note,
+               "model": model_name(user, f"MLP {spec.describe()} ({config.activation})"),
+               "num_params": count, "training_path": TRAINING_PATHS[training], "optimizer": "adam", "epochs": config.epochs, "seeds": list(config.seeds),
                "vary": varied, "num_train": num_train, "epsilon": config.epsilon, "sensitivity_examples": min(config.sensitivity_examples, dataset.num_test),
                "sharpness_examples": min(config.sharpness_examples, num_train), "hessian_examples": min(config.hessian_examples, num_train),
                "hessian_top_k": config.hessian_top_k, "definitions": _definitions(config),
                "models": models, "spearman": spearman_trends(models, varied)}
     _record(ctx.log, settings, results, config, varied)
-    _draw(ctx, models, varied, config, spec, dataset.name)
+    _draw(ctx, models, varied, config, model_name(user, f"MLP {spec.describe()}"), count, dataset.name)
     return summary
 
 
@@ -231,12 +261,12 @@ def _runs(models, quantity) -> np.ndarray:
     return np.array([m[quantity]["values"] for m in models], dtype=float).T
 
 
-def _draw(ctx, models, varied, config, spec, dataset_name) -> None:
+def _draw(ctx, models, varied, config, model, count, dataset_name) -> None:
     x_values = [m[varied] for m in models]
     xlabel = "batch size (log scale)" if varied == "batch_size" else "Adam learning rate (log scale)"
     fixed = f"lr {config.learning_rate:g}" if varied == "batch_size" else f"batch {config.batch_size}"
     seeds = f"{len(config.seeds)} seed{'s' if len(config.seeds) > 1 else ''}" + (", band = min-max" if len(config.seeds) > 1 else "")
-    setting = f"MLP {spec.describe()} ({spec.num_params} params), Adam {fixed}, {config.epochs} epochs, {dataset_name}, {seeds}"
+    setting = f"{model} ({count} params), Adam {fixed}, {config.epochs} epochs, {dataset_name}, {seeds}"
     sensitivity = {LEGENDS["input_gradient_sensitivity"]: (_runs(models, "input_gradient_sensitivity"), "-.")}
     figures = {
         "loss": ({"train loss": (_runs(models, "train_loss"), "-"), "test loss": (_runs(models, "test_loss"), "--")}, sensitivity,

@@ -38,16 +38,18 @@ from ..analysis.trajectory import embed_tsne, fit_pca, transform
 from ..config import ExperimentConfig, param
 from ..config_fields import (activation_field, batch_size_field, dataset_field, epochs_field, function_field,
                              learning_rate_field, num_test_field, num_train_field, optimizer_field, seeds_field,
-                             snapshot_every_field, train_size_field, widths_field)
+                             model_field, snapshot_every_field, train_size_field, widths_field)
 from ..data.tasks import load_task
 from ..errors import ConfigError
-from ..models.mlp import MLPSpec
+from ..models.mlp import MLPSpec, build_mlp
 from ..plotting.optimization import plot_trajectories
 from ..plotting.style import close
 from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
+from .model_choice import TRAINING_PATHS, check_one_model, model_name, num_params, single_user_model, train_seeded, user_details, \
+    user_or_builtin
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,12 @@ class Config(ExperimentConfig):
     perplexity: float = param(30.0, "t-SNE perplexity (method tsne)", minimum=1.0)
     num_train: int = num_train_field(1000)
     num_test: int = num_test_field(200)
+    model: tuple[str, ...] = model_field("instead of the MLP (widths and activation then unused), each seed trained with the "
+                                         "ordinary loop; layer then counts the modules that hold parameters",
+                                         note="input_shape: (1,) for the function or one image's (C, H, W); num_outputs: 1 or the classes")
 
     def validate(self):
+        check_one_model(self.model, "trajectory")
         if not self.widths:
             raise ConfigError("widths must list at least one hidden layer width")
         if self.layer > len(self.widths):
@@ -103,6 +109,46 @@ def _train(config, data, spec, loss, device, progress) -> dict:
     }
 
 
+def _train_user(config, data, user, input_shape, num_outputs: int, loss, device, progress) -> dict:
+    """Each seed's user model with the ordinary loop; snapshots flattened in named_parameters order: like _train's."""
+    train_spec = TrainSpec(loss=loss, optimizer=OptimizerSettings(config.optimizer, lr=config.learning_rate), batch_size=config.batch_size,
+                           epochs=config.epochs, eval_every=config.snapshot_every, snapshot_every=config.snapshot_every)
+    flats, metrics, status, epochs = [], [], [], None
+    for seed in config.seeds:
+        model = user_or_builtin(user, None, input_shape=input_shape, num_outputs=num_outputs, seed=seed, device=device)
+        result = train_seeded(model, data.to(device), train_spec, seed=seed, progress=progress)
+        names = [name for name, _ in model.named_parameters()]
+        flats.append(torch.stack([torch.cat([snapshot[name].flatten() for name in names]) for snapshot in result.snapshots]))  # (T, P)
+        metrics.append(result.snapshot_metrics)
+        status.append(result.status)
+        epochs = result.snapshot_epochs if epochs is None or len(result.snapshot_epochs) < len(epochs) else epochs
+    length = len(epochs)  # a diverged seed has fewer snapshots: every run is cut to the shortest
+    names = sorted(metrics[0][-1])
+    return {"snapshots": torch.stack([flat[:length] for flat in flats], dim=1), "epochs": list(epochs),
+            "metrics": {name: torch.tensor([[float(m[t][name]) for m in metrics] for t in range(length)]) for name in names},
+            "status": status}
+
+
+def user_layer(model, layer: int) -> tuple[slice, dict, str]:
+    """The `layer`-th module holding parameters (named_modules order) of a user model: where its parameters sit in the
+    flat vector (named_parameters order), its summary entry {index, name, type, shape (of its first parameter),
+    num_params}, and the figure's heading."""
+    owners = [(name, module) for name, module in model.named_modules() if any(True for _ in module.parameters(recurse=False))]
+    if layer >= len(owners):
+        raise ConfigError(f"layer {layer} does not exist: the model has {len(owners)} modules with parameters (0..{len(owners) - 1})")
+    name, module = owners[layer]
+    own = {id(p) for p in module.parameters(recurse=False)}
+    start, size, first = 0, 0, None
+    for parameter in model.parameters():
+        if id(parameter) in own:
+            first = first or list(parameter.shape)
+            size += parameter.numel()
+        elif size == 0:
+            start += parameter.numel()
+    entry = {"index": layer, "name": name, "type": type(module).__name__, "shape": first, "num_params": size}
+    return slice(start, start + size), entry, f"layer {layer}: {name} ({type(module).__name__}, {size} params)"
+
+
 def _distances(snapshots: np.ndarray) -> dict:
     """snapshots (T, M, P) -> straight and path distances per run, mean pairwise distances between runs."""
     moved = np.linalg.norm(snapshots[-1] - snapshots[0], axis=1)  # (M,)
@@ -134,26 +180,49 @@ def _reduce(config, snapshots: np.ndarray) -> tuple[np.ndarray, list[float]]:
 def run(config: Config, ctx) -> dict:
     task = load_task(config, ctx.data_dir)
     spec = MLPSpec(task.in_features, config.widths, task.out_features, config.activation)
-    with ctx.progress(config.epochs, "trajectory") as progress:
-        trained = ctx.trial("train", lambda: _train(config, task.data, spec, task.loss, ctx.device, progress))
+    user = single_user_model(config)
+    input_shape = tuple(task.data.x_train.shape[1:])
+    described = user_or_builtin(user, lambda: build_mlp(spec, torch.Generator().manual_seed(config.seeds[0])), input_shape=input_shape,
+                                num_outputs=task.out_features, seed=config.seeds[0])
+    training = "ensemble" if user is None else "loop"
+    ctx.describe_model("model", described, task.data.x_train[:2], training,
+                       **user_details(user, input_shape=input_shape, num_outputs=task.out_features, seed=config.seeds[0]))
+    if user is None:
+        layer = layer_slice(spec, config.layer), None, None
+    else:
+        layer = user_layer(described, config.layer)
+    with ctx.progress(config.epochs * (1 if user is None else len(config.seeds)), "trajectory") as progress:
+        if user is None:
+            trained = ctx.trial("train", lambda: _train(config, task.data, spec, task.loss, ctx.device, progress))
+        else:
+            trained = ctx.trial("train", lambda: _train_user(config, task.data, user, input_shape, task.out_features, task.loss, ctx.device,
+                                                             progress))
     snapshots = trained["snapshots"].double().numpy()  # (T, M, P)
-    views = {"whole": snapshots, "layer": snapshots[:, :, layer_slice(spec, config.layer)]}
+    views = {"whole": snapshots, "layer": snapshots[:, :, layer[0]]}
     coordinates, ratios = {}, {}
     for name, view in views.items():
         coordinates[name], ratios[name] = _reduce(config, view)
     metrics = {name: values.numpy() for name, values in trained["metrics"].items()}  # name -> (T, M)
     classify = task.loss == "cross_entropy"
-    summary = _summarize(config, task, spec, trained, metrics, ratios, views)
+    summary = _summarize(config, task, spec, trained, metrics, ratios, views, user, layer[1], num_params(described))
+    summary["training_path"] = TRAINING_PATHS[training]
+    if user is not None:
+        summary["user_model"] = user.text
     _record(ctx.log, config, trained["epochs"], metrics, coordinates)
-    _draw(ctx, config, task, spec, coordinates, ratios, metrics["train_accuracy" if classify else "train_loss"], classify)
+    _draw(ctx, config, task, spec, coordinates, ratios, metrics["train_accuracy" if classify else "train_loss"], classify,
+          user, layer[2], num_params(described))
     return summary
 
 
-def _summarize(config, task, spec, trained, metrics, ratios, views) -> dict:
-    fan_in, fan_out = spec.layer_sizes[config.layer]
+def _summarize(config, task, spec, trained, metrics, ratios, views, user=None, user_layer_entry=None, count=None) -> dict:
+    if user is None:
+        fan_in, fan_out = spec.layer_sizes[config.layer]
+        layer = {"index": config.layer, "shape": [fan_out, fan_in], "num_params": fan_in * fan_out + fan_out}
+    else:
+        layer = user_layer_entry
     summary = {
-        "task": task.describe(), "architecture": spec.describe(), "activation": config.activation,
-        "num_params": spec.num_params, "layer": {"index": config.layer, "shape": [fan_out, fan_in], "num_params": fan_in * fan_out + fan_out},
+        "task": task.describe(), "architecture": model_name(user, spec.describe()), "activation": config.activation,
+        "num_params": spec.num_params if user is None else count, "layer": layer,
         "method": config.method, "seeds": list(config.seeds), "epochs": config.epochs, "snapshot_every": config.snapshot_every,
         "snapshot_epochs": trained["epochs"], "num_snapshots": len(trained["epochs"]), "num_runs": len(config.seeds),
         "explained_variance_ratio": ratios, "distances": {name: _distances(view) for name, view in views.items()},
@@ -178,12 +247,16 @@ def _record(log, config, epochs, metrics, coordinates) -> None:
                 log.add(f"seed{seed}", epoch, f"{view}_y", float(points[t, index, 1]))
 
 
-def _draw(ctx, config, task, spec, coordinates, ratios, values, classify) -> None:
-    fan_in, fan_out = spec.layer_sizes[config.layer]
+def _draw(ctx, config, task, spec, coordinates, ratios, values, classify, user=None, layer_heading=None, count=None) -> None:
     what = f"{task.description} ({'accuracy' if classify else 'MSE'})"
     value_format = "{:.1%}" if classify else "{:.2g}"
     quantity = "training accuracy" if classify else "training MSE"
-    for view, heading in (("layer", f"layer {config.layer} ({fan_out}x{fan_in} weights + bias)"), ("whole", f"whole model ({spec.num_params} params)")):
+    if user is None:
+        fan_in, fan_out = spec.layer_sizes[config.layer]
+        layer_heading, count, model = f"layer {config.layer} ({fan_out}x{fan_in} weights + bias)", spec.num_params, f"{spec.describe()} {config.activation} MLP"
+    else:
+        model = user.text
+    for view, heading in (("layer", layer_heading), ("whole", f"whole model ({count} params)")):
         points = coordinates[view]  # (T, M, 2)
         if config.method == "pca":
             axis_labels = [f"PC{i + 1} ({100 * r:.1f}% var)" for i, r in enumerate(ratios[view])] + ["PC2 (0% var)"]
@@ -192,7 +265,7 @@ def _draw(ctx, config, task, spec, coordinates, ratios, values, classify) -> Non
         labels = [f"seed {seed} (final {value_format.format(values[-1, i])})" for i, seed in enumerate(config.seeds)]
         ax = plot_trajectories(
             [points[:, i] for i in range(points.shape[1])], [values[:, i] for i in range(points.shape[1])], labels, axis_labels[:2],
-            title=(f"Weights of the {heading} of {spec.describe()} {config.activation} MLP, {len(config.seeds)} runs, "
+            title=(f"Weights of the {heading} of {model}, {len(config.seeds)} runs, "
                    f"every {config.snapshot_every} epochs\n{'PCA' if config.method == 'pca' else 't-SNE'} fitted jointly on all runs; task {what}; "
                    f"numbers: {quantity}"),
             value_format=value_format,

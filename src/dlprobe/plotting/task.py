@@ -15,7 +15,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .style import mean_band, new_axes
 
-FAMILY_COLORMAPS = {"cnn": "Blues", "dnn": "Oranges"}
+FAMILY_COLORMAPS = {"cnn": "Blues", "dnn": "Oranges", "user": "Greens"}
 MIN_ZOOM_EPOCHS = 6
 
 

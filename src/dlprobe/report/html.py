@@ -10,6 +10,7 @@ import base64
 from html import escape as _escape
 
 from .collect import ExperimentEntry, ReportData, RunRecord, is_png
+from .models import model_tables
 from .text import anchor, format_config_value, format_duration, format_value
 from .theme import CSS
 
@@ -96,6 +97,10 @@ def _experiment(entry: ExperimentEntry) -> str:
     for problem in entry.problems:
         parts.append(f'<div class="box warn"><p>{escape(problem)}</p></div>')
     parts.append("<h4>Settings</h4>" + _settings(run))
+    tables = model_tables(run.summary)
+    if tables:
+        parts.append("<h4>Models</h4>" + "".join(f"<p>{escape(heading)}</p>" + _table(columns, rows, footer or None)
+                                                 for heading, columns, rows, footer in tables))
     if run.figures:
         parts.append("<h4>Figures</h4>" + _figures(run))
     if entry.rows:

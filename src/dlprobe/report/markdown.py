@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from .collect import ExperimentEntry, ReportData
+from .models import model_tables
 from .text import format_config_value, format_duration, format_value
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]{}#|!~])")
@@ -65,6 +66,11 @@ def _experiment(entry: ExperimentEntry, figure_links: dict[Path, str]) -> list[s
               f"wall time {md(format_duration(run.wall_time))}; run directory {md(run.path)}", ""]
     config = record.get("config", {}) if isinstance(record.get("config"), dict) else {}
     lines += [*_table(["field", "value"], [[k, format_config_value(v)] for k, v in config.items()]), ""]
+    tables = model_tables(run.summary)
+    if tables:
+        lines += ["#### Models", ""]
+        for heading, columns, rows, footer in tables:
+            lines += [md(heading), "", *_table(columns, rows + ([footer] if footer else [])), ""]
     if run.figures:
         lines += ["#### Figures", ""]
         for figure in run.figures:

@@ -14,6 +14,8 @@ from ..wording import compare_lower_is_better, mean_std, ranking
 
 
 def _name(model: dict) -> str:
+    if model["family"] == "user":
+        return model["architecture"]
     unit = "conv-block CNN" if model["family"] == "cnn" else "hidden-layer DNN"
     return f"{model['depth']}-{unit}"
 
@@ -26,6 +28,8 @@ def observe(summary: dict, config: dict) -> list[str]:
     for name, dataset in summary["datasets"].items():
         lead = f"{name}: "
         models = list(dataset["models"].values())
+        if "same_parameter_count" in dataset:  # --model: the user's own models
+            sentences.append(lead + same_count_sentence(models, dataset["same_parameter_count"]))
         for family in ("cnn", "dnn"):
             members = sorted((m for m in models if m["family"] == family), key=lambda m: m["depth"])
             if len(members) < 2:
@@ -56,6 +60,16 @@ def observe(summary: dict, config: dict) -> list[str]:
                 _name(best["cnn"]), best["cnn"]["final_test_error"],
                 _name(best["dnn"]), best["dnn"]["final_test_error"], "final test error (1 − accuracy)"))
     return sentences
+
+
+def same_count_sentence(models: list[dict], same: dict) -> str:
+    """Whether the user's models compare at one parameter count (within 1%), said plainly when they do not."""
+    counts = ", ".join(f"{_name(m)} {m['num_params']:,}" for m in models)
+    spread = format_number(100 * same["relative_spread"])
+    if same["within_1_percent"]:
+        return f"your models' exact parameter counts ({counts}) are within 1% of each other ({spread}% apart): a comparison at the same budget."
+    return (f"your models' exact parameter counts ({counts}) are NOT within 1% of each other ({spread}% apart): differences below "
+            "mix the architecture with the number of parameters; this is not a comparison at the same budget.")
 
 
 def table(summary: dict) -> tuple[list[str], list[list]]:

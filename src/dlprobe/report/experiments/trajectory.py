@@ -15,8 +15,9 @@ from ..wording import mean_std
 def observe(summary: dict, config: dict) -> list[str]:
     classify = summary["task"]["kind"] == "images"
     metric = "final_train_accuracy" if classify else "final_train_loss"
+    model = f"model {summary['user_model']}" if summary.get("user_model") else f"{summary['architecture']} MLP"
     sentences = [_answer(summary)] if summary["distances"]["whole"]["between_initial"] else []
-    sentences += [f"{summary['num_runs']} runs of the {summary['architecture']} MLP on {summary['task']['description']}: "
+    sentences += [f"{summary['num_runs']} runs of the {model} on {summary['task']['description']}: "
                  f"{metric.replace('_', ' ')} {mean_std(summary[metric])} (range {format_number(summary[metric]['min'])} to {format_number(summary[metric]['max'])}); "
                  f"{summary['num_snapshots']} snapshots per run (epochs {summary['snapshot_epochs'][0]} to {summary['snapshot_epochs'][-1]})."]
     for view in ("whole", "layer"):

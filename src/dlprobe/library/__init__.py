@@ -1,0 +1,3 @@
+"""The measurements on your own model and data: `dlprobe.Hessian`, `dlprobe.interpolate`, `dlprobe.surface`, ...
+
+Each public name is re-exported lazily from the package root (`dlprobe/__init__.py`)."""

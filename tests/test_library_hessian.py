@@ -1,0 +1,268 @@
+"""dlprobe.Hessian against independent references (float64, tiny smooth nets).
+
+Reference: torch.autograd.functional.hessian of the full-batch loss as a function of the parameter tensors
+(assembled into the dense (P, P) matrix), numpy's eigvalsh on it and on its blocks.
+"""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from dlprobe.errors import UsageError
+from dlprobe.library.hessian import Hessian, rademacher_probes
+
+
+def classifier(seed=0):
+    """3-5-4 tanh MLP (44 parameters), 37 examples of 4 classes, float64."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 4)).double()
+    inputs = torch.randn(37, 3, dtype=torch.float64)
+    labels = torch.randint(0, 4, (37,))
+    return model, inputs, labels
+
+
+def reference_hessian(model, loss_fn, inputs, targets, names=None):
+    """Dense Hessian (P, P) of loss_fn(model(inputs), targets) w.r.t. the named parameters (all by default)."""
+    named = dict(model.named_parameters())
+    names = names or list(named)
+    values = tuple(named[name].detach() for name in names)
+
+    def loss(*tensors):
+        return loss_fn(functional_call(model, dict(zip(names, tensors)), (inputs,)), targets)
+
+    blocks = torch.autograd.functional.hessian(loss, values)
+    sizes = [v.numel() for v in values]
+    rows = [torch.cat([blocks[i][j].reshape(sizes[i], sizes[j]) for j in range(len(values))], dim=1)
+            for i in range(len(values))]
+    return torch.cat(rows).numpy()
+
+
+def test_dense_equals_autograd_hessian_for_any_loss_callable():
+    model, x, y = classifier()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
+    hessian = Hessian(model, loss_fn, (x, y), progress=False)
+    reference = reference_hessian(model, loss_fn, x, y)
+    assert hessian.num_params == 44 and hessian.num_examples == 37 and hessian.num_batches == 1
+    assert hessian.loss == pytest.approx(loss_fn(model(x), y).item(), rel=1e-12)
+    np.testing.assert_allclose(hessian.dense(), reference, atol=1e-12)
+    nll = Hessian(model, lambda out, t: F.nll_loss(F.log_softmax(out, -1), t), (x, y), progress=False)
+    np.testing.assert_allclose(nll.dense(), reference_hessian(model, F.cross_entropy, x, y), atol=1e-12)
+
+
+def test_dataloader_gives_the_spectrum_of_the_concatenated_tensors():
+    model, x, y = classifier()
+    loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(0))
+    whole = Hessian(model, nn.CrossEntropyLoss(), (x, y), progress=False)
+    batched = Hessian(model, nn.CrossEntropyLoss(), loader, progress=False)
+    assert batched.num_batches == 5 and batched.num_examples == 37  # the last batch has 5: weights by size
+    assert batched.loss == pytest.approx(whole.loss, rel=1e-12)
+    np.testing.assert_allclose(batched.dense(), whole.dense(), atol=1e-12)
+    np.testing.assert_allclose(batched.eigenvalues(3).values, whole.eigenvalues(3).values, rtol=1e-9)
+    probes = rademacher_probes(4, whole.num_params, seed=3)
+    assert batched.trace(probes).estimate == pytest.approx(whole.trace(probes).estimate, rel=1e-10)
+
+
+def test_per_layer_and_per_block_spectra_are_blocks_of_the_dense_hessian():
+    model, x, y = classifier()
+    reference = reference_hessian(model, F.cross_entropy, x, y)  # order: 0.weight (15), 0.bias (5), 2.weight (20), 2.bias (4)
+    last = Hessian(model, F.cross_entropy, (x, y), params="2", progress=False)
+    assert last.names == ["2.weight", "2.bias"] and last.num_params == 24
+    block = reference[20:, 20:]
+    np.testing.assert_allclose(last.dense(), block, atol=1e-12)
+    np.testing.assert_allclose(last.eigenvalues(2).values, np.linalg.eigvalsh(block)[::-1][:2], rtol=1e-8)
+    mixed = Hessian(model, F.cross_entropy, (x, y), params=[model[2].bias, model[0]], progress=False)
+    assert mixed.names == ["0.weight", "0.bias", "2.bias"]  # model order, whatever the order asked
+    keep = np.r_[0:20, 40:44]
+    np.testing.assert_allclose(mixed.dense(), reference[np.ix_(keep, keep)], atol=1e-12)
+
+
+def test_frozen_parameters_are_excluded():
+    model, x, y = classifier()
+    model[0].requires_grad_(False)
+    hessian = Hessian(model, F.cross_entropy, (x, y), progress=False)
+    assert hessian.names == ["2.weight", "2.bias"] and hessian.num_params == 24
+    np.testing.assert_allclose(hessian.dense(), reference_hessian(model, F.cross_entropy, x, y)[20:, 20:], atol=1e-12)
+    with pytest.raises(UsageError, match="only frozen"):
+        Hessian(model, F.cross_entropy, (x, y), params="0")
+
+
+class DictModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 4))
+
+    def forward(self, inputs):
+        logits = self.body(inputs)
+        return {"logits": logits, "features": logits.detach()}
+
+
+def test_dict_and_tuple_outputs_are_selected():
+    torch.manual_seed(0)
+    model = DictModel().double()
+    _, x, y = classifier()
+    by_key = Hessian(model, F.cross_entropy, (x, y), output="logits", progress=False)
+    np.testing.assert_allclose(by_key.dense(), reference_hessian(model.body, F.cross_entropy, x, y), atol=1e-12)
+    by_callable = Hessian(model, F.cross_entropy, (x, y), output=lambda out: out["logits"], progress=False)
+    np.testing.assert_allclose(by_callable.dense(), by_key.dense(), atol=0)
+    with pytest.raises(UsageError, match=r"dict with keys \['logits', 'features'\]"):
+        Hessian(model, F.cross_entropy, (x, y))
+    with pytest.raises(UsageError, match="output='probs' is not in"):
+        Hessian(model, F.cross_entropy, (x, y), output="probs")
+    pair = nn.Sequential(model.body, _Pair())
+    np.testing.assert_allclose(Hessian(pair, F.cross_entropy, (x, y), output=0, progress=False).dense(), by_key.dense(), atol=1e-14)
+
+
+class _Pair(nn.Module):
+    def forward(self, logits):
+        return logits, logits.softmax(-1)
+
+
+def test_trace_with_the_same_probes_is_the_same_sum_and_the_estimate_is_consistent():
+    model, x, y = classifier()
+    hessian = Hessian(model, F.cross_entropy, (x, y), progress=False)
+    dense = hessian.dense()
+    probes = rademacher_probes(300, hessian.num_params, seed=0).numpy()
+    exact_samples = np.einsum("ip,pq,iq->i", probes, dense, probes)
+    estimate = hessian.trace(probes=300, seed=0)  # draws the same probes
+    np.testing.assert_allclose(estimate.samples, exact_samples, rtol=1e-10, atol=1e-12)
+    assert estimate.estimate == pytest.approx(exact_samples.mean(), rel=1e-10)
+    assert estimate.standard_error == pytest.approx(exact_samples.std(ddof=1) / np.sqrt(300), rel=1e-10)
+    # Rademacher: Var(z^T H z) = 2 (||H||_F^2 - sum_i H_ii^2); the estimate is within 4 of its standard errors.
+    spread = np.sqrt(2 * ((dense**2).sum() - (np.diag(dense) ** 2).sum()) / 300)
+    assert abs(estimate.estimate - np.trace(dense)) < 4 * spread
+
+
+def test_density_integrates_to_one_and_its_moments_are_the_trace_moments():
+    model, x, y = classifier()
+    hessian = Hessian(model, F.cross_entropy, (x, y), progress=False)
+    dense, num_params = hessian.dense(), hessian.num_params
+    runs = 40
+    result = hessian.density(steps=20, runs=runs, seed=1)
+    assert result.density.shape == result.grid.shape == (2000,) and result.nodes.shape == result.weights.shape
+    assert np.trapezoid(result.density, result.grid) == pytest.approx(1.0, abs=1e-6)
+    # The quadrature of each run reproduces v^T H^j v / P for its start vector v (j <= 2 with >= 2 steps) ...
+    starts = rademacher_probes(runs, num_params, seed=1).numpy()
+    first = np.einsum("ip,pq,iq->", starts, dense, starts) / (runs * num_params)
+    second = np.einsum("ip,pq,iq->", starts, dense @ dense, starts) / (runs * num_params)
+    assert (result.weights * result.nodes).sum() == pytest.approx(first, rel=1e-8)
+    assert (result.weights * result.nodes**2).sum() == pytest.approx(second, rel=1e-8)
+    # ... and the smoothed density's mean and second moment (+ sigma^2 from the Gaussians) are the same numbers.
+    assert np.trapezoid(result.grid * result.density, result.grid) == pytest.approx(first, rel=1e-5, abs=1e-8)
+    assert np.trapezoid(result.grid**2 * result.density, result.grid) == pytest.approx(second + result.sigma**2, rel=1e-5)
+    # Both are unbiased for tr(H)/P and tr(H^2)/P: within 4 standard errors of the dense values.
+    for matrix, moment in ((dense, first), (dense @ dense, second)):
+        spread = np.sqrt(2 * ((matrix**2).sum() - (np.diag(matrix) ** 2).sum()) / runs) / num_params
+        assert abs(moment - np.trace(matrix) / num_params) < 4 * spread
+
+
+def test_eigenvalues_are_sorted_as_named_and_vectors_are_eigenvectors():
+    model, x, y = classifier()
+    hessian = Hessian(model, F.cross_entropy, (x, y), progress=False)
+    dense = hessian.dense()
+    exact = np.linalg.eigvalsh(dense)
+    largest = hessian.eigenvalues(3, vectors=True)
+    np.testing.assert_allclose(largest.values, exact[::-1][:3], rtol=1e-8)
+    assert largest.vectors.shape == (3, 44)
+    np.testing.assert_allclose(dense @ largest.vectors.T, largest.vectors.T * largest.values, atol=1e-8)
+    np.testing.assert_allclose(np.linalg.norm(largest.vectors, axis=1), 1.0, rtol=1e-10)
+    smallest = hessian.eigenvalues(2, which="smallest")
+    np.testing.assert_allclose(smallest.values, exact[:2], rtol=1e-8)
+    assert smallest.vectors is None
+    magnitude = hessian.eigenvalues(4, which="magnitude").values
+    np.testing.assert_allclose(magnitude, exact[np.argsort(-np.abs(exact))][:4], rtol=1e-8)
+
+
+def test_hvp_keeps_the_kind_of_its_input_and_minimal_ratio_counts_positive_eigenvalues():
+    model, x, y = classifier()
+    hessian = Hessian(model, F.cross_entropy, (x, y), progress=False)
+    dense = hessian.dense()
+    vectors = np.random.default_rng(0).standard_normal((3, 44))
+    np.testing.assert_allclose(hessian.hvp(vectors), vectors @ dense, atol=1e-12)
+    single = hessian.hvp(torch.as_tensor(vectors[0]))
+    assert isinstance(single, torch.Tensor) and single.shape == (44,)
+    exact = np.linalg.eigvalsh(dense)
+    ratio = hessian.minimal_ratio()
+    assert ratio.method == "dense" and ratio.value == pytest.approx(np.mean(exact > 1e-6 * np.abs(exact).max()))
+    # Full-length Lanczos: nodes are the exact eigenvalues, each weighing 1/P in expectation.
+    estimated = hessian.minimal_ratio(dense_limit=0, steps=44, runs=30)
+    assert estimated.method == "density" and abs(estimated.value - ratio.value) < 0.1
+
+
+def test_float64_on_a_copy_and_batchnorm_buffers_left_as_they_were():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 2))
+    x, y = torch.randn(32, 3), torch.randint(0, 2, (32,))
+    before = {name: b.clone() for name, b in model.named_buffers()}
+    model.train()  # batch statistics; running statistics must not move
+    hessian = Hessian(model, F.cross_entropy, DataLoader(TensorDataset(x, y), batch_size=16), dtype=torch.float64, progress=False)
+    assert hessian.dtype == torch.float64 and next(model.parameters()).dtype == torch.float32
+    dense = hessian.dense()
+    hessian.eigenvalues(1)
+    for name, buffer in list(model.named_buffers()) + list(hessian.model.named_buffers()):
+        assert torch.equal(buffer, before[name].to(buffer.dtype)), name
+    # Reference: per batch of 16 in train mode (batch statistics) on the float64 copy, weighted 16/32 each.
+    halves = [reference_hessian(hessian.model, F.cross_entropy, x[i:i + 16].double(), y[i:i + 16]) for i in (0, 16)]
+    np.testing.assert_allclose(dense, (halves[0] + halves[1]) / 2, atol=1e-12)
+
+
+def nan_batches():
+    model, x, y = classifier()
+    bad = x.clone()
+    bad[30] = float("nan")
+    return model, [(bad[i:i + 10], y[i:i + 10]) for i in range(0, 37, 10)]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("empty loader", "no batches"),
+    ("non-scalar loss", r"returned \(37,\) on batch 0"),
+    ("no trainable parameters", "no trainable parameters"),
+    ("selection matches nothing", "'features' matches no parameter"),
+    ("data on another device", "batch 0: inputs are on meta but the model is on cpu"),
+    ("model as the loss", "Sequential with parameters, i.e. a model"),
+    ("nan loss", "the loss is nan on batch 3"),
+    ("one-shot iterator", "one-shot iterator"),
+    ("batch not a pair", "batch 0 is a list of length 3"),
+])
+def test_bad_input_is_one_line_usage_error(case, message):
+    model, x, y = classifier()
+    loss, data, params = F.cross_entropy, (x, y), None
+    if case == "empty loader":
+        data = DataLoader(TensorDataset(x[:0], y[:0]), batch_size=4)
+    elif case == "non-scalar loss":
+        loss = nn.CrossEntropyLoss(reduction="none")
+    elif case == "no trainable parameters":
+        model.requires_grad_(False)
+    elif case == "selection matches nothing":
+        params = "features"
+    elif case == "data on another device":
+        data = (torch.empty(37, 3, device="meta"), y)
+    elif case == "model as the loss":
+        loss = model
+    elif case == "nan loss":
+        model, data = nan_batches()
+    elif case == "one-shot iterator":
+        data = ((x[i:i + 10], y[i:i + 10]) for i in range(0, 37, 10))
+    elif case == "batch not a pair":
+        data = [[x, y, y]]
+    with pytest.raises(UsageError, match=message) as info:
+        Hessian(model, loss, data, params=params, progress=False)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_calls_on_a_hessian():
+    model, x, y = classifier()
+    hessian = Hessian(model, F.cross_entropy, (x, y), progress=False)
+    with pytest.raises(UsageError, match="which must be one of"):
+        hessian.eigenvalues(1, which="top")
+    with pytest.raises(UsageError, match="need 1 <= k < P = 44"):
+        hessian.eigenvalues(44)
+    with pytest.raises(UsageError, match="more than max_params=10"):
+        hessian.dense(max_params=10)
+    with pytest.raises(UsageError, match="at least 2 probes"):
+        hessian.trace(probes=1)
+    with pytest.raises(UsageError, match=r"vectors must be \(P,\) or \(k, P\) with P = 44"):
+        hessian.hvp(np.zeros(3))
