@@ -313,3 +313,23 @@ def test_param_count_with_a_size_factory(capsys, tmp_path, model_file):
 def test_param_count_needs_a_size_argument(capsys, tmp_path, model_file):
     code, err = run_cli(capsys, smoke("param-count", tmp_path / "out", "--dataset", "digits", "--model", f"{model_file}:make_cnn"))
     assert_rejected(code, err, "takes no 'size' argument, which param-count needs", tmp_path / "out")
+
+
+def test_fit_function_with_user_mlps(capsys, tmp_path, model_file):
+    from dlprobe.report.experiments.fit_function import observe
+
+    (tmp_path / "wider.py").write_text(textwrap.dedent('''
+        from torch import nn
+
+        def make(input_shape, num_outputs):      # 1*8 + 8 + 8*1 + 1 = 25, the same as models.py:make_mlp
+            return nn.Sequential(nn.Linear(input_shape[0], 8), nn.ReLU(), nn.Linear(8, num_outputs))
+    '''))
+    run_dir = run_ok(capsys, smoke("fit-function", tmp_path / "out", "--model", f"{model_file}:make_mlp", "--model", f"{tmp_path}/wider.py:make",
+                                   "--set", "max_epochs=40", "--set", "search_epochs=10", "--set", "learning_rates=1e-2"))
+    summary = summary_of(run_dir)
+    assert summary["same_parameter_count"] == {"counts": [25, 25], "relative_spread": 0.0, "within_1_percent": True}
+    models = summary["functions"]["sinc"]["models"]
+    assert [models[k]["model"] for k in ("1", "2")] == [f"{model_file}:make_mlp", f"{tmp_path}/wider.py:make"]
+    assert all(m["epochs_trained"] == 40 and m["status"] == ["ok", "ok"] for m in models.values())
+    assert "ordinary training loop" in summary["training_path"] and summary["layer_tables"]["model-2"]["total"] == 25
+    assert "are within 1% of each other" in observe(summary, {})[0]
