@@ -333,3 +333,13 @@ def test_fit_function_with_user_mlps(capsys, tmp_path, model_file):
     assert all(m["epochs_trained"] == 40 and m["status"] == ["ok", "ok"] for m in models.values())
     assert "ordinary training loop" in summary["training_path"] and summary["layer_tables"]["model-2"]["total"] == 25
     assert "are within 1% of each other" in observe(summary, {})[0]
+
+
+def test_config_file_takes_the_model(capsys, tmp_path, model_file, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # "models.py:make_mlp" is relative to the working directory
+    (tmp_path / "run.toml").write_text('model = "models.py:make_mlp"\n[error-surface]\nepochs = 4\n')
+    run_dir = run_ok(capsys, smoke("error-surface", tmp_path / "out", "--config", tmp_path / "run.toml"))
+    record = json.loads((run_dir / "config.json").read_text())
+    assert record["config"]["model"] == ["models.py:make_mlp"] and record["config"]["epochs"] == 4
+    assert record["user_models"][0]["file"] == str(model_file)
+    assert summary_of(run_dir)["num_params"] == 25
