@@ -343,3 +343,23 @@ def test_config_file_takes_the_model(capsys, tmp_path, model_file, monkeypatch):
     assert record["config"]["model"] == ["models.py:make_mlp"] and record["config"]["epochs"] == 4
     assert record["user_models"][0]["file"] == str(model_file)
     assert summary_of(run_dir)["num_params"] == 25
+
+
+def test_critical_points_with_user_mlp(capsys, tmp_path, model_file):
+    run_dir = run_ok(capsys, smoke("critical-points", tmp_path, "--model", f"{model_file}:make_mlp", "--set", "num_runs=2",
+                                   "--set", "train_epochs=50", "--set", "num_samples=50"))
+    summary = summary_of(run_dir)
+    assert summary["user_model"] == f"{model_file}:make_mlp" and summary["num_params"] == 25 and summary["num_runs"] == 2
+    assert "ordinary training loop" in summary["training_path"]
+    for run in summary["runs"]:
+        assert run["status"] == "ok" and run["grad_norm"] < run["grad_norm_at_switch"]
+        assert run["classification"] in ("saddle", "minimum", "undetermined")
+        assert run["num_negative"] + run["num_positive"] + run["num_undetermined"] == 25
+        assert run["minimal_ratio_low"] <= run["minimal_ratio"] <= run["minimal_ratio_high"]
+
+
+def test_critical_points_refuses_a_model_too_large_for_the_exact_hessian(capsys, tmp_path):
+    (tmp_path / "big.py").write_text("from torch import nn\n\ndef make(input_shape, num_outputs):\n"
+                                     "    return nn.Sequential(nn.Linear(1, 40), nn.Tanh(), nn.Linear(40, 40), nn.Tanh(), nn.Linear(40, 1))\n")
+    code, err = run_cli(capsys, smoke("critical-points", tmp_path / "out", "--model", f"{tmp_path}/big.py:make"))
+    assert_rejected(code, err, "the model has 1761 parameters, more than the 1000 its exact Hessian and sign bound allow", tmp_path / "out")
