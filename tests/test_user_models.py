@@ -189,18 +189,16 @@ def test_one_model_experiments_take_one_model(capsys, tmp_path, model_file):
 
 
 def test_editing_the_model_file_makes_a_new_run(capsys, tmp_path, model_file):
-    argv = ["run", "sensitivity", "--profile", "smoke", "--dataset", "digits", "--train-size", "200", "--out", tmp_path / "out",
-            "--quiet", "--model", f"{model_file}:make_cnn", "--set", "epochs=1", "--set", "batch_sizes=50,200",
-            "--set", "hessian_top_k=1", "--set", "sharpness_steps=1"]
+    argv = ["run", "error-surface", "--profile", "smoke", "--out", tmp_path / "out", "--quiet", "--model", f"{model_file}:make_mlp"]
     first = run_ok(capsys, argv)
-    digest = model_digest(parse_model_spec(f"{model_file}:make_cnn"))
+    digest = model_digest(parse_model_spec(f"{model_file}:make_mlp"))
     config = json.loads((first / "config.json").read_text())
-    assert config["user_models"] == [{"model": f"{model_file}:make_cnn", "file": str(model_file), "sha256": digest}]
+    assert config["user_models"] == [{"model": f"{model_file}:make_mlp", "file": str(model_file), "sha256": digest}]
     assert run_ok(capsys, argv) == first  # unchanged file: the same (finished) run
-    model_file.write_text(MODELS.replace("channels, (_, height, width) = 4", "channels, (_, height, width) = 3"))
+    model_file.write_text(MODELS.replace("nn.Linear(input_shape[0], 8), nn.Tanh(), nn.Linear(8,", "nn.Linear(input_shape[0], 6), nn.Tanh(), nn.Linear(6,"))
     second = run_ok(capsys, argv)
     assert second != first and second.parent == first.parent
-    assert summary_of(second)["num_params"] != summary_of(first)["num_params"]
+    assert (summary_of(first)["num_params"], summary_of(second)["num_params"]) == (25, 19)
 
 
 # ---------------------------------------------------------------- experiments
@@ -363,3 +361,40 @@ def test_critical_points_refuses_a_model_too_large_for_the_exact_hessian(capsys,
                                      "    return nn.Sequential(nn.Linear(1, 40), nn.Tanh(), nn.Linear(40, 40), nn.Tanh(), nn.Linear(40, 1))\n")
     code, err = run_cli(capsys, smoke("critical-points", tmp_path / "out", "--model", f"{tmp_path}/big.py:make"))
     assert_rejected(code, err, "the model has 1761 parameters, more than the 1000 its exact Hessian and sign bound allow", tmp_path / "out")
+
+
+def test_package_module_form_and_the_report_shows_the_layer_table(capsys, tmp_path, monkeypatch):
+    from dlprobe.report import build_report
+
+    package = tmp_path / "site" / "mypkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text(MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    run_dir = run_ok(capsys, smoke("error-surface", tmp_path / "out", "--model", "mypkg.nets:make_mlp"))
+    record = json.loads((run_dir / "config.json").read_text())
+    assert record["user_models"][0]["file"] == str(package / "nets.py")
+    report = build_report([run_dir], tmp_path / "report")
+    markdown = (report.parent / "report.md").read_text()
+    assert "#### Models" in markdown and "your model mypkg.nets:make\\_mlp, trained with the ordinary training loop" in markdown
+    assert "| 1 (Linear) | (N, 8) | 16 |" in markdown and "| total |  | 25 |" in markdown
+    html = report.read_text()
+    assert "<h4>Models</h4>" in html and "mypkg.nets:make_mlp" in html
+
+
+def test_user_model_runs_are_reproducible(capsys, tmp_path, model_file):
+    """Dropout draws from torch's global RNG, seeded per model: two runs give the same numbers."""
+    argv = ["--dataset", "digits", "--train-size", 100, "--model", f"{model_file}:make_cnn", "--set", "epochs=2", "--set", "test_size=100",
+            "--set", "size_sweep=", "--set", "label_noise=0.0", "--seeds", 1]
+    first = summary_of(run_ok(capsys, smoke("random-labels", tmp_path / "a", *argv)))
+    torch.manual_seed(12345)  # whatever the global RNG held before
+    second = summary_of(run_ok(capsys, smoke("random-labels", tmp_path / "b", *argv)))
+    assert first["runs"] == second["runs"]
+
+
+def test_builtin_models_get_layer_tables(capsys, tmp_path):
+    summary = summary_of(run_ok(capsys, smoke("grad-norm", tmp_path, "--set", "dataset=none")))
+    table = summary["layer_tables"]["sinc"]
+    assert table["source"] == "dlprobe" and table["training"] == "ensemble"
+    assert [row["params"] for row in table["rows"] if row["type"] == "Linear"] == [1 * 16 + 16, 16 * 1 + 1]  # smoke: widths (16,)
+    assert table["total"] == summary["tasks"]["sinc"]["num_params"] == 49

@@ -282,18 +282,20 @@ def _series(specs: dict, results: dict, models: dict, metric: str) -> dict:
     return series
 
 
-def specs_families(specs: dict) -> set[str]:
-    return {family for family, _, _ in specs.values()}
+def _what(specs: dict) -> str:
+    """What the figures compare: the user's models or the CNN and DNN families."""
+    return "your models" if any(family == "user" for family, _, _ in specs.values()) else "CNNs and DNNs at equal budgets"
 
 
 def _draw(ctx, name: str, key: str, specs: dict, results: dict, dataset_summary: dict) -> None:
     models = dataset_summary["models"]
     seeds = len(results[next(iter(results))]["curves"])
     spread = f"mean of {seeds} seeds, band = min-max" if seeds > 1 else "1 seed"
-    columns = [[_label(m) for m in sorted(models.values(), key=lambda m: m["depth"]) if m["family"] == family] for family in ("cnn", "dnn", "user")]
+    columns = [[_label(m) for m in sorted(models.values(), key=lambda m: m["depth"]) if m["family"] == family]
+               for family in ("cnn", "dnn", "user")]
     columns = [column for column in columns if column]
     ax = plot_training_loss(_series(specs, results, models, "train_loss"), columns=columns,
-                            title=f"{name}: training loss of {'your models' if 'user' in specs_families(specs) else 'CNNs and DNNs at equal budgets'} ({spread})")
+                            title=f"{name}: training loss of {_what(specs)} ({spread})")
     ctx.run_dir.save_figure(ax.figure, f"loss_{key}")
     close(ax.figure)
     left, *_ = plot_accuracy_with_zoom(_series(specs, results, models, "train_accuracy"), _series(specs, results, models, "test_accuracy"),

@@ -191,7 +191,8 @@ def check_output_shape(model: nn.Module, spec: UserModelSpec, input_shape: tuple
     except BaseException as error:  # noqa: BLE001
         if isinstance(error, KeyboardInterrupt):
             raise
-        raise ModelError(f"model {spec.where} failed on a batch of 2 inputs of shape {tuple(x.shape)}: {_user_error(error, source, spec.module is not None)}") from None
+        raise ModelError(f"model {spec.where} failed on a batch of 2 inputs of shape {tuple(x.shape)}: "
+                         f"{_user_error(error, source, spec.module is not None)}") from None
     finally:
         model.train(was_training)
     expected = (2, num_outputs)

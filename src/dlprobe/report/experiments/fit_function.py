@@ -78,8 +78,8 @@ def _user_sentences(summary: dict) -> list[str]:
     for function in summary["functions"].values():
         models = sorted(function["models"].values(), key=lambda m: m["depth"])
         first, last = models[0], models[-1]
-        sentences.append(f"{function['formula']}: " + same_count_sentence([{**m, "family": "user", "architecture": m["model"]} for m in models],
-                                                                         summary["same_parameter_count"]))
+        named = [{**m, "family": "user", "architecture": m["model"]} for m in models]
+        sentences.append(f"{function['formula']}: " + same_count_sentence(named, summary["same_parameter_count"]))
         if len(models) > 1:
             sentences.append(f"{function['formula']}: " + compare_lower_is_better(last["model"], last["final_test_mse"], first["model"],
                                                                                  first["final_test_mse"], "final test MSE"))
@@ -95,6 +95,7 @@ def table(summary: dict) -> tuple[list[str], list[list]]:
     rows = []
     for function in summary["functions"].values():
         for m in sorted(function["models"].values(), key=lambda m: m["depth"]):
-            rows.append([function["formula"], m["depth"], "-".join(map(str, m["widths"])) or m.get("model", ""), m["num_params"], format_number(m["learning_rate"]),
+            rows.append([function["formula"], m["depth"], "-".join(map(str, m["widths"])) or m.get("model", ""), m["num_params"],
+                         format_number(m["learning_rate"]),
                          mean_std(m["final_train_mse"]), mean_std(m["final_test_mse"]), m["epochs_trained"]])
     return columns, rows
