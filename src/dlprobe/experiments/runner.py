@@ -26,12 +26,16 @@ from .base import Experiment, RunContext
 
 
 def check_before_running(config, data_dir: Path | None) -> None:
-    """Fail before anything is written when a dataset the config names cannot be had, or is smaller than the
-    train_size/test_size asked for. Cheap (nothing is read), so the CLI runs it for every experiment of
-    `run all` before the first one starts, and each run again."""
+    """Fail before anything is written when a user model's file does not import or lacks its function, or a dataset
+    the config names cannot be had, or is smaller than the train_size/test_size asked for. Cheap (no data is read; a
+    user file is imported once), so the CLI runs it for every experiment of `run all` before the first one starts,
+    and each run again."""
     from ..data.images import check_subset_size
     from ..data.registry import DATASETS, canonical_name, check_available
+    from ..models.user import load_factory, parse_model_spec
 
+    for text in getattr(config, "model", ()):  # the user's file imported and its function found (called later, per task)
+        load_factory(parse_model_spec(text))
     names = list(getattr(config, "datasets", None) or ())
     if getattr(config, "dataset", None):
         names.append(config.dataset)
