@@ -25,6 +25,9 @@ rel_improvement, max_epochs}.
 - lr_grid_edge: "lowest" or "highest" when the chosen rate is that end of the searched grid
   (learning_rates_tried), "only" when the grid has one rate, null when it lies inside: at an edge, the
   best rate may lie outside the grid.
+With --model (repeatable): models.<position> as for depths, each with its `model` text (widths empty, converged
+never: the ordinary loop has no stopping rule), and user_models, same_parameter_count {counts, relative_spread,
+within_1_percent}, training_path at the top level.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ num_params, final_train_loss, final_test_loss, final_train_accuracy, final_test_
 peak_test_accuracy (best epoch's test accuracy; all seed stats: mean, std, min, max, values, n),
 final_test_error (1 - final_test_accuracy, the same seed stats mirrored: mean 1 - mean, min 1 - max, ...),
 epochs (completed by every seed), status (per seed)}}}.
+With --model (repeatable): the models are "model-<position>" (family "user", architecture the factory's text, each
+seed trained with the ordinary loop) and datasets.<name>.same_parameter_count = {counts, relative_spread,
+within_1_percent}; every model's training_path; summary.json's layer_tables (runner) describe every model.
 """
 
 from __future__ import annotations
