@@ -120,7 +120,7 @@ def model_field(context: str = "", *, size: bool = False, note: str = ""):
     """`model: tuple[str, ...] = model_field(...)`: () is dlprobe's own model; the help names what the factory
     gets (size=True: param-count's size knob too) and `context` what it replaces."""
     notes = MODEL_NOTE.format(size=", size" if size else "")
-    return param((), _help("user model factories", context, notes, note), check=_user_models, digest=_model_digests)
+    return param((), _help("user model", context, notes, note), check=_user_models, digest=_model_digests)
 
 
 def widths_field(default: tuple[int, ...], context: str = ""):
