@@ -116,11 +116,12 @@ def num_test_field(default: int):
 # --- model and training ---------------------------------------------------------------------------
 
 
-def model_field(context: str = "", *, size: bool = False, note: str = ""):
+def model_field(context: str = "", *, size: bool = False, note: str = "", noun: str = "user model"):
     """`model: tuple[str, ...] = model_field(...)`: () is dlprobe's own model; the help names what the factory
-    gets (size=True: param-count's size knob too) and `context` what it replaces."""
+    gets (size=True: param-count's size knob too) and `context` what it replaces (noun "user models" where the
+    experiment compares several)."""
     notes = MODEL_NOTE.format(size=", size" if size else "")
-    return param((), _help("user model", context, notes, note), check=_user_models, digest=_model_digests)
+    return param((), _help(noun, context, notes, note), check=_user_models, digest=_model_digests)
 
 
 def widths_field(default: tuple[int, ...], context: str = ""):

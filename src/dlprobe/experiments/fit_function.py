@@ -75,9 +75,10 @@ class Config(ExperimentConfig):
     num_train: int = num_train_field(1000)
     num_test: int = num_test_field(300)
     eval_every: int = eval_every_field(20)
-    model: tuple[str, ...] = model_field("(models) compared instead of the budget's MLPs (repeatable; depths and budget then unused), each "
+    model: tuple[str, ...] = model_field("compared instead of the budget's MLPs (repeatable; depths and budget then unused), each "
                                          "seed trained with the ordinary loop for max_epochs (no stopping rule)",
-                                         note="input_shape: (1,); num_outputs: 1; the report says whether their exact counts are within 1%")
+                                         note="input_shape: (1,); num_outputs: 1; the report says whether their exact counts are "
+                                              "within 1%", noun="user models")
 
     def validate(self):
         if len(set(self.model)) != len(self.model):

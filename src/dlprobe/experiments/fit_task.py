@@ -75,10 +75,10 @@ class Config(ExperimentConfig):
     seeds: tuple[int, ...] = seeds_field((0, 1, 2), note="mean and spread are reported")
     train_size: int | None = train_size_field("per dataset")
     test_size: int | None = test_size_field("per dataset")
-    model: tuple[str, ...] = model_field("(models) compared instead of dlprobe's CNNs and DNNs (repeatable; cnn_convs, dnn_depths and the "
+    model: tuple[str, ...] = model_field("compared instead of dlprobe's CNNs and DNNs (repeatable; cnn_convs, dnn_depths and the "
                                          "budgets then unused), each seed trained with the ordinary loop",
                                          note="input_shape: one image's (C, H, W) of each dataset; num_outputs: its classes; "
-                                              "the report says whether their exact counts are within 1%")
+                                              "the report says whether their exact counts are within 1%", noun="user models")
 
     def validate(self):
         if len(set(self.model)) != len(self.model):
