@@ -398,3 +398,26 @@ def test_builtin_models_get_layer_tables(capsys, tmp_path):
     assert table["source"] == "dlprobe" and table["training"] == "ensemble"
     assert [row["params"] for row in table["rows"] if row["type"] == "Linear"] == [1 * 16 + 16, 16 * 1 + 1]  # smoke: widths (16,)
     assert table["total"] == summary["tasks"]["sinc"]["num_params"] == 49
+
+
+def test_dropout_model_resumes_to_the_same_weights(tmp_path, model_file):
+    """A user model with dropout, stopped after 2 epochs and resumed to 4, ends where a straight 4-epoch run does."""
+    from dlprobe.data.tensors import TensorData
+    from dlprobe.experiments.model_choice import train_seeded, user_or_builtin
+    from dlprobe.training.loop import TrainSpec
+
+    generator = torch.Generator().manual_seed(0)
+    data = TensorData(torch.randn(40, 1, 8, 8, generator=generator), torch.randint(0, 10, (40,), generator=generator),
+                      torch.randn(10, 1, 8, 8, generator=generator), torch.randint(0, 10, (10,), generator=generator))
+    spec = parse_model_spec(f"{model_file}:make_cnn")
+
+    def trained(epochs, checkpoint=None):
+        model = user_or_builtin(spec, None, input_shape=(1, 8, 8), num_outputs=10, seed=3)
+        train_seeded(model, data, TrainSpec(loss="cross_entropy", epochs=epochs, batch_size=8), seed=3, checkpoint_path=checkpoint)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    straight = trained(4)
+    trained(2, tmp_path / "ckpt.pt")
+    resumed = trained(4, tmp_path / "ckpt.pt")
+    assert torch.equal(straight, resumed)
+    assert not torch.equal(straight, trained(2))  # the check can fail: training moves the weights
