@@ -143,6 +143,25 @@ def test_layer_table_of_user_cnn_sums_to_numel(model_file):
     assert "BatchNorm2d" in {row["type"] for row in table["rows"]} and table["output_shape"] == [10]
 
 
+def test_layer_table_tied_weights_root_parameters_and_a_single_module():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.act = nn.Linear(4, 4), nn.Linear(4, 4), nn.ReLU()
+            self.b.weight = self.a.weight  # one tensor, counted once (at its first owner)
+            self.scale = nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            return self.act(self.b(self.act(self.a(x)))) * self.scale
+
+    model = Tied()
+    table = layer_table(model, torch.zeros(2, 4))
+    assert [(row["layer"], row["params"]) for row in table["rows"]] == [("(model)", 1), ("a", 20), ("act", 0), ("b", 4)]
+    assert table["total"] == sum(p.numel() for p in model.parameters()) == 25 == sum(row["params"] for row in table["rows"])
+    single = layer_table(nn.Linear(3, 2), torch.zeros(2, 3))
+    assert single["rows"] == [{"layer": "Linear", "type": "Linear", "output_shape": [2], "params": 8, "trainable": 8}]
+
+
 # ---------------------------------------------------------------- mistakes: one line naming the file
 
 
