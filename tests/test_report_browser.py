@@ -29,6 +29,13 @@ PROBE_TAIL = ("<script>window.addEventListener('load',function(){var im=Array.fr
               "+' errors='+__errors.length;});</script>")
 
 
+# a user model's layer table (models/describe.py) with a hostile layer name: shown escaped, as text
+LAYER_TABLE = {"rows": [{"layer": "<img src=x onerror=alert(1)>", "type": "Conv2d", "output_shape": [4, 8, 8], "params": 40, "trainable": 40},
+                        {"layer": "6", "type": "Linear", "output_shape": [10], "params": 650, "trainable": 650}],
+               "total": 690, "trainable": 690, "input_shape": [1, 8, 8], "output_shape": [10], "training": "loop", "source": "user",
+               "model": "models.py:make_cnn"}
+
+
 def png(width: int, height: int) -> bytes:
     """A real PNG figure (matplotlib, Agg) of the given size in pixels."""
     import io
@@ -55,7 +62,7 @@ def report(tmp_path_factory):
     figure = png(640, 400)
     for experiment, summary, config in (
         ("fit-function", {"dataset_note": "<b>subset</b>", "models": [{"status": "diverged at step 3"}]}, {"functions": ["<script>alert(1)</script>"]}),
-        ("my-probe", {"accuracy": 0.9}, {"width": 8}),
+        ("my-probe", {"accuracy": 0.9, "layer_tables": {"model": LAYER_TABLE}}, {"width": 8}),
     ):
         run_dir = root / experiment / "quick_00000000"
         (run_dir / "figures").mkdir(parents=True)
@@ -106,3 +113,12 @@ def test_probe_notices_a_broken_image_and_a_console_error(report, tmp_path):
     status, console = load_status(tmp_path, broken)
     assert status["images"] == 4 and status["broken"] == 1 and status["errors"] == 1
     assert any("deliberate" in line for line in console)
+
+
+def test_layer_table_shows_in_chromium(report, tmp_path):
+    """The Models table next to the settings, as the browser lays it out (DOM after load), the hostile name as text."""
+    result = chromium(tmp_path, report.as_uri(), "--virtual-time-budget=5000", "--dump-dom")
+    dom = result.stdout
+    assert "<h4>Models</h4>" in dom and "your model models.py:make_cnn, trained with the ordinary training loop" in dom
+    assert "<td>(N, 4, 8, 8)</td>" in dom and "<td>total</td><td></td><td>690</td>" in dom
+    assert "&lt;img src=x onerror=alert(1)&gt; (Conv2d)" in dom and "<img src=\"x\"" not in dom

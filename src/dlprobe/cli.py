@@ -40,7 +40,7 @@ COMMON_HELP = {
               "(see `dlprobe run NAME --help` for the arguments it gets)"),
 }
 # how a common option is given, where its field's help does not say it
-COMMON_SYNTAX = {"datasets": "repeatable", "functions": "repeatable; an expression may hold commas", "model": "repeatable",
+COMMON_SYNTAX = {"datasets": "repeatable", "functions": "repeatable; an expression may hold commas",
                  "seeds": "a count N gives S, S+1, ..., or a list like 0,1,2"}
 
 

@@ -32,7 +32,7 @@ PROFILES = ("smoke", "quick", "full")
 
 
 def param(default, help: str, *, minimum=None, maximum=None, choices=None, check: Callable[[Any], Any] | None = None,
-          identity: bool | Callable[[Any], Any] = True, digest: Callable[[Any], Any] | None = None):
+          identity: bool | Callable[[Any], Any] = True):
     """A config field with help text and simple bounds (checked on every assignment path).
 
     minimum, maximum, choices: bounds on the value (on every item of a list). check: a function of the whole
@@ -40,11 +40,10 @@ def param(default, help: str, *, minimum=None, maximum=None, choices=None, check
     canonical form (the config holds and hashes what it returns). identity=False: the field does not
     change results (the device), so it is left out of the run's identity; a function: the identity hashes
     what it returns for the value (JSON-able; it must return the value itself wherever the value alone
-    decides the results, so that those runs keep their directories). digest: a function of a value that
-    differs from the default, giving what else the identity depends on (a user model file's content hash), so
-    the same text naming changed content is another run."""
+    decides the results, so that those runs keep their directories): a dataset PATH's content digest, a user
+    model file's content hash."""
     metadata = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices, "check": check,
-                "identity": identity, "digest": digest}
+                "identity": identity}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -83,9 +82,6 @@ class ExperimentConfig:
             for f in fields(self)
             if f.name in names and getattr(self, f.name) != getattr(defaults, f.name)
         }
-        for f in fields(self):
-            if f.name in changed and f.metadata.get("digest") is not None:
-                changed[f.name] = {"value": changed[f.name], "digest": f.metadata["digest"](getattr(self, f.name))}
         text = json.dumps(changed, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 

@@ -69,9 +69,10 @@ def _user_models(texts: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(parse_model_spec(text).text for text in texts)
 
 
-def _model_digests(texts: tuple[str, ...]) -> list[str]:
-    """The identity of each user model: its file's content hash with the function name (models/user.py)."""
-    return [model_digest(parse_model_spec(text)) for text in texts]
+def _model_identity(texts: tuple[str, ...]) -> dict:
+    """What the run identity hashes for user models: the texts and each one's file content hash with the function
+    name (models/user.py), so the same text naming an edited file is another run."""
+    return {"value": list(texts), "digest": [model_digest(parse_model_spec(text)) for text in texts]}
 
 
 def _distinct_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
@@ -120,11 +121,12 @@ def num_test_field(default: int):
 # --- model and training ---------------------------------------------------------------------------
 
 
-def model_field(context: str = "", *, size: bool = False, note: str = ""):
+def model_field(context: str = "", *, size: bool = False, note: str = "", noun: str = "user model"):
     """`model: tuple[str, ...] = model_field(...)`: () is dlprobe's own model; the help names what the factory
-    gets (size=True: param-count's size knob too) and `context` what it replaces."""
+    gets (size=True: param-count's size knob too) and `context` what it replaces (noun "user models" where the
+    experiment compares several)."""
     notes = MODEL_NOTE.format(size=", size" if size else "")
-    return param((), _help("user model factories", context, notes, note), check=_user_models, digest=_model_digests)
+    return param((), _help(noun, context, notes, note), check=_user_models, identity=_model_identity)
 
 
 def widths_field(default: tuple[int, ...], context: str = ""):

@@ -6,6 +6,8 @@ and `run(config, ctx) -> summary dict`. It records metrics in `ctx.log`, saves f
 this process, or on a Ray cluster) and single pieces of driver-side work to `ctx.trial(key, compute)`, so
 an interrupted run resumes where it stopped, and returns the headline numbers that become summary.json.
 Its sentences and table in the report live in report/experiments/<module>.py and read only that summary.
+Every model it trains is described once with `ctx.describe_model` (models/describe.py); the runner adds those layer
+tables to summary.json as `layer_tables`.
 """
 
 from __future__ import annotations

@@ -72,21 +72,23 @@ import torch
 from ..analysis.critical_refine import refine_and_classify
 from ..analysis.stats import rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
-from ..config_fields import activation_field, function_field, learning_rate_field, num_train_field, widths_field
+from ..config_fields import activation_field, function_field, learning_rate_field, model_field, num_train_field, widths_field
 from ..data.functions import function_dataset, get_function
 from ..data.tensors import TensorData
 from ..errors import ConfigError
-from ..models.mlp import MLPSpec
+from ..models.mlp import MLPSpec, build_mlp
 from ..plotting.critical import plot_minimal_ratio_vs_loss
 from ..plotting.style import close
 from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
+from .model_choice import TRAINING_PATHS, check_one_model, num_params, single_user_model, train_seeded, user_details, user_or_builtin
 
 CHUNK = 25  # runs per trial, refined together: the unit of resumption (and of a Ray task)
 STAGE_SPACINGS = ("log", "linear", "end")
 GRADIENT_FLAT = 0.5  # a run whose residual gradient lies more than this share in undetermined directions
+MAX_EXACT_PARAMS = 1000  # a user model's exact Hessian (P x P) and curvature gradients (P triple backprops) up to this P
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,13 @@ class Config(ExperimentConfig):
     num_samples: int = param(1000, "random neighbours (directions) for the sampling minimal ratio", minimum=1)
     sampling_radii: tuple[float, ...] = param((1e-3, 1e-2, 1e-1), "distances of the random neighbours, one sampling "
                                               "ratio each", minimum=1e-12)
+    model: tuple[str, ...] = model_field(f"instead of the MLP (widths and activation then unused): each run trains its own copy "
+                                         f"with the ordinary full-batch loop, then phases 2-3 run on it one run at a time with the "
+                                         f"exact Hessian (at most {MAX_EXACT_PARAMS} parameters; larger models are not supported yet)",
+                                         note="input_shape: (1,); num_outputs: 1; seed: the run's seed")
 
     def validate(self):
+        check_one_model(self.model, "critical-points")
         if not self.sampling_radii:
             raise ConfigError("critical-points: sampling_radii needs at least one radius")
 
@@ -146,6 +153,13 @@ def run(config: Config, ctx) -> dict:
     spec = MLPSpec(1, config.widths, 1, config.activation)
     seeds = [config.seed + i for i in range(config.num_runs)]
     switch = stage_epochs(config.num_runs, config.train_epochs, config.stages)
+    user = single_user_model(config)
+    described = user_or_builtin(user, lambda: build_mlp(spec, torch.Generator().manual_seed(seeds[0])), input_shape=(1,), num_outputs=1,
+                                seed=seeds[0])
+    ctx.describe_model("model", described, data.x_train[:2], "ensemble" if user is None else "loop",
+                       **user_details(user, input_shape=(1,), num_outputs=1, seed=seeds[0]))
+    if user is not None:
+        return _run_user_model(config, ctx, user, num_params(described), target, data, seeds, switch)
 
     def train_all():  # every run trains for the longest stage; run i's weights are taken at its own epoch
         longest = max(switch)
@@ -168,6 +182,12 @@ def run(config: Config, ctx) -> dict:
                             steps=[min(CHUNK, len(seeds) - start) for start in starts])
     records = [record for chunk in chunks for record in chunk]  # in seed order, like `switch`
     runs = [{"switch_epoch": epoch, **record} for epoch, record in zip(switch, records)]
+    return _summarize_runs(config, ctx, runs, target, f"{spec.describe()} {config.activation} net", spec.describe(), spec.num_params)
+
+
+def _summarize_runs(config: Config, ctx, runs: list[dict], target, model_text: str, architecture: str, count: int,
+                    user: str | None = None) -> dict:
+    """Metrics, the figure and summary.json from the runs' records (the MLP path's and a user model's alike)."""
     for run_result in runs:
         for key in ("switch_epoch", "loss", "grad_norm", "minimal_ratio", "index", "probed_ratio", "gradient_flat_share"):
             if key in run_result:
@@ -175,14 +195,14 @@ def run(config: Config, ctx) -> dict:
     good = [r for r in runs if r["status"] == "ok"]
     if not good:
         raise ConfigError("critical-points: every run failed; see the run statuses")
-    figure = plot_minimal_ratio_vs_loss(good, title=f"{len(good)} runs of a {spec.describe()} {config.activation} net on "
+    figure = plot_minimal_ratio_vs_loss(good, title=f"{len(good)} runs of a {model_text} on "
                                         f"{target.formula}, phase 2 started after 0-{config.train_epochs} Adam epochs")
     ctx.run_dir.save_figure(figure, "minimal_ratio_vs_loss")
     close(figure)
     grads = [r["grad_norm"] for r in good]
     losses = [r["loss"] for r in good]
     return {
-        "function": target.formula, "architecture": spec.describe(), "num_params": spec.num_params, "num_runs": len(runs),
+        "function": target.formula, "architecture": architecture, "num_params": count, "num_runs": len(runs),
         "runs": runs, "grad_norm_reached": seed_stats(grads), "grad_norm_median": float(np.median(grads)),
         "fraction_below_1e-6": float(np.mean(np.asarray(grads) < 1e-6)),
         "classes": {name: sum(r["classification"] == name for r in good) for name in ("saddle", "minimum", "undetermined")},
@@ -194,7 +214,83 @@ def run(config: Config, ctx) -> dict:
         "settings": {"stages": config.stages, "train_epochs": config.train_epochs, "eigen_rel_tol": config.eigen_rel_tol,
                      "probe_radius": config.probe_radius, "sampling_radii": list(config.sampling_radii),
                      "num_samples": config.num_samples, "phase2": config.phase2, "gradient_flat_threshold": GRADIENT_FLAT},
+        "training_path": TRAINING_PATHS["loop" if user else "ensemble"],
+        **({"user_model": user} if user else {}),
     }
+
+
+def _run_user_model(config: Config, ctx, user, count: int, target, data: TensorData, seeds: list[int], switch: list[int]) -> dict:
+    """critical-points on the user's model: one trial per run (train to its switch epoch with the ordinary loop, then
+    phases 2-3 on its own, `_refine_user_run`); the same summary keys as the MLP path, plus user_model."""
+    if count > MAX_EXACT_PARAMS:
+        raise ConfigError(f"critical-points with --model {user.text}: the model has {count} parameters, more than the "
+                          f"{MAX_EXACT_PARAMS} its exact Hessian and sign bound allow; larger models (Lanczos / spectral density "
+                          "estimates instead of the exact Hessian) are not supported yet")
+    trials = [(f"run_{seed}", partial(_refine_user_run, config, user, data, seed, epoch)) for seed, epoch in zip(seeds, switch)]
+    records = ctx.map_trials(trials, "critical-points", steps=1)
+    runs = [{"switch_epoch": epoch, **record} for epoch, record in zip(switch, records)]
+    return _summarize_runs(config, ctx, runs, target, f"model {user.text}", user.text, count, user=user.text)
+
+
+class _SingleLoss:
+    """What critical_refine's estimates and critical_signs.curvature_gradients ask of a loss, for one flat loss f:
+    `single` (f itself) and `second_directional` (grad (v^T H v) per row, by triple backprop, in chunks)."""
+
+    def __init__(self, f):
+        self.single = f
+
+    def second_directional(self, thetas: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        from torch.func import grad, vjp, vmap
+
+        def one(theta, v):
+            return grad(lambda t: torch.dot(v, vjp(grad(self.single), t)[1](v)[0]))(theta)
+
+        return torch.cat([vmap(one)(thetas[i:i + 64], steps[i:i + 64]) for i in range(0, len(thetas), 64)])
+
+
+def _refine_user_run(config: Config, user, data: TensorData, seed: int, switch_epoch: int, trial) -> dict:
+    """One run on the user's model, float64 after training: the record critical_refine.refine_and_classify makes for an
+    MLP run, from the same library pieces applied to one flat loss (analysis/critical.py, hessian.py, critical_signs.py)."""
+    from torch.func import grad, grad_and_value, vmap
+
+    from ..analysis.batched_lbfgs import lbfgs
+    from ..analysis.critical import damped_newton, minimize_grad_norm
+    from ..analysis.critical_refine import _estimates  # the MLP path's per-point estimates, reused as they are
+    from ..analysis.critical_signs import curvature_gradients
+    from ..analysis.hessian import dense_hessian
+    from ..analysis.params import flatten_params, make_flat_loss
+
+    model = user_or_builtin(user, None, input_shape=(1,), num_outputs=1, seed=seed)
+    spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=config.learning_rate), epochs=switch_epoch,
+                     eval_every=max(1, switch_epoch))
+    result = train_seeded(model, data, spec, seed=seed)
+    if result.status != "ok":
+        return {"seed": seed, "status": result.status}
+    model = model.double()
+    f = make_flat_loss(model, torch.nn.functional.mse_loss, data.x_train.double(), data.y_train.double())
+    theta = flatten_params(model).double()
+    gradient_norm = lambda point: float(grad(f)(point).norm())  # noqa: E731
+    common = {"seed": seed, "loss_at_switch": float(f(theta)), "grad_norm_at_switch": gradient_norm(theta)}
+    if config.polish_steps:
+        polished, _ = lbfgs(lambda points: tuple(reversed(vmap(grad_and_value(f))(points))), theta.unsqueeze(0), config.polish_steps)
+        theta = polished[0]
+    common["grad_norm_after_polish"] = gradient_norm(theta)
+    if config.phase2 in ("both", "grad-norm") and config.grad_norm_steps:
+        theta, _ = minimize_grad_norm(f, theta, steps=config.grad_norm_steps, lr=1.0, method="lbfgs")
+    common["grad_norm_after_grad_min"] = gradient_norm(theta)
+    if config.phase2 in ("both", "newton") and config.newton_steps:
+        theta, _ = damped_newton(f, theta, steps=config.newton_steps)
+    hessian = dense_hessian(f, theta)
+    gradient = grad(f)(theta)
+    common.update(loss=float(f(theta)), grad_norm=float(gradient.norm()))
+    if not (torch.isfinite(hessian).all() and torch.isfinite(gradient).all() and np.isfinite(common["loss"])):
+        return {**common, "status": "failed (non-finite loss, gradient or Hessian)"}
+    eigenvalues, basis = torch.linalg.eigh(hessian)
+    loss = _SingleLoss(f)
+    derivatives = curvature_gradients(loss, theta.unsqueeze(0), basis.unsqueeze(0))[0]
+    if trial.progress is not None:
+        trial.progress.update(1)
+    return {**common, **_estimates(config, loss, theta, hessian, eigenvalues, basis, gradient, derivatives, seed), "status": "ok"}
 
 
 def _estimate_means(good: list[dict]) -> dict:

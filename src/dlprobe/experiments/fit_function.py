@@ -31,6 +31,9 @@ rel_improvement, max_epochs, lr_decay, max_lr_decays}.
 - lr_grid_edge: "lowest" or "highest" when the chosen rate is that end of the searched grid (the
   configured rates plus lr_grid_widened), "only" when the grid has one rate, null when it lies inside: at
   an edge (widening exhausted), the best rate may lie outside the grid.
+With --model (repeatable): models.<position> as for depths, each with its `model` text (widths empty, converged
+never: the ordinary loop has no stopping rule), and user_models, same_parameter_count {counts, relative_spread,
+within_1_percent}, training_path at the top level.
 """
 
 from __future__ import annotations
@@ -43,12 +46,13 @@ import torch
 
 from ..analysis.stats import first_step_below, geometric_mean, seed_stats
 from ..config import ExperimentConfig, param
-from ..config_fields import (activation_field, eval_every_field, functions_field, learning_rates_field,
+from ..config_fields import (activation_field, eval_every_field, functions_field, learning_rates_field, model_field,
                              num_test_field, num_train_field, seeds_field)
 from ..data.functions import function_dataset, get_function
 from ..data.tensors import TensorData
 from ..errors import ConfigError
 from ..models.budget import check_same_budget, mlp_for_budget
+from ..models.mlp import build_mlp
 from ..plotting.fit import plot_function_fits, plot_loss_curves
 from ..plotting.style import close
 from ..training.common import OptimizerSettings
@@ -56,6 +60,7 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
 from .common import slug
+from .model_choice import TRAINING_PATHS, num_params, train_seeded, user_details, user_models, user_or_builtin
 
 THRESHOLDS = (1e-2, 1e-3, 1e-4)
 EXTRAPOLATION = 0.15  # the prediction plot extends this fraction of the domain width beyond each end
@@ -81,8 +86,14 @@ class Config(ExperimentConfig):
     num_train: int = num_train_field(1000)
     num_test: int = num_test_field(300)
     eval_every: int = eval_every_field(20)
+    model: tuple[str, ...] = model_field("compared instead of the budget's MLPs (repeatable; depths and budget then unused), each "
+                                         "seed trained with the ordinary loop for max_epochs (no stopping rule)",
+                                         note="input_shape: (1,); num_outputs: 1; the report says whether their exact counts are "
+                                              "within 1%", noun="user models")
 
     def validate(self):
+        if len(set(self.model)) != len(self.model):
+            raise ConfigError(f"model must list distinct factories, got {self.model}")
         if not self.functions or not self.depths or not self.learning_rates:
             raise ConfigError("functions, depths and learning_rates must each list at least one value")
         if self.max_lr_decays and not (0.0 < self.lr_decay < 1.0 and self.patience):
@@ -165,6 +176,11 @@ def run(config: Config, ctx) -> dict:
                "stopping_rule": {"patience": config.patience, "rel_improvement": config.rel_improvement, "max_epochs": config.max_epochs,
                                  "lr_decay": config.lr_decay, "max_lr_decays": config.max_lr_decays}}
     targets = [get_function(name) for name in config.functions]
+    if config.model:
+        return _run_user_models(config, ctx, summary, targets)
+    for depth in config.depths:
+        spec = mlp_for_budget(config.budget, depth, 1, 1, config.activation)
+        ctx.describe_model(f"depth{depth}", build_mlp(spec, torch.Generator().manual_seed(config.seeds[0])), torch.zeros(2, 1), "ensemble")
     check_same_budget([mlp_for_budget(config.budget, d, 1, 1, config.activation) for d in config.depths])
     datasets = {target.name: TensorData(*function_dataset(target, config.num_train, config.num_test)) for target in targets}
     trials = [(f"{slug(target.name)}_depth{depth}", partial(_train_depth, config, datasets[target.name], depth))
@@ -176,6 +192,68 @@ def run(config: Config, ctx) -> dict:
         summary["functions"][target.name] = _summarize(target, by_depth, config)
         _record_metrics(ctx.log, key, by_depth, config)
         _draw(ctx, target, key, data, by_depth)
+    return summary
+
+
+def _train_user_model(config: Config, data: TensorData, user, trial) -> dict:
+    """A user model's learning-rate search (every rate x seed, search_epochs) and final training (max_epochs, no stopping
+    rule) with the ordinary full-batch loop: the dict _train_depth returns (widths empty, converged never)."""
+    device, data = trial.device, data.to(trial.device)
+    arguments = {"input_shape": (1,), "num_outputs": 1}
+
+    def trained(seed, rate, epochs, eval_every, progress=None):
+        model = user_or_builtin(user, None, **arguments, seed=seed, device=device)
+        spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=rate), epochs=epochs, eval_every=eval_every)
+        return model, train_seeded(model, data, spec, seed=seed, progress=progress)
+
+    rates, seeds = list(config.learning_rates), list(config.seeds)
+    lr_search = {repr(rate): geometric_mean([trained(seed, rate, config.search_epochs, config.search_epochs)[1].log.last("train_loss")
+                                             for seed in seeds]) for rate in rates}
+    best_rate = min(rates, key=lambda r: lr_search[repr(r)])
+    low, high = data.x_train.min().item(), data.x_train.max().item()
+    margin = EXTRAPOLATION * (high - low)
+    grid = torch.linspace(low - margin, high + margin, 600, device=device).unsqueeze(1)
+    curves, predictions, status, final_train, final_test = [], [], [], [], []
+    for seed in seeds:
+        model, result = trained(seed, best_rate, config.max_epochs, config.eval_every, trial.progress)
+        epochs, _ = result.log.series("epoch")
+        curves.append({"epoch": epochs, **{name: result.log.series(name)[1] for name in ("train_loss", "test_loss")}})
+        model.eval()
+        with torch.no_grad():
+            predictions.append(model(grid)[:, 0].cpu())
+        status.append(result.status)
+        final_train.append(result.log.last("train_loss"))
+        final_test.append(result.log.last("test_loss"))
+    return {"widths": [], "num_params": num_params(model), "learning_rate": best_rate, "lr_search": lr_search, "status": status,
+            "epochs_trained": config.max_epochs, "converged_epoch": [None] * len(seeds), "final_train": final_train,
+            "final_test": final_test, "curves": curves, "grid": grid[:, 0].cpu(), "predictions": torch.stack(predictions)}
+
+
+def _run_user_models(config: Config, ctx, summary: dict, targets) -> dict:
+    """fit-function with the user's models (--model, repeatable) in place of the budget's MLPs: models.<position> as for depths,
+    each with its `model` text; same_parameter_count says whether the exact counts are within 1%."""
+    from .fit_task import same_count
+
+    users = user_models(config)
+    counts = []
+    for position, user in enumerate(users, start=1):  # every factory built, checked and described before training
+        model = user_or_builtin(user, None, input_shape=(1,), num_outputs=1, seed=config.seeds[0])
+        counts.append(num_params(model))
+        ctx.describe_model(f"model-{position}", model, torch.zeros(2, 1), "loop",
+                           **user_details(user, input_shape=(1,), num_outputs=1, seed=config.seeds[0]))
+    summary.update(user_models=[user.text for user in users], same_parameter_count=same_count(counts), training_path=TRAINING_PATHS["loop"])
+    datasets = {target.name: TensorData(*function_dataset(target, config.num_train, config.num_test)) for target in targets}
+    trials = [(f"{slug(target.name)}_model{position}", partial(_train_user_model, config, datasets[target.name], user))
+              for target in targets for position, user in enumerate(users, start=1)]
+    results = iter(ctx.map_trials(trials, "fit-function", steps=config.max_epochs * len(config.seeds)))
+    for target in targets:
+        key, data = slug(target.name), datasets[target.name]
+        by_position = {position: {**next(results), "model": user.text} for position, user in enumerate(users, start=1)}
+        summary["functions"][target.name] = _summarize(target, by_position, config)
+        for position, user in enumerate(users, start=1):
+            summary["functions"][target.name]["models"][str(position)]["model"] = user.text
+        _record_metrics(ctx.log, key, by_position, config)
+        _draw(ctx, target, key, data, by_position)
     return summary
 
 
@@ -219,6 +297,8 @@ def _record_metrics(log, key, results, config) -> None:
 
 
 def _label(depth, r) -> str:
+    if "model" in r:  # a user model (--model): its factory, not a depth
+        return f"{r['model']} ({r['num_params']} params, lr {r['learning_rate']:g})"
     layers = "layer" if depth == 1 else "layers"
     return f"{depth} hidden {layers} ({r['num_params']} params, lr {r['learning_rate']:g})"
 

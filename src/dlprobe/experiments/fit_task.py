@@ -24,6 +24,9 @@ num_params, final_train_loss, final_test_loss, final_train_accuracy, final_test_
 peak_test_accuracy (best epoch's test accuracy; all seed stats: mean, std, min, max, values, n),
 final_test_error (1 - final_test_accuracy, the same seed stats mirrored: mean 1 - mean, min 1 - max, ...),
 epochs (completed by every seed), status (per seed)}}}.
+With --model (repeatable): the models are "model-<position>" (family "user", architecture the factory's text, each
+seed trained with the ordinary loop) and datasets.<name>.same_parameter_count = {counts, relative_spread,
+within_1_percent}; every model's training_path; summary.json's layer_tables (runner) describe every model.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ class Config(ExperimentConfig):
     model: tuple[str, ...] = model_field("compared instead of dlprobe's CNNs and DNNs (repeatable; cnn_convs, dnn_depths and the "
                                          "budgets then unused), each seed trained with the ordinary loop",
                                          note="input_shape: one image's (C, H, W) of each dataset; num_outputs: its classes; "
-                                              "the report says whether their exact counts are within 1%")
+                                              "the report says whether their exact counts are within 1%", noun="user models")
 
     def validate(self):
         if len(set(self.model)) != len(self.model):
@@ -282,18 +285,20 @@ def _series(specs: dict, results: dict, models: dict, metric: str) -> dict:
     return series
 
 
-def specs_families(specs: dict) -> set[str]:
-    return {family for family, _, _ in specs.values()}
+def _what(specs: dict) -> str:
+    """What the figures compare: the user's models or the CNN and DNN families."""
+    return "your models" if any(family == "user" for family, _, _ in specs.values()) else "CNNs and DNNs at equal budgets"
 
 
 def _draw(ctx, name: str, key: str, specs: dict, results: dict, dataset_summary: dict) -> None:
     models = dataset_summary["models"]
     seeds = len(results[next(iter(results))]["curves"])
     spread = f"mean of {seeds} seeds, band = min-max" if seeds > 1 else "1 seed"
-    columns = [[_label(m) for m in sorted(models.values(), key=lambda m: m["depth"]) if m["family"] == family] for family in ("cnn", "dnn", "user")]
+    columns = [[_label(m) for m in sorted(models.values(), key=lambda m: m["depth"]) if m["family"] == family]
+               for family in ("cnn", "dnn", "user")]
     columns = [column for column in columns if column]
     ax = plot_training_loss(_series(specs, results, models, "train_loss"), columns=columns,
-                            title=f"{name}: training loss of {'your models' if 'user' in specs_families(specs) else 'CNNs and DNNs at equal budgets'} ({spread})")
+                            title=f"{name}: training loss of {_what(specs)} ({spread})")
     ctx.run_dir.save_figure(ax.figure, f"loss_{key}")
     close(ax.figure)
     left, *_ = plot_accuracy_with_zoom(_series(specs, results, models, "train_accuracy"), _series(specs, results, models, "test_accuracy"),

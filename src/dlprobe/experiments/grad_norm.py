@@ -157,8 +157,8 @@ def run(config: Config, ctx) -> dict:
     if user is None:
         trials = [(f"train_{slug(task.name)}", partial(_train, config, task.data, spec, task.loss, epochs)) for (task, epochs), spec in zip(tasks, specs)]
     else:
-        trials = [(f"train_{slug(task.name)}", partial(_train_user, config, task.data, user, tuple(task.data.x_train.shape[1:]), task.out_features,
-                                                       task.loss, epochs)) for task, epochs in tasks]
+        trials = [(f"train_{slug(task.name)}", partial(_train_user, config, task.data, user, tuple(task.data.x_train.shape[1:]),
+                                                       task.out_features, task.loss, epochs)) for task, epochs in tasks]
     factor = 1 if user is None else len(config.seeds)
     results = ctx.map_trials(trials, "grad-norm", steps=[epochs * factor for _, epochs in tasks])
     for (task, epochs), spec, result, count in zip(tasks, specs, results, counts):

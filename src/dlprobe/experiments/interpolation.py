@@ -165,13 +165,14 @@ def run(config: Config, ctx) -> dict:
     settings = {(pair, seed): _settings(config, pair, seed) for pair in config.pairs for seed in config.seeds}
     distinct = sorted({s for ends in settings.values() for s in ends})  # one trial per model per seed
     extra = {} if user is None else {"user": user, "input_shape": tuple(dataset.input_shape)}
-    trials = [(f"model_bs{batch_size}_lr{learning_rate:g}_seed{seed}", partial(_train_model, spec, data, config, batch_size, learning_rate, seed, **extra))
+    trials = [(f"model_bs{batch_size}_lr{learning_rate:g}_seed{seed}",
+               partial(_train_model, spec, data, config, batch_size, learning_rate, seed, **extra))
               for batch_size, learning_rate, seed in distinct]
     models = dict(zip(distinct, ctx.map_trials(trials, "interpolation", steps=config.epochs)))
     architecture = architecture.to(ctx.device)
     line_extra = {} if user is None else {"bn_on_train": True}
-    lines = ctx.map_trials([(f"line_{pair}_seed{seed}", partial(_evaluate_line, architecture, models[ends[0]]["state"], models[ends[1]]["state"], alphas, data,
-                                                                **line_extra))
+    lines = ctx.map_trials([(f"line_{pair}_seed{seed}", partial(_evaluate_line, architecture, models[ends[0]]["state"],
+                                                                models[ends[1]]["state"], alphas, data, **line_extra))
                             for (pair, seed), ends in settings.items()], "interpolation lines")
     lines = dict(zip(settings, lines))
     for pair in config.pairs:

@@ -55,11 +55,10 @@ def user_or_builtin(user: UserModelSpec | None, builtin: Callable[[], nn.Module]
 
 
 def train_seeded(model: nn.Module, data, spec, seed: int, **options):
-    """training.loop.train with torch's global RNG seeded by `seed` for its duration (dropout masks and any other
-    random layer draw from it), the caller's RNG state kept: a user model with dropout trains reproducibly."""
+    """training.loop.train with torch's global RNG seeded from (seed, epoch) at every epoch (dropout masks and any other
+    random layer draw from it; a resumed run draws what a straight one does), the caller's RNG state kept."""
     with torch.random.fork_rng(devices=[data.x_train.device] if data.x_train.is_cuda else []):
-        torch.manual_seed(int(seed))
-        return train(model, data, spec, seed=seed, **options)
+        return train(model, data, spec, seed=seed, reseed_global_rng=True, **options)
 
 
 def user_details(user: UserModelSpec | None, **arguments) -> dict:

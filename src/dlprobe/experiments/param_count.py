@@ -141,8 +141,8 @@ def run(config: Config, ctx) -> dict:
     for width in widths:  # every model described (and a user factory checked at every size) before training
         arguments = {"input_shape": tuple(dataset.input_shape), "num_outputs": dataset.num_classes, "seed": config.seeds[0]}
         spec = MLPSpec(data.x_train[0].numel(), (width,) * config.hidden_layers, dataset.num_classes, config.activation)
-        model = user_or_builtin(user, lambda: build_mlp(spec, torch.Generator().manual_seed(config.seeds[0])), size=None if user is None else width,
-                                **arguments)
+        model = user_or_builtin(user, lambda: build_mlp(spec, torch.Generator().manual_seed(config.seeds[0])),
+                                size=None if user is None else width, **arguments)
         ctx.describe_model(f"width{width}", model, dataset.x_train[:2], "ensemble" if user is None else "loop",
                            **user_details(user, **arguments, **({} if user is None else {"size": width})))
     summary["training_path"] = TRAINING_PATHS["ensemble" if user is None else "loop"]

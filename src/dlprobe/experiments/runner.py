@@ -28,12 +28,16 @@ from .base import Experiment, RunContext
 
 
 def check_before_running(config, data_dir: Path | None) -> None:
-    """Fail before anything is written when a dataset the config names cannot be had, or is smaller than the
-    train_size/test_size asked for. Cheap for the built-in datasets (nothing is read), so the CLI runs it for every
-    experiment of `run all` before the first one starts, and each run again; your own dataset (a PATH) is read and
-    validated here, once per process (data/user.py keeps it for the experiment)."""
+    """Fail before anything is written when a user model's file does not import or lacks its function, or a dataset
+    the config names cannot be had, or is smaller than the train_size/test_size asked for. Cheap for the built-in
+    datasets (nothing is read; a user file is imported once), so the CLI runs it for every experiment of `run all`
+    before the first one starts, and each run again; your own dataset (a PATH) is read and validated here, once per
+    process (data/user.py keeps it for the experiment)."""
     from ..data.images import check_subset_size, dataset_sizes
+    from ..models.user import load_factory, parse_model_spec
 
+    for text in getattr(config, "model", ()):  # the user's file imported and its function found (called later, per task)
+        load_factory(parse_model_spec(text))
     names = list(getattr(config, "datasets", None) or ())
     if getattr(config, "dataset", None):
         names.append(config.dataset)

@@ -196,7 +196,8 @@ def run(config: Config, ctx) -> dict:
     models = [_summarize_model(b, lr, r) for (b, lr), r in zip(settings, results)]
     summary = {"dataset": dataset.name, "dataset_note": dataset.note,
                "model": model_name(user, f"MLP {spec.describe()} ({config.activation})"),
-               "num_params": count, "training_path": TRAINING_PATHS[training], "optimizer": "adam", "epochs": config.epochs, "seeds": list(config.seeds),
+               "num_params": count, "training_path": TRAINING_PATHS[training], "optimizer": "adam", "epochs": config.epochs,
+               "seeds": list(config.seeds),
                "vary": varied, "num_train": num_train, "epsilon": config.epsilon, "sensitivity_examples": min(config.sensitivity_examples, dataset.num_test),
                "sharpness_examples": min(config.sharpness_examples, num_train), "hessian_examples": min(config.hessian_examples, num_train),
                "hessian_top_k": config.hessian_top_k, "definitions": _definitions(config),

@@ -253,7 +253,8 @@ def _draw(ctx, config, task, spec, coordinates, ratios, values, classify, user=N
     quantity = "training accuracy" if classify else "training MSE"
     if user is None:
         fan_in, fan_out = spec.layer_sizes[config.layer]
-        layer_heading, count, model = f"layer {config.layer} ({fan_out}x{fan_in} weights + bias)", spec.num_params, f"{spec.describe()} {config.activation} MLP"
+        layer_heading, count = f"layer {config.layer} ({fan_out}x{fan_in} weights + bias)", spec.num_params
+        model = f"{spec.describe()} {config.activation} MLP"
     else:
         model = user.text
     for view, heading in (("layer", layer_heading), ("whole", f"whole model ({count} params)")):

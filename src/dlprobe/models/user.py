@@ -9,7 +9,8 @@ executes it (its folder is put on sys.path first, so it may import its neighbour
 with the keyword arguments its signature names (all of them if it takes **kwargs), from:
   input_shape: tuple[int, ...]  one example's shape, e.g. (1, 28, 28) for MNIST, (1,) for a 1 -> 1 function
   num_outputs: int              classes (cross-entropy on the logits) or regression outputs (MSE)
-  seed: int                     the run's seed for this model; torch's global RNG is also seeded with it
+  seed: int                     the run's seed for this model; torch's global RNG is seeded with it while the
+                                factory runs (and from (seed, epoch) while the model trains: model_choice.train_seeded)
   generator: torch.Generator    seeded with `seed`, for explicit initialisation
   size: int                     param-count only: the model's size knob (one factory -> a family)
 A factory that needs another argument, raises, returns something that is not an nn.Module, has no
@@ -191,7 +192,8 @@ def check_output_shape(model: nn.Module, spec: UserModelSpec, input_shape: tuple
     except BaseException as error:  # noqa: BLE001
         if isinstance(error, KeyboardInterrupt):
             raise
-        raise ModelError(f"model {spec.where} failed on a batch of 2 inputs of shape {tuple(x.shape)}: {_user_error(error, source, spec.module is not None)}") from None
+        raise ModelError(f"model {spec.where} failed on a batch of 2 inputs of shape {tuple(x.shape)}: "
+                         f"{_user_error(error, source, spec.module is not None)}") from None
     finally:
         model.train(was_training)
     expected = (2, num_outputs)

@@ -104,8 +104,11 @@ def train(
     checkpoint_path: Path | None = None,
     checkpoint_every: int = 1,
     progress=None,
+    reseed_global_rng: bool = False,
 ) -> TrainResult:
-    """Train `model` in place. `seed` fixes the data order; the caller fixed the initial weights."""
+    """Train `model` in place. `seed` fixes the data order; the caller fixed the initial weights.
+    reseed_global_rng: seed torch's global RNG from (seed, epoch) at the start of every epoch, so random layers
+    (dropout) draw the same numbers in a resumed run as in a straight one (user models; dlprobe's own have none)."""
     if spec.max_lr_decays:
         raise ValueError("learning-rate decay on plateau is the ensemble trainer's (train_ensemble)")
     optimizer = make_optimizer(model.parameters(), spec.optimizer)
@@ -118,6 +121,8 @@ def train(
     model.train()
     for epoch in range(state.epoch, spec.epochs):
         recorder.at_epoch(epoch)
+        if reseed_global_rng:
+            torch.manual_seed(seed * 1_000_003 + epoch + 1)
         order = epoch_permutation(len(data.x_train), seed, epoch, data.x_train.device)
         for batch in batch_slices(len(order), spec.batch_size):
             index = order[batch]

@@ -16,6 +16,8 @@ MIN_DEPTHS, MIN_FUNCTIONS = 3, 2  # the assignment's minimum: shallow/middle/dee
 
 
 def observe(summary: dict, config: dict) -> list[str]:
+    if summary.get("user_models"):  # --model: the user's models, compared by name
+        return _user_sentences(summary)
     depths = {m["depth"] for function in summary["functions"].values() for m in function["models"].values()}
     sentences = below_minimum("depths", len(depths), MIN_DEPTHS) + below_minimum("target functions", len(summary["functions"]), MIN_FUNCTIONS)
     for name, function in summary["functions"].items():
@@ -78,6 +80,22 @@ def _grid_edge_sentences(models: list[dict]) -> list[str]:
     return sentences
 
 
+def _user_sentences(summary: dict) -> list[str]:
+    """Whether the user's models are at one parameter count (said plainly when not), then first vs last model per function."""
+    from .fit_task import same_count_sentence
+
+    sentences = []
+    for function in summary["functions"].values():
+        models = sorted(function["models"].values(), key=lambda m: m["depth"])
+        first, last = models[0], models[-1]
+        named = [{**m, "family": "user", "architecture": m["model"]} for m in models]
+        sentences.append(f"{function['formula']}: " + same_count_sentence(named, summary["same_parameter_count"]))
+        if len(models) > 1:
+            sentences.append(f"{function['formula']}: " + compare_lower_is_better(last["model"], last["final_test_mse"], first["model"],
+                                                                                 first["final_test_mse"], "final test MSE"))
+    return sentences
+
+
 def _layers(depth: int) -> str:
     return f"{depth} layer" if depth == 1 else f"{depth} layers"
 
@@ -87,6 +105,7 @@ def table(summary: dict) -> tuple[list[str], list[list]]:
     rows = []
     for function in summary["functions"].values():
         for m in sorted(function["models"].values(), key=lambda m: m["depth"]):
-            rows.append([function["formula"], m["depth"], "-".join(map(str, m["widths"])), m["num_params"], format_number(m["learning_rate"]),
+            rows.append([function["formula"], m["depth"], "-".join(map(str, m["widths"])) or m.get("model", ""), m["num_params"],
+                         format_number(m["learning_rate"]),
                          mean_std(m["final_train_mse"]), mean_std(m["final_test_mse"]), m["epochs_trained"]])
     return columns, rows

@@ -67,7 +67,8 @@ def same_count_sentence(models: list[dict], same: dict) -> str:
     counts = ", ".join(f"{_name(m)} {m['num_params']:,}" for m in models)
     spread = format_number(100 * same["relative_spread"])
     if same["within_1_percent"]:
-        return f"your models' exact parameter counts ({counts}) are within 1% of each other ({spread}% apart): a comparison at the same budget."
+        return (f"your models' exact parameter counts ({counts}) are within 1% of each other ({spread}% apart): "
+                "a comparison at the same budget.")
     return (f"your models' exact parameter counts ({counts}) are NOT within 1% of each other ({spread}% apart): differences below "
             "mix the architecture with the number of parameters; this is not a comparison at the same budget.")
 
