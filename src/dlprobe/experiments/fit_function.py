@@ -38,6 +38,7 @@ within_1_percent}, training_path at the top level.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -112,19 +113,14 @@ PROFILES = {
 }
 
 
-def _search_rates(config: Config, spec, data: TensorData, device) -> tuple[dict[str, float], float, list[float]]:
-    """The learning-rate search: every rate x every seed for search_epochs; while the best rate is an end of the
-    grid, one more rate a grid step beyond it (up to widen_grid times). Returns ({repr(rate): geometric-mean
-    train MSE}, the best rate, the rates added beyond the configured grid)."""
-    seeds = list(config.seeds)
-    search_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam"), epochs=config.search_epochs, eval_every=config.search_epochs)
+def _search_rates(config: Config, score: Callable[[list[float]], dict[float, float]]) -> tuple[dict[str, float], float, list[float]]:
+    """The learning-rate search: score(rates) -> {rate: geometric-mean train MSE over the seeds after search_epochs}
+    for the configured rates; while the best rate is an end of the grid, one more rate a grid step beyond it (up to
+    widen_grid times). Returns ({repr(rate): score}, the best rate, the rates added beyond the configured grid)."""
     scores: dict[float, float] = {}
 
     def search(rates: list[float]) -> None:
-        result = train_ensemble(spec, seeds * len(rates), data, search_spec, lrs=[r for r in rates for _ in seeds],
-                                device=device, record_runs=False)
-        losses = result.final["train_loss"].view(len(rates), len(seeds))
-        scores.update({rate: geometric_mean(losses[i].tolist()) for i, rate in enumerate(rates)})
+        scores.update(score(rates))
 
     search(sorted(config.learning_rates))
     added = []
@@ -146,7 +142,15 @@ def _train_depth(config: Config, data: TensorData, depth: int, trial) -> dict:
     device = trial.device
     spec = mlp_for_budget(config.budget, depth, 1, 1, config.activation)
     seeds = list(config.seeds)
-    lr_search, best_rate, widened = _search_rates(config, spec, data, device)
+    search_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam"), epochs=config.search_epochs, eval_every=config.search_epochs)
+
+    def score(rates: list[float]) -> dict[float, float]:  # every rate x seed at once in one ensemble
+        result = train_ensemble(spec, seeds * len(rates), data, search_spec, lrs=[r for r in rates for _ in seeds],
+                                device=device, record_runs=False)
+        losses = result.final["train_loss"].view(len(rates), len(seeds))
+        return {rate: geometric_mean(losses[i].tolist()) for i, rate in enumerate(rates)}
+
+    lr_search, best_rate, widened = _search_rates(config, score)
     final_spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=best_rate), epochs=config.max_epochs,
                            eval_every=config.eval_every, stop_patience=config.patience, stop_rel_improvement=config.rel_improvement,
                            lr_decay=config.lr_decay, max_lr_decays=config.max_lr_decays)
@@ -206,10 +210,13 @@ def _train_user_model(config: Config, data: TensorData, user, trial) -> dict:
         spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=rate), epochs=epochs, eval_every=eval_every)
         return model, train_seeded(model, data, spec, seed=seed, progress=progress)
 
-    rates, seeds = list(config.learning_rates), list(config.seeds)
-    lr_search = {repr(rate): geometric_mean([trained(seed, rate, config.search_epochs, config.search_epochs)[1].log.last("train_loss")
-                                             for seed in seeds]) for rate in rates}
-    best_rate = min(rates, key=lambda r: lr_search[repr(r)])
+    seeds = list(config.seeds)
+
+    def score(rates: list[float]) -> dict[float, float]:
+        return {rate: geometric_mean([trained(seed, rate, config.search_epochs, config.search_epochs)[1].log.last("train_loss")
+                                      for seed in seeds]) for rate in rates}
+
+    lr_search, best_rate, widened = _search_rates(config, score)
     low, high = data.x_train.min().item(), data.x_train.max().item()
     margin = EXTRAPOLATION * (high - low)
     grid = torch.linspace(low - margin, high + margin, 600, device=device).unsqueeze(1)
@@ -224,7 +231,8 @@ def _train_user_model(config: Config, data: TensorData, user, trial) -> dict:
         status.append(result.status)
         final_train.append(result.log.last("train_loss"))
         final_test.append(result.log.last("test_loss"))
-    return {"widths": [], "num_params": num_params(model), "learning_rate": best_rate, "lr_search": lr_search, "status": status,
+    return {"widths": [], "num_params": num_params(model), "learning_rate": best_rate, "lr_search": lr_search,
+            "lr_grid_widened": widened, "lr_decay_epochs": [[] for _ in seeds], "status": status,
             "epochs_trained": config.max_epochs, "converged_epoch": [None] * len(seeds), "final_train": final_train,
             "final_test": final_test, "curves": curves, "grid": grid[:, 0].cpu(), "predictions": torch.stack(predictions)}
 
