@@ -229,3 +229,13 @@ def test_repeated_seeds_are_a_one_line_error(tmp_path, capsys):
     assert main(SMOKE + ["--out", str(tmp_path), "--seeds", "0,0"]) == 2
     err = capsys.readouterr().err
     assert "seeds must list at least one seed, all distinct" in err and err.count("\n") == 1
+
+
+def test_a_size_sweep_too_small_for_the_classes_is_refused_before_training(tmp_path, capsys):
+    # 10% of 50 images is 5 < 10 classes: refused in one line before the main runs train, nothing written
+    code = main(["run", "random-labels", "--profile", "smoke", "--train-size", "50", "--size-sweep", "0.1",
+                 "--out", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("dlprobe: error: size_sweep (0.1,) of 50 training images gives subsets [5]")
+    assert len(err.strip().splitlines()) == 1 and not list(tmp_path.rglob("summary.json"))
+    assert not list(tmp_path.rglob("*.pt"))  # the main runs never started (no trial result, no checkpoint)

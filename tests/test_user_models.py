@@ -7,6 +7,7 @@ always available) with small training sets and 1-2 epochs, so each takes seconds
 """
 
 import json
+import math
 import textwrap
 from pathlib import Path
 
@@ -196,6 +197,24 @@ def test_import_errors_show_the_users_lines(capsys, tmp_path):
     code, err = run_cli(capsys, [*base, f"{tmp_path / 'imports.py'}:make"])
     assert_rejected(code, err, "failed to import: RuntimeError: no GPU here (")
     assert "imports.py line 2 in <module>: raise RuntimeError('no GPU here')" in err
+
+
+def test_a_package_whose_init_raises_is_one_line(capsys, tmp_path, monkeypatch):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("raise RuntimeError('boom in init')\n")
+    (tmp_path / "pkg" / "m.py").write_text("def make(**arguments):\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, err = run_cli(capsys, ["run", "sensitivity", "--profile", "smoke", "--out", tmp_path / "out", "--quiet", "--model", "pkg.m:make"])
+    assert_rejected(code, err, "a parent package failed to import (from --model pkg.m:make): RuntimeError: boom in init (")
+    assert "__init__.py line 1 in <module>" in err
+
+
+def test_two_spellings_of_one_model_file_are_one_run(capsys, tmp_path, model_file, monkeypatch):
+    monkeypatch.chdir(model_file.parent)
+    argv = ["run", "error-surface", "--profile", "smoke", "--out", tmp_path / "out", "--quiet", "--model"]
+    first = run_ok(capsys, [*argv, f"{model_file.name}:make_mlp"])
+    assert run_ok(capsys, [*argv, f"./{model_file.name}:make_mlp"]) == first
+    assert run_ok(capsys, [*argv, f"{model_file}:make_mlp"]) == first
 
 
 def test_one_model_experiments_take_one_model(capsys, tmp_path, model_file):
@@ -440,3 +459,10 @@ def test_dropout_model_resumes_to_the_same_weights(tmp_path, model_file):
     resumed = trained(4, tmp_path / "ckpt.pt")
     assert torch.equal(straight, resumed)
     assert not torch.equal(straight, trained(2))  # the check can fail: training moves the weights
+
+
+def test_a_diverged_seed_has_no_final_value():
+    from dlprobe.experiments.model_choice import final_value
+    assert final_value([2.0, 1.0], "ok") == 1.0
+    assert math.isnan(final_value([2.0, 1.0], "diverged at step 7"))  # its last logged loss is not a result
+    assert math.isnan(final_value([], "ok"))

@@ -65,8 +65,11 @@ def _known_functions(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _user_models(texts: tuple[str, ...]) -> tuple[str, ...]:
-    """Each FILE.py:FUNCTION / package.module:FUNCTION well formed and its file present (nothing imported yet)."""
-    return tuple(parse_model_spec(text).text for text in texts)
+    """Each FILE.py:FUNCTION / package.module:FUNCTION well formed and its file present (nothing imported yet); a
+    file is written as its absolute path (symlinks resolved), so two spellings of one file are one run, as for a
+    dataset PATH."""
+    specs = [parse_model_spec(text) for text in texts]
+    return tuple(f"{spec.path}:{spec.function}" if spec.path is not None else spec.text for spec in specs)
 
 
 def _model_identity(texts: tuple[str, ...]) -> dict:

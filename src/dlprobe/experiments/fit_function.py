@@ -61,7 +61,7 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
 from .common import slug
-from .model_choice import TRAINING_PATHS, num_params, train_seeded, user_details, user_models, user_or_builtin
+from .model_choice import TRAINING_PATHS, final_value, num_params, train_seeded, user_details, user_models, user_or_builtin
 
 THRESHOLDS = (1e-2, 1e-3, 1e-4)
 EXTRAPOLATION = 0.15  # the prediction plot extends this fraction of the domain width beyond each end
@@ -213,8 +213,11 @@ def _train_user_model(config: Config, data: TensorData, user, trial) -> dict:
     seeds = list(config.seeds)
 
     def score(rates: list[float]) -> dict[float, float]:
-        return {rate: geometric_mean([trained(seed, rate, config.search_epochs, config.search_epochs)[1].log.last("train_loss")
-                                      for seed in seeds]) for rate in rates}
+        def searched(seed: int, rate: float) -> float:
+            result = trained(seed, rate, config.search_epochs, config.search_epochs)[1]
+            return final_value(result.log.series("train_loss")[1], result.status)
+
+        return {rate: geometric_mean([searched(seed, rate) for seed in seeds]) for rate in rates}
 
     lr_search, best_rate, widened = _search_rates(config, score)
     low, high = data.x_train.min().item(), data.x_train.max().item()
@@ -229,8 +232,8 @@ def _train_user_model(config: Config, data: TensorData, user, trial) -> dict:
         with torch.no_grad():
             predictions.append(model(grid)[:, 0].cpu())
         status.append(result.status)
-        final_train.append(result.log.last("train_loss"))
-        final_test.append(result.log.last("test_loss"))
+        final_train.append(final_value(curves[-1]["train_loss"], result.status))
+        final_test.append(final_value(curves[-1]["test_loss"], result.status))
     return {"widths": [], "num_params": num_params(model), "learning_rate": best_rate, "lr_search": lr_search,
             "lr_grid_widened": widened, "lr_decay_epochs": [[] for _ in seeds], "status": status,
             "epochs_trained": config.max_epochs, "converged_epoch": [None] * len(seeds), "final_train": final_train,

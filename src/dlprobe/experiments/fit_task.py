@@ -54,7 +54,7 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec, train
 from .base import Experiment
 from .common import slug
-from .model_choice import TRAINING_PATHS, num_params, train_seeded, user_details, user_models, user_or_builtin
+from .model_choice import TRAINING_PATHS, final_value, num_params, train_seeded, user_details, user_models, user_or_builtin
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 FAMILY_NAMES = {"cnn": "CNN", "dnn": "DNN", "user": "your model"}
@@ -227,7 +227,7 @@ def _describe(ctx, datasets: dict, specs: dict, seed: int) -> None:
 
 
 def _final(curve: dict, metric: str, status: str) -> float:
-    return curve[metric][-1] if status == "ok" and curve[metric] else float("nan")
+    return final_value(curve[metric], status)
 
 
 def _summarize(dataset, specs: dict, results: dict) -> dict:

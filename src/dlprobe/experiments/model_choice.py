@@ -75,6 +75,12 @@ def model_name(user: UserModelSpec | None, builtin: str) -> str:
     return builtin if user is None else user.text
 
 
+def final_value(values: list[float], status: str) -> float:
+    """A seed's last logged value of a metric, NaN unless its run finished ("ok"): a diverged run never counts as a
+    result (nor wins a learning-rate search), as in the ensemble trainer's final values."""
+    return values[-1] if status == "ok" and values else float("nan")
+
+
 def num_params(model: nn.Module) -> int:
     """Exact parameter count: every parameter tensor once."""
     return sum(p.numel() for p in model.parameters())

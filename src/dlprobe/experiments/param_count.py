@@ -46,7 +46,8 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
-from .model_choice import TRAINING_PATHS, check_one_model, num_params, single_user_model, train_seeded, user_details, user_or_builtin
+from .model_choice import (TRAINING_PATHS, check_one_model, final_value, num_params, single_user_model, train_seeded,
+                           user_details, user_or_builtin)
 
 FINAL = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
@@ -122,7 +123,7 @@ def _train_size(config: Config, data: TensorData, user, size: int, num_classes: 
         status.append(result.status)
     if len(counts) != 1:
         raise ConfigError(f"model factory {user.text} gives different parameter counts {sorted(counts)} at size {size} for different seeds")
-    final = {name: [curve[name][-1] if curve[name] else float("nan") for curve in curves] for name in FINAL}
+    final = {name: [final_value(curve[name], seed_status) for curve, seed_status in zip(curves, status)] for name in FINAL}
     return {"widths": [size], "num_params": counts.pop(), "status": status, "final": final, "curves": curves}
 
 

@@ -159,6 +159,7 @@ def _train_one(config: Config, seed: int, data: TensorData, true_labels: torch.T
 def run(config: Config, ctx) -> dict:
     clean = load_dataset(config.dataset, data_dir=ctx.data_dir, train_size=config.train_size,
                          test_size=config.test_size)
+    _sweep_sizes(config, clean.num_train, clean.num_classes)  # checked before any training
     counts = torch.bincount(clean.y_test, minlength=clean.num_classes)
     summary = {
         "dataset": clean.name, "dataset_note": clean.note, "num_train": clean.num_train, "num_test": clean.num_test,
@@ -206,10 +207,7 @@ def _size_sweep(config: Config, ctx, summary: dict) -> dict:
     main run at 100% noise when there is one: {sizes, runs {"<size>": {num_train, epochs_to_fit (seed stats of the
     seeds that fit), final_train_accuracy, final_test_accuracy, per_seed}}, spearman_size_vs_epochs_to_fit {rho,
     p_value, n: over the (size, seed) pairs that fit}, not_fitted (pairs that did not)}."""
-    sizes = sorted({round(fraction * summary["num_train"]) for fraction in config.size_sweep})
-    if len(sizes) < len(config.size_sweep) or sizes[0] < summary["num_classes"]:
-        raise ConfigError(f"size_sweep {config.size_sweep} of {summary['num_train']} training images gives subsets "
-                          f"{sizes}: they must be distinct and hold at least one image per class")
+    sizes = _sweep_sizes(config, summary["num_train"], summary["num_classes"])
     trials, labels = [], {}
     for size in sizes:
         subset = load_dataset(config.dataset, data_dir=ctx.data_dir, train_size=size, test_size=config.test_size)
@@ -239,6 +237,16 @@ def _size_sweep(config: Config, ctx, summary: dict) -> dict:
     return {"sizes": sorted(entry["num_train"] for entry in runs.values()), "runs": runs,
             "spearman_size_vs_epochs_to_fit": {"rho": rho, "p_value": p_value, "n": len(fitted)},
             "not_fitted": len(pairs) - len(fitted)}
+
+
+def _sweep_sizes(config: Config, num_train: int, num_classes: int) -> list[int]:
+    """The size sweep's subset sizes (ascending): its fractions of num_train rounded to whole images; ConfigError
+    unless they are distinct and hold at least one image per class."""
+    sizes = sorted({round(fraction * num_train) for fraction in config.size_sweep})
+    if len(sizes) < len(config.size_sweep) or (sizes and sizes[0] < num_classes):
+        raise ConfigError(f"size_sweep {config.size_sweep} of {num_train} training images gives subsets {sizes}: "
+                          "they must be distinct and hold at least one image per class")
+    return sizes
 
 
 def _max_class_count_change(true_labels: torch.Tensor, noisy_labels: torch.Tensor, num_classes: int) -> int:

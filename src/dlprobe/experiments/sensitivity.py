@@ -64,8 +64,8 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
-from .model_choice import TRAINING_PATHS, check_one_model, model_name, num_params, single_user_model, train_seeded, user_details, \
-    user_or_builtin
+from .model_choice import (TRAINING_PATHS, check_one_model, final_value, model_name, num_params, single_user_model,
+                           train_seeded, user_details, user_or_builtin)
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 QUANTITIES = ("input_gradient_sensitivity", "jacobian_sensitivity", "sharpness", "hessian_top_eigenvalue", "loss_gap", "test_loss",
@@ -142,7 +142,7 @@ def _train_setting(spec, data, config, batch_size, learning_rate, sharpness_subs
             members.append(model)
             curves.append({name: result.log.series(name)[1] for name in ("epoch", *METRICS)})
             status.append(result.status)
-        final = {name: [c[name][-1] if c[name] else float("nan") for c in curves] for name in METRICS}
+        final = {name: [final_value(c[name], seed_status) for c, seed_status in zip(curves, status)] for name in METRICS}
         epochs_done = min(len(c["epoch"]) - 1 for c in curves)
     x_sensitivity = data.x_test[: config.sensitivity_examples]
     y_sensitivity = data.y_test[: config.sensitivity_examples]

@@ -78,7 +78,7 @@ class Config(ExperimentConfig):
         check_one_model(self.model, "trajectory")
         if not self.widths:
             raise ConfigError("widths must list at least one hidden layer width")
-        if self.layer > len(self.widths):
+        if not self.model and self.layer > len(self.widths):  # a user model's layers are checked when it is built
             raise ConfigError(f"layer {self.layer} does not exist: the MLP has Linear layers 0..{len(self.widths)} (widths {self.widths})")
 
 

@@ -84,9 +84,16 @@ def model_source(spec: UserModelSpec) -> Path:
     if spec.path is not None:
         return spec.path
     try:
-        found = importlib.util.find_spec(spec.module)
-    except (ImportError, ValueError) as error:  # a parent package that fails to import
+        found = importlib.util.find_spec(spec.module)  # imports the parent packages: the user's code may raise anything
+    except (ImportError, ValueError) as error:
         raise ModelError(f"model module {spec.module} cannot be found (from --model {spec.text}): {error}") from None
+    except BaseException as error:  # noqa: BLE001 - a parent package's __init__ that raises, SystemExit included
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        frames = traceback.extract_tb(error.__traceback__)
+        source = Path(frames[-1].filename) if frames else Path(spec.module)  # the innermost frame: the failing package
+        raise ModelError(f"model module {spec.module}: a parent package failed to import (from --model {spec.text}): "
+                         f"{_user_error(error, source, True)}") from None
     if found is None or not found.origin or not Path(found.origin).is_file():
         raise ModelError(f"model module {spec.module} cannot be found on sys.path (from --model {spec.text})")
     return Path(found.origin)
