@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlprobe.analysis.stats import rank_correlation
+from dlprobe.analysis.stats import rank_correlation, separated
 from dlprobe.cli import main
 from dlprobe.experiments.param_count import geometric_widths
 from dlprobe.models.mlp import MLPSpec, build_mlp
@@ -69,8 +69,14 @@ def test_report_text_and_table(smoke_run):
     _, run_dir = smoke_run
     summary = json.loads((run_dir / "summary.json").read_text())
     sentences = observe(summary, {})
-    assert sentences[0].startswith(f"{len(summary['models'])} models")
-    assert any("peaks at" in s for s in sentences)
+    assert sentences[0].startswith("Does a larger model generalize better? The highest mean test accuracy is ")
+    assert sentences[1].startswith(f"{len(summary['models'])} models")
+    best = max(summary["models"], key=lambda m: m["final_test_accuracy"]["mean"])
+    others = [m for m in summary["models"] if m is not best]
+    alone = all(separated(best["final_test_accuracy"], m["final_test_accuracy"]) for m in others)
+    # "best" only when its seed range separates from every other model's
+    assert ("so it is the best model of this sweep" in sentences[0]) == alone
+    assert ("no single best model is singled out" in sentences[0]) == (not alone)
     columns, rows = table(summary)
     assert len(rows) == len(summary["models"]) and all(len(r) == len(columns) for r in rows)
 

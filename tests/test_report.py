@@ -147,7 +147,8 @@ def test_settings_table_and_observations_are_shown(built):
     summary = json.loads((run_dir / "summary.json").read_text())
     plain = page.plain
     for key, value in record["config"].items():  # every config field, with its value
-        shown = ", ".join(map(repr, value)) if isinstance(value, list) and isinstance(value[0], float) else \
+        shown = "(none)" if value == [] else \
+            ", ".join(map(repr, value)) if isinstance(value, list) and isinstance(value[0], float) else \
             ", ".join(map(str, value)) if isinstance(value, list) else str(value)
         assert f"{key} {shown}" in plain, key
     for fragment in ("profile smoke", "seeds 0, 1", "device cpu", "dlprobe 0.1.0", f"torch {record['torch_version']}"):
