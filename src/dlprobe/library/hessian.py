@@ -27,10 +27,12 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from dlprobe.analysis.critical import minimal_ratio as ratio_of_spectrum
+from dlprobe.analysis.params import FlatLoss
 from dlprobe.errors import UsageError
-from dlprobe.library.batches import Batches, Output, batch_loss, check_loss_fn, select_output
+from dlprobe.library.batches import Batches, Output, batch_loss, check_loss_fn, check_scalar, select_output
 from dlprobe.library.progress import progress_bar
 from dlprobe.library.results import Eigenvalues, MinimalRatio, SpectralDensity, TraceEstimate
 from dlprobe.library.selection import select_parameters
@@ -316,6 +318,27 @@ class Hessian:
         threshold = rel_tol * np.abs(quadrature.nodes).max()
         value = float(quadrature.weights[quadrature.nodes > threshold].sum() / quadrature.weights.sum())
         return MinimalRatio(value, "density", rel_tol, self.num_params)
+
+    def parameters(self) -> torch.Tensor:
+        """The selected parameters as one flat (P,) tensor (a detached copy), in the order of `names`."""
+        return torch.cat([p.detach().reshape(-1) for p in self._params])
+
+    def flat_loss(self) -> FlatLoss:
+        """L as a torch.func-compatible function of a flat (P,) vector (an `analysis.params.FlatLoss`), for the
+        tools of analysis/ (critical.py, dense_hessian). Under torch.func the whole dataset's graph is kept:
+        for small data and models."""
+        model, loss_fn, select, data = self.model, self.loss_fn, self._select, self._data
+
+        def dict_loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
+            total = None
+            with _buffers_kept(model):
+                for index, inputs, targets, size in data.iterate(self.device, self.dtype):
+                    outputs = functional_call(model, params, (inputs,))  # the other parameters: the model's own
+                    term = check_scalar(loss_fn(select(outputs), targets), "loss_fn", index) * (size / self.num_examples)
+                    total = term if total is None else total + term
+            return total
+
+        return FlatLoss(dict_loss, dict(zip(self.names, self._params)))
 
     def __repr__(self) -> str:
         return (f"Hessian({type(self.model).__name__}, P={self.num_params} in {len(self.names)} tensors, "

@@ -89,3 +89,19 @@ class Sharpness:
     loss_at_maximum: float
     epsilon: float
     steps: int
+
+
+@dataclass(frozen=True)
+class CriticalPoint:
+    """Where a search for grad L = 0 ended: state, name -> tensor of the selected parameters there (load with
+    model.load_state_dict(state, strict=False)); grad_norms (S + 1,) ||grad L|| at the start and after each
+    accepted step; loss L there; eigenvalues (P,) ascending, of the exact Hessian there; minimal_ratio the
+    fraction > 1e-6 max|eigenvalue|, index the fraction < -1e-6 max|eigenvalue|; method the search used."""
+
+    state: dict
+    grad_norms: np.ndarray
+    loss: float
+    eigenvalues: np.ndarray
+    minimal_ratio: float
+    index: float
+    method: str
