@@ -60,6 +60,9 @@ def test_surface_grid_points_are_the_losses_of_the_perturbed_models():
         assert result.values["loss"][i, j] == pytest.approx(F.cross_entropy(outputs, y).item(), rel=1e-10)
         assert result.values["accuracy"][i, j] == pytest.approx((outputs.argmax(1) == y).double().mean().item(), abs=1e-12)
     np.testing.assert_allclose(result.values["loss"][1, 1], F.cross_entropy(model(x), y).item(), rtol=1e-12)
+    chosen = dlprobe.surface(model, loader, F.cross_entropy, directions=(d1, d2), coordinates=([0.1], [-0.2, 0.3]))
+    assert chosen.values["loss"].shape == (1, 2)
+    assert chosen.values["loss"][0, 1] == pytest.approx(F.cross_entropy(moved(model, d1, d2, 0.1, 0.3)(x), y).item(), rel=1e-10)
 
 
 def test_surface_with_recomputed_batchnorm_matches_update_bn():

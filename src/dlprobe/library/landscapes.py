@@ -131,13 +131,14 @@ def filter_directions(model: nn.Module, seed: int = 0) -> tuple[dict, dict]:
 
 
 def surface(model: nn.Module, data, metrics, directions="filter", steps: int = 11, span: float = 1.0, seed: int = 0,
-            bn="keep", output: Output = None, chunk_size: int = 16, progress: bool | None = None) -> Surface:
+            bn="keep", output: Output = None, chunk_size: int = 16, progress: bool | None = None,
+            coordinates=None) -> Surface:
     """Metrics on the plane theta + a d1 + b d2, a and b on np.linspace(-span, span, steps) each.
 
     directions: "filter" (`filter_directions(model, seed)`) or a pair (d1, d2) of dicts parameter name -> tensor
     (a name left out counts as zero; e.g. PCA axes of a trajectory). Buffers are not moved. bn: "keep" or a
-    dataset (module docstring). Returns Surface(coordinates1 (steps,), coordinates2 (steps,), values name ->
-    (steps, steps), directions, bn).
+    dataset (module docstring). coordinates: (a (A,), b (B,)) to use instead of steps and span.
+    Returns Surface(coordinates1 (A,), coordinates2 (B,), values name -> (A, B), directions, bn).
     """
     if directions == "filter":
         directions = filter_directions(model, seed)
@@ -148,14 +149,16 @@ def surface(model: nn.Module, data, metrics, directions="filter", steps: int = 1
         unknown = sorted(set(direction) - parameter_names)
         if unknown:
             raise UsageError(f"a direction names tensors that are not parameters of the model: {', '.join(unknown[:5])}")
-    if steps < 1 or span < 0:
-        raise UsageError(f"surface needs steps >= 1 and span >= 0, got steps={steps}, span={span}")
-    coordinates = np.linspace(-span, span, steps)
-    grid1, grid2 = np.meshgrid(coordinates, coordinates, indexing="ij")  # [i, j] = (a_i, b_j), row-major
+    if coordinates is None:
+        if steps < 1 or span < 0:
+            raise UsageError(f"surface needs steps >= 1 and span >= 0, got steps={steps}, span={span}")
+        coordinates = (np.linspace(-span, span, steps),) * 2
+    first, second = (np.asarray(c, dtype=np.float64).reshape(-1) for c in coordinates)
+    grid1, grid2 = np.meshgrid(first, second, indexing="ij")  # [i, j] = (a_i, b_j), row-major
     coefficients = torch.as_tensor(np.stack([np.ones(grid1.size), grid1.ravel(), grid2.ravel()], axis=1))
     states = [dict(model.state_dict()), dict(directions[0]), dict(directions[1])]
     bn_batches = _bn_data(bn)
     values = evaluate_points(model, states, coefficients, data, metrics, bn_batches, output, chunk_size, progress)
-    return Surface(coordinates1=coordinates, coordinates2=coordinates.copy(),
-                   values={name: value.reshape(steps, steps) for name, value in values.items()},
+    return Surface(coordinates1=first, coordinates2=second,
+                   values={name: value.reshape(len(first), len(second)) for name, value in values.items()},
                    directions=tuple(directions), bn="keep" if bn_batches is None else "recomputed")
