@@ -1,0 +1,228 @@
+"""Cases 7-9: the public API (`dlprobe.Hessian`, `dlprobe.surface`) against PyHessian and loss-landscapes.
+
+    7  top-5 Hessian eigenvalues of a CNN with BatchNorm (20.6k parameters) over a DataLoader of 8 batches of 128
+       mnist-5k images: dlprobe.Hessian(...).eigenvalues(5, which="magnitude") vs PyHessian
+       hessian(model, criterion, dataloader=loader).eigenvalues(top_n=5) (power iteration, its defaults);
+       both checked against a float64 Lanczos reference (tol 1e-10).
+    8  Hutchinson trace, 100 Rademacher probes, the same CNN on 1024 images as one batch: dlprobe.Hessian(...)
+       .trace(probes) vs PyHessian trace(maxIter=100, tol=-inf, i.e. exactly 100 probes); the probes are
+       PyHessian's own (its global-RNG draws, reproduced), so both estimate with the same vectors.
+    9  11 x 11 filter-normalized surface of that CNN on 1024 images, BatchNorm statistics kept: dlprobe.surface
+       vs loss_landscapes.random_plane(model, Loss(...), steps=11, normalization="filter"); the check runs
+       dlprobe on loss-landscapes' own directions and grid and compares the 121 losses.
+PyHessian and loss-landscapes are benchmark references, not dependencies: `pip install --no-deps pyhessian
+loss-landscapes` (into a venv that sees torch); without them the cases are skipped with that message.
+"""
+
+from __future__ import annotations
+
+import copy
+import types
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import dlprobe
+from dlprobe.data.images import load_dataset
+
+from .common import baseline, case_record, equality, interleaved, median_ratio, relative_error, side
+from .errors import SkipCase
+
+INSTALL = ("PyHessian / loss-landscapes are not installed: `pip install --no-deps pyhessian loss-landscapes` "
+           "(pure Python, into an environment that has torch)")
+
+
+def _require(module: str):
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        raise SkipCase(INSTALL) from None
+
+
+def batchnorm_cnn(width: int = 16) -> nn.Module:
+    """conv(1->w)-BN-ReLU-pool, conv(w->2w)-BN-ReLU-pool, linear to 10 on 28x28 images: 20,586 parameters at w=16."""
+    return nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(2 * width * 7 * 7, 10))
+
+
+def trained_model(smoke: bool):
+    """The CNN after one epoch of Adam on 4000 mnist-5k images (smoke: width 2, 256 images), in eval mode; and
+    (x (N, 1, 28, 28), y (N,)) with N = 1024 (smoke 64) training images. (Trained also at smoke size: at init
+    BatchNorm biases are 0, and loss-landscapes' filter normalization then divides by zero.)"""
+    dataset = load_dataset("mnist-5k")
+    torch.manual_seed(0)
+    model = batchnorm_cnn(2 if smoke else 16)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    num_train = 256 if smoke else len(dataset.x_train)
+    loader = DataLoader(TensorDataset(dataset.x_train[:num_train], dataset.y_train[:num_train]), batch_size=64, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    model.train()
+    for inputs, targets in loader:
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(inputs), targets).backward()
+        optimizer.step()
+    model.eval()
+    num_images = 64 if smoke else 1024
+    return model, dataset.x_train[:num_images], dataset.y_train[:num_images]
+
+
+def _settings(model, x, extra: dict) -> dict:
+    return {"model": "conv-BN-ReLU-pool x2 + linear (mnist-5k 28x28)", "num_params": sum(p.numel() for p in model.parameters()),
+            "num_images": len(x), "loss": "CrossEntropyLoss", "dtype": "float32", "mode": "eval", **extra}
+
+
+def run_eigenvalues(smoke: bool = False, repeats: int | None = None) -> dict:
+    pyhessian = _require("pyhessian").hessian
+    repeats = repeats or (1 if smoke else 3)
+    model, x, y = trained_model(smoke)
+    loader = DataLoader(TensorDataset(x, y), batch_size=len(x) // 8)
+    criterion = nn.CrossEntropyLoss()
+    top = 2 if smoke else 5
+
+    def ours(repetition):
+        return dlprobe.Hessian(model, criterion, loader, progress=False).eigenvalues(top, which="magnitude", seed=repetition).values
+
+    def theirs(repetition):
+        torch.manual_seed(repetition)  # PyHessian's start vectors come from the global RNG
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # backward(create_graph=True) warns about reference cycles
+            values, _ = pyhessian(copy.deepcopy(model), criterion, dataloader=loader, cuda=False).eigenvalues(top_n=top)
+        return np.asarray(values)
+
+    ours(0)  # warm-up
+    times, results = interleaved({"dlprobe": ours, "pyhessian": theirs}, repeats)
+    reference = dlprobe.Hessian(model, criterion, loader, dtype=torch.float64, progress=False).eigenvalues(
+        top, which="magnitude", tol=1e-10).values
+    ours_error = max(relative_error(v, reference) for v in results["dlprobe"])
+    theirs_errors = [relative_error(np.sort(v)[::-1], np.sort(reference)[::-1]) for v in results["pyhessian"]]
+    check = equality(f"top-{top} eigenvalues (largest magnitude), max relative error vs float64 Lanczos tol 1e-10 (dlprobe)",
+                     ours_error, 1e-3, reference=reference.tolist(), pyhessian_max_relative_error=max(theirs_errors),
+                     pyhessian_within_1e_3=bool(max(theirs_errors) <= 1e-3),
+                     pyhessian_eigenvalues=[v.tolist() for v in results["pyhessian"]])
+    ratio = median_ratio(times["pyhessian"], times["dlprobe"])
+    settings = _settings(model, x, {"data": f"DataLoader, 8 batches of {len(x) // 8}", "k": top,
+                                    "dlprobe": "eigsh on batch-accumulated products, tol 1e-5",
+                                    "pyhessian": "dataloader=, power iteration maxIter=100 tol=1e-3 (defaults)"})
+    return case_record(7, CASE_7.NAME, settings, side("dlprobe.Hessian(model, loss, loader).eigenvalues(5)", times["dlprobe"]),
+                       [baseline("PyHessian hessian(dataloader=).eigenvalues(top_n=5)", times["pyhessian"], ratio, 3.0)],
+                       check, threads=1)
+
+
+def pyhessian_probes(model, num_probes: int, seed: int) -> torch.Tensor:
+    """(num_probes, P) the Rademacher vectors PyHessian's trace() draws after torch.manual_seed(seed): randint_like
+    per trainable parameter tensor, in order, one probe after the other, zeros set to -1."""
+    torch.manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    rows = []
+    for _ in range(num_probes):
+        parts = [torch.randint_like(p, high=2) for p in params]
+        rows.append(torch.cat([part.reshape(-1) for part in parts]) * 2 - 1)
+    return torch.stack(rows)
+
+
+def run_trace(smoke: bool = False, repeats: int | None = None) -> dict:
+    pyhessian = _require("pyhessian").hessian
+    repeats = repeats or (1 if smoke else 3)
+    model, x, y = trained_model(smoke)
+    criterion = nn.CrossEntropyLoss()
+    num_probes = 10 if smoke else 100
+
+    def ours(repetition):
+        probes = pyhessian_probes(model, num_probes, repetition)
+        return dlprobe.Hessian(model, criterion, (x, y), progress=False).trace(probes).estimate
+
+    def theirs(repetition):
+        torch.manual_seed(repetition)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            samples = pyhessian(copy.deepcopy(model), criterion, data=(x, y), cuda=False).trace(maxIter=num_probes, tol=float("-inf"))
+        assert len(samples) == num_probes
+        return float(np.mean(samples))
+
+    ours(0)
+    times, results = interleaved({"dlprobe": ours, "pyhessian": theirs}, repeats)
+    error = max(abs(a - b) / abs(b) for a, b in zip(results["dlprobe"], results["pyhessian"]))
+    check = equality("trace estimate with the same probe vectors, relative difference", error, 1e-5,
+                     dlprobe=results["dlprobe"], pyhessian=results["pyhessian"])
+    ratio = median_ratio(times["pyhessian"], times["dlprobe"])
+    settings = _settings(model, x, {"data": "(x, y), one batch", "probes": num_probes,
+                                    "dlprobe": "one gradient graph, probes 8 at a time (is_grads_batched)",
+                                    "pyhessian": "data=, trace(maxIter=100, tol=-inf): exactly 100 probes"})
+    return case_record(8, CASE_8.NAME, settings, side("dlprobe.Hessian(model, loss, (x, y)).trace(probes)", times["dlprobe"]),
+                       [baseline("PyHessian hessian(data=).trace(maxIter=100)", times["pyhessian"], ratio, 1.5)], check, threads=1)
+
+
+class _Recording:
+    """A loss-landscapes metric that also records the parameters of every point it is called at."""
+
+    def __init__(self, model, loss):
+        self.model, self.loss, self.points = model, loss, []
+
+    def __call__(self, wrapper):
+        self.points.append({name: p.detach().clone() for name, p in self.model.named_parameters()})
+        return self.loss(wrapper)
+
+
+def run_surface(smoke: bool = False, repeats: int | None = None) -> dict:
+    landscapes = _require("loss_landscapes")
+    metrics = _require("loss_landscapes.metrics")
+    repeats = repeats or (1 if smoke else 3)
+    model, x, y = trained_model(smoke)
+    criterion = nn.CrossEntropyLoss()
+    steps = 5 if smoke else 11
+
+    def ours(repetition):
+        return dlprobe.surface(model, (x, y), criterion, steps=steps, span=1.0, seed=repetition, bn="keep", progress=False)
+
+    def theirs(repetition):
+        torch.manual_seed(repetition)
+        with torch.no_grad():
+            return landscapes.random_plane(copy.deepcopy(model), metrics.Loss(criterion, x, y), distance=1, steps=steps,
+                                           normalization="filter")
+
+    def recomputing(repetition):
+        return dlprobe.surface(model, (x, y), criterion, steps=steps, span=1.0, seed=repetition,
+                               bn=DataLoader(TensorDataset(x, y), batch_size=128), progress=False)
+
+    ours(0)
+    times, _ = interleaved({"dlprobe": ours, "loss_landscapes": theirs, "dlprobe_bn_recomputed": recomputing}, repeats)
+    # The check: loss-landscapes' own directions and grid, recorded at every point it evaluates.
+    copy_of_model = copy.deepcopy(model)
+    recorder = _Recording(copy_of_model, metrics.Loss(criterion, x, y))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        values = landscapes.random_plane(copy_of_model, recorder, distance=1, steps=steps, normalization="filter")
+    # Its walk: start at theta - h d1 - h d2 (h = steps / 2, d1, d2 one grid step), then column i goes along d2
+    # by in-place additions, even columns upwards (the first point after one step), odd ones downwards, each
+    # followed by one step along d1. So row i of its result holds b = j + 1 - h for even i but b = j - h for
+    # odd i: the grid is staggered by one step. dlprobe evaluates the regular grid that contains both.
+    first = recorder.points[0]  # (a, b) = (-h, 1 - h)
+    d2 = {name: recorder.points[1][name] - first[name] for name in first}
+    d1 = {name: recorder.points[2 * steps - 1][name] - first[name] + d2[name] for name in first}  # (1 - h, -h)
+    half = steps / 2
+    plane = dlprobe.surface(model, (x, y), criterion, directions=(d1, d2), bn="keep", progress=False,
+                            coordinates=(np.arange(steps) - half, np.arange(steps + 1) - half))
+    ours_on_their_points = np.stack([plane.values["loss"][i, 1:] if i % 2 == 0 else plane.values["loss"][i, :-1]
+                                     for i in range(steps)])
+    error = relative_error(ours_on_their_points, values)
+    check = equality("the 121 losses on loss-landscapes' directions and grid, max relative difference", error, 1e-5,
+                     note="loss-landscapes moves along the grid by in-place additions, so its points carry float32 "
+                          "rounding that a direct theta + a d1 + b d2 does not; its odd rows are shifted by one step "
+                          "along d2 (a staggered grid), which the comparison follows")
+    ratio = median_ratio(times["loss_landscapes"], times["dlprobe"])
+    recompute = {"median_s": round(float(np.median(times["dlprobe_bn_recomputed"])), 4),
+                 "ratio_loss_landscapes_to_this": round(median_ratio(times["loss_landscapes"], times["dlprobe_bn_recomputed"]), 3)}
+    settings = _settings(model, x, {"grid": f"{steps} x {steps}", "directions": "filter-normalized, random",
+                                    "batchnorm": "running statistics kept (loss-landscapes' semantics)"})
+    return case_record(9, CASE_9.NAME, settings, side("dlprobe.surface(model, (x, y), loss, steps=11, bn='keep')", times["dlprobe"]),
+                       [baseline("loss_landscapes.random_plane(steps=11, 'filter')", times["loss_landscapes"], ratio, 1.0)],
+                       check, threads=1, batchnorm_recomputed=recompute)
+
+
+CASE_7 = types.SimpleNamespace(NAME="top-5 eigenvalues, BatchNorm CNN over a DataLoader (dlprobe.Hessian)", run=run_eigenvalues)
+CASE_8 = types.SimpleNamespace(NAME="Hutchinson trace, 100 probes, BatchNorm CNN (dlprobe.Hessian)", run=run_trace)
+CASE_9 = types.SimpleNamespace(NAME="11x11 filter-normalized surface, BatchNorm CNN (dlprobe.surface)", run=run_surface)
