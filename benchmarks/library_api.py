@@ -17,8 +17,14 @@ loss-landscapes` (into a venv that sees torch); without them the cases are skipp
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
+import tempfile
+import time
 import types
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -104,12 +110,90 @@ def run_eigenvalues(smoke: bool = False, repeats: int | None = None) -> dict:
                      pyhessian_within_1e_3=bool(max(theirs_errors) <= 1e-3),
                      pyhessian_eigenvalues=[v.tolist() for v in results["pyhessian"]])
     ratio = median_ratio(times["pyhessian"], times["dlprobe"])
+    memory = memory_comparison(model, smoke)
     settings = _settings(model, x, {"data": f"DataLoader, 8 batches of {len(x) // 8}", "k": top,
                                     "dlprobe": "eigsh on batch-accumulated products, tol 1e-5",
                                     "pyhessian": "dataloader=, power iteration maxIter=100 tol=1e-3 (defaults)"})
     return case_record(7, CASE_7.NAME, settings, side("dlprobe.Hessian(model, loss, loader).eigenvalues(5)", times["dlprobe"]),
                        [baseline("PyHessian hessian(dataloader=).eigenvalues(top_n=5)", times["pyhessian"], ratio, 3.0)],
-                       check, threads=1)
+                       check, threads=1, full_dataset_largest_eigenvalue=memory)
+
+
+def _status_mb(field: str) -> float:
+    """VmRSS / VmHWM (current / peak resident memory) of this process from /proc/self/status, in MiB."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def memory_child(which: str, state_path: str, num_images: int, batch_size: int, width: int = 16) -> dict:
+    """In a fresh process: the largest eigenvalue over a DataLoader of num_images mnist-5k images, one side.
+    One call, the first (its first-call costs count on both sides): seconds, peak_increase_mb (peak resident memory during the call minus
+    the resident memory before it, from /proc/self/status after resetting the peak), value."""
+    torch.set_num_threads(1)
+    dataset = load_dataset("mnist-5k")
+    model = batchnorm_cnn(width)
+    model.load_state_dict(torch.load(state_path, weights_only=True))
+    model.eval()
+    loader = DataLoader(TensorDataset(dataset.x_train[:num_images], dataset.y_train[:num_images]), batch_size=batch_size)
+    criterion = nn.CrossEntropyLoss()
+    products = [0]  # Hessian-vector products over the whole data (one pass each), counted by a wrapper
+
+    def counted(method):
+        def wrapper(self, vectors, *args, **kwargs):
+            products[0] += len(vectors) if which == "dlprobe" else 1
+            return method(self, vectors, *args, **kwargs)
+        return wrapper
+
+    if which == "dlprobe":
+        Hessian = dlprobe.Hessian
+        Hessian._products = counted(Hessian._products)
+
+        def call():
+            return float(Hessian(model, criterion, loader, progress=False).eigenvalues(1, which="magnitude").values[0])
+    else:
+        pyhessian = _require("pyhessian").hessian
+        pyhessian.dataloader_hv_product = counted(pyhessian.dataloader_hv_product)
+        torch.manual_seed(0)
+
+        def call():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return float(pyhessian(model, criterion, dataloader=loader, cuda=False).eigenvalues(top_n=1)[0][0])
+    import scipy.sparse.linalg  # noqa: F401 - an import, not the measurement (dlprobe's eigsh needs it)
+
+    # No warm-up: the memory a first call takes is the point (a second one reuses the allocator's pages).
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")  # reset the peak (VmHWM) to the current resident size (Linux >= 4.0)
+    before = _status_mb("VmRSS")
+    start = time.perf_counter()
+    value = call()
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 3), "peak_increase_mb": round(_status_mb("VmHWM") - before, 1), "value": value,
+            "hessian_vector_products": products[0]}
+
+
+def memory_comparison(model, smoke: bool) -> dict:
+    """memory_child on both sides, each in its own process (one after the other, dlprobe first)."""
+    num_images, batch_size = (256, 32) if smoke else (4000, 125)
+    sides = {}
+    with tempfile.TemporaryDirectory() as folder:
+        state_path = str(Path(folder) / "state.pt")
+        torch.save(model.state_dict(), state_path)
+        for which in ("dlprobe", "pyhessian"):
+            code = (f"import json, benchmarks.library_api as b; print(json.dumps(b.memory_child({which!r}, {state_path!r}, "
+                    f"{num_images}, {batch_size}, {model[0].out_channels})))")
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+            if done.returncode != 0:
+                return {"error": done.stderr[-800:]}
+            sides[which] = json.loads(done.stdout.strip().splitlines()[-1])
+    ours, theirs = sides["dlprobe"], sides["pyhessian"]
+    return {"images": num_images, "batches": num_images // batch_size, "sides": sides,
+            "memory_ratio_dlprobe_to_pyhessian": round(ours["peak_increase_mb"] / max(theirs["peak_increase_mb"], 1e-9), 3),
+            "time_ratio_dlprobe_to_pyhessian": round(ours["seconds"] / theirs["seconds"], 3),
+            "targets": "memory ratio <= 1.25, time ratio <= 0.7"}
 
 
 def pyhessian_probes(model, num_probes: int, seed: int) -> torch.Tensor:
