@@ -110,7 +110,8 @@ class Hessian:
     index, a callable) when it is not a tensor. dtype: compute in this dtype (a copy of the model is cast).
     progress: a tqdm bar on long work (None: only on a terminal; False: never).
     Attributes: names (the selected parameters), num_params (P), num_examples (N), num_batches, loss (L, float).
-    Vectors are flat (P,) in the order of `names`.
+    Vectors are flat (P,) in the order of `names`. H is taken at the parameters as they are: after changing the
+    model (an optimizer step), build a new Hessian.
     """
 
     def __init__(self, model: nn.Module, loss_fn, data, params=None, output: Output = None,
