@@ -21,6 +21,8 @@ _EXPORTS = {
     "interpolate": "dlprobe.library.landscapes",
     "surface": "dlprobe.library.landscapes",
     "filter_directions": "dlprobe.library.landscapes",
+    "trajectory_plane": "dlprobe.library.landscapes",
+    "TrajectoryPlane": "dlprobe.library.results",
     "sharpness": "dlprobe.library.measures",
     "sensitivity": "dlprobe.library.measures",
     "accuracy": "dlprobe.library.measures",

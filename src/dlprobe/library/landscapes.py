@@ -21,12 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlprobe.analysis.landscape import check_same_layout, evaluation_mode, filter_normalized_direction, recompute_batchnorm_statistics
+from dlprobe.analysis.landscape import (check_same_layout, evaluation_mode, filter_normalized_direction, projection_onto_plane,
+                                        recompute_batchnorm_statistics)
+from dlprobe.analysis.trajectory import fit_pca
 from dlprobe.analysis.point_evaluation import PointEvaluator, combine_states
 from dlprobe.errors import UsageError
 from dlprobe.library.batches import Batches, Output, Selected, check_scalar, select_output
 from dlprobe.library.progress import progress_bar
-from dlprobe.library.results import Line, Surface
+from dlprobe.library.results import Line, Surface, TrajectoryPlane
 
 
 def _named_metrics(metrics) -> dict[str, Callable]:
@@ -162,3 +164,33 @@ def surface(model: nn.Module, data, metrics, directions="filter", steps: int = 1
     return Surface(coordinates1=first, coordinates2=second,
                    values={name: value.reshape(len(first), len(second)) for name, value in values.items()},
                    directions=tuple(directions), bn="keep" if bn_batches is None else "recomputed")
+
+
+def trajectory_plane(model: nn.Module, snapshots) -> TrajectoryPlane:
+    """The two principal axes of a trajectory's snapshots around `model` (usually its last point).
+
+    snapshots: T >= 2 state dicts (e.g. copies of model.state_dict() saved during training) holding every
+    parameter of the model. PCA (`analysis.trajectory.fit_pca`, float64) of the offsets snapshot - model;
+    returns TrajectoryPlane(directions, explained_variance_ratio (2,), path (T, 2)).
+    """
+    names = [name for name, _ in model.named_parameters()]
+    center = torch.cat([p.detach().reshape(-1).double().cpu() for _, p in model.named_parameters()])
+    rows = []
+    for index, snapshot in enumerate(snapshots):
+        missing = [name for name in names if name not in snapshot]
+        if missing:
+            raise UsageError(f"snapshot {index} lacks parameters of the model: {', '.join(missing[:5])}")
+        rows.append(torch.cat([torch.as_tensor(snapshot[name]).reshape(-1).double().cpu() for name in names]))
+    if len(rows) < 2:
+        raise UsageError(f"trajectory_plane needs at least 2 snapshots, got {len(rows)}")
+    offsets = torch.stack(rows) - center  # (T, P)
+    pca = fit_pca(offsets.numpy(), num_components=2)
+    device = _device(model)
+    shapes = [(name, p.shape, p.dtype) for name, p in model.named_parameters()]
+    directions = []
+    for component in pca.components:  # (P,) unit norm
+        pieces = torch.split(torch.as_tensor(component), [int(np.prod(shape)) for _, shape, _ in shapes])
+        directions.append({name: piece.reshape(shape).to(device=device, dtype=dtype) for (name, shape, dtype), piece in zip(shapes, pieces)})
+    projection = projection_onto_plane(offsets, torch.zeros_like(center), *map(torch.as_tensor, pca.components))
+    return TrajectoryPlane(directions=tuple(directions), explained_variance_ratio=pca.explained_variance_ratio,
+                           path=projection["coordinates"].numpy())

@@ -105,3 +105,15 @@ class CriticalPoint:
     minimal_ratio: float
     index: float
     method: str
+
+
+@dataclass(frozen=True)
+class TrajectoryPlane:
+    """The plane of a training trajectory around a model (Li et al. 2018, section 7): directions (d1, d2), dicts
+    parameter name -> tensor, unit-norm principal axes of the snapshots' offsets from the model (for
+    `dlprobe.surface(..., directions=plane.directions)`); explained_variance_ratio (2,); path (T, 2), each
+    snapshot's least-squares coordinates (a, b) in that plane (to draw on the surface)."""
+
+    directions: tuple
+    explained_variance_ratio: np.ndarray
+    path: np.ndarray
