@@ -24,11 +24,12 @@ import torch
 
 from dlprobe.report.text import format_value
 
-from . import critical_points, dense_hessian, ensemble_training, interpolation, suite, top_eigenvalues
+from . import critical_points, dense_hessian, ensemble_training, interpolation, library_api, suite, top_eigenvalues
 from .common import machine_record
 from .errors import SkipCase
 
-CASES = {1: ensemble_training, 2: dense_hessian, 3: top_eigenvalues, 4: interpolation, 5: critical_points, 6: suite}
+CASES = {1: ensemble_training, 2: dense_hessian, 3: top_eigenvalues, 4: interpolation, 5: critical_points, 6: suite,
+         7: library_api.CASE_7, 8: library_api.CASE_8, 9: library_api.CASE_9}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 

@@ -266,3 +266,26 @@ def test_bad_calls_on_a_hessian():
         hessian.trace(probes=1)
     with pytest.raises(UsageError, match=r"vectors must be \(P,\) or \(k, P\) with P = 44"):
         hessian.hvp(np.zeros(3))
+
+
+def test_density_distribution_matches_the_exact_spectrum_in_wasserstein_distance():
+    """Default SLQ (80 steps, 3 runs) on a 316-parameter MLP after 30 Adam steps: the Wasserstein-1 distance between the
+    quadrature measure (nodes, weights) and the exact eigenvalues (weight 1/P each) is under 2% of the spectral
+    range; the same measure shifted by 5% of the range is not."""
+    from scipy.stats import wasserstein_distance
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 12), nn.Tanh(), nn.Linear(12, 12), nn.Tanh(), nn.Linear(12, 4)).double()
+    x, y = torch.randn(100, 8, dtype=torch.float64), torch.randint(0, 4, (100,))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
+    for _ in range(30):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    hessian = Hessian(model, F.cross_entropy, (x, y), progress=False)
+    assert hessian.num_params == 316
+    exact = np.linalg.eigvalsh(hessian.dense())
+    spread = exact.max() - exact.min()
+    result = hessian.density(seed=0)
+    assert wasserstein_distance(result.nodes, exact, u_weights=result.weights) < 0.02 * spread
+    assert wasserstein_distance(result.nodes + 0.05 * spread, exact, u_weights=result.weights) > 0.02 * spread

@@ -60,6 +60,9 @@ def test_surface_grid_points_are_the_losses_of_the_perturbed_models():
         assert result.values["loss"][i, j] == pytest.approx(F.cross_entropy(outputs, y).item(), rel=1e-10)
         assert result.values["accuracy"][i, j] == pytest.approx((outputs.argmax(1) == y).double().mean().item(), abs=1e-12)
     np.testing.assert_allclose(result.values["loss"][1, 1], F.cross_entropy(model(x), y).item(), rtol=1e-12)
+    chosen = dlprobe.surface(model, loader, F.cross_entropy, directions=(d1, d2), coordinates=([0.1], [-0.2, 0.3]))
+    assert chosen.values["loss"].shape == (1, 2)
+    assert chosen.values["loss"][0, 1] == pytest.approx(F.cross_entropy(moved(model, d1, d2, 0.1, 0.3)(x), y).item(), rel=1e-10)
 
 
 def test_surface_with_recomputed_batchnorm_matches_update_bn():
@@ -199,3 +202,26 @@ def test_import_dlprobe_stays_cheap_and_exports_resolve_lazily():
     assert out[1] == "dlprobe.library.hessian dlprobe.plotting.library True"
     with pytest.raises(AttributeError, match="no attribute 'hessian'"):
         dlprobe.hessian  # noqa: B018
+
+
+def test_trajectory_plane_spans_the_path_and_gives_its_coordinates():
+    model, x, y = conv_net()
+    center = {name: p.detach().clone() for name, p in model.named_parameters()}
+    generator = torch.Generator().manual_seed(0)
+    u = {name: torch.randn(t.shape, generator=generator, dtype=t.dtype) for name, t in center.items()}
+    v = {name: torch.randn(t.shape, generator=generator, dtype=t.dtype) for name, t in center.items()}
+    steps = [(3.0, 1.0), (2.0, -0.5), (1.0, 0.2), (0.5, 0.0)]  # a path in span(u, v) ending next to the model
+    snapshots = [{name: center[name] + a * u[name] + b * v[name] for name in center} for a, b in steps]
+    plane = dlprobe.trajectory_plane(model, snapshots)
+    assert plane.explained_variance_ratio.sum() == pytest.approx(1.0, abs=1e-12)
+    assert plane.path.shape == (4, 2)
+    d1, d2 = plane.directions
+    for (a, b), (c1, c2), snapshot in zip(steps, plane.path, snapshots):  # the coordinates rebuild each snapshot
+        for name in center:
+            torch.testing.assert_close(center[name] + c1 * d1[name] + c2 * d2[name], snapshot[name], atol=1e-10, rtol=0)
+    flat = torch.cat([torch.cat([d[name].reshape(-1) for name in center]) for d in (d1, d2)]).view(2, -1)
+    torch.testing.assert_close(flat @ flat.T, torch.eye(2, dtype=flat.dtype), atol=1e-12, rtol=0)
+    plot = dlprobe.surface(model, (x, y), F.cross_entropy, directions=plane.directions, steps=3, span=1.0)
+    assert plot.values["loss"].shape == (3, 3)
+    with pytest.raises(UsageError, match="at least 2 snapshots"):
+        dlprobe.trajectory_plane(model, snapshots[:1])

@@ -22,22 +22,25 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from dlprobe.analysis.critical import minimal_ratio as ratio_of_spectrum
+from dlprobe.analysis.params import FlatLoss
 from dlprobe.errors import UsageError
-from dlprobe.library.batches import Batches, Output, batch_loss, check_loss_fn, select_output
+from dlprobe.library.batches import Batches, Output, batch_loss, check_loss_fn, check_scalar, select_output
 from dlprobe.library.progress import progress_bar
 from dlprobe.library.results import Eigenvalues, MinimalRatio, SpectralDensity, TraceEstimate
 from dlprobe.library.selection import select_parameters
 
 WHICH = {"largest": "LA", "smallest": "SA", "magnitude": "LM"}
 # Vectors per batched backward (is_grads_batched): trace of 40 probes, 13.8k-parameter CNN with BatchNorm on 512
-# 8x8 images, 1 thread: 0.79 s at 8, 1.18 s at 32, 1.15 s one at a time.
+# 8x8 images, 1 thread: 0.79 s at 8, 1.18 s at 32, 1.15 s one at a time. Whether batching pays is timed per model.
 PROBE_CHUNK = 8
 DENSE_LIMIT = 4096  # parameters: a (P, P) float64 matrix of 128 MiB and P backward passes per batch
 
@@ -108,7 +111,8 @@ class Hessian:
     index, a callable) when it is not a tensor. dtype: compute in this dtype (a copy of the model is cast).
     progress: a tqdm bar on long work (None: only on a terminal; False: never).
     Attributes: names (the selected parameters), num_params (P), num_examples (N), num_batches, loss (L, float).
-    Vectors are flat (P,) in the order of `names`.
+    Vectors are flat (P,) in the order of `names`. H is taken at the parameters as they are: after changing the
+    model (an optimizer step), build a new Hessian.
     """
 
     def __init__(self, model: nn.Module, loss_fn, data, params=None, output: Output = None,
@@ -131,7 +135,8 @@ class Hessian:
         self._data = Batches(data)
         self._select = select_output(output)
         self._cached_gradient: torch.Tensor | None = None
-        self._batched = True  # products of several vectors in one vmapped backward, until an op refuses
+        self._batched: bool | None = None  # several vectors per vmapped backward: None until timed (_batch_products)
+        self._timings: dict[str, float] = {}
         self.loss = self._mean_loss()  # one pass: counts the examples, checks every batch
         self.num_examples, self.num_batches = self._data.num_examples, self._data.num_batches
 
@@ -175,14 +180,39 @@ class Hessian:
 
     def _batch_products(self, flat: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
         # Reverse over reverse: d(g . v) / d theta = H v, the batch's graph reused for every v (retain_graph).
-        # Several v at once through autograd's vmap (is_grads_batched) where the model's ops allow it.
-        if len(chunk) > 1 and self._batched:
-            try:
-                parts = torch.autograd.grad(flat, self._params, grad_outputs=chunk, retain_graph=True,
-                                            is_grads_batched=True, materialize_grads=True)
-                return torch.cat([part.reshape(len(chunk), -1) for part in parts], dim=1)
-            except RuntimeError:  # an op without a batching rule: one vector at a time from now on
-                self._batched = False
+        # Several v at once through autograd's vmap (is_grads_batched) or one at a time, whichever is faster for
+        # this model: the first two full chunks are timed one way each and the faster way is kept. Measured, 1
+        # thread: a BatchNorm CNN on 8x8 images 1.45x faster batched; a 20.6k one on 28x28 images 1.5-1.9x slower.
+        if len(chunk) < PROBE_CHUNK or self._batched is False:
+            return self._looped_products(flat, chunk)
+        if self._batched is True:
+            return self._vmapped_products(flat, chunk)
+        start = self._clock()
+        if "batched" not in self._timings:
+            products = self._vmapped_products(flat, chunk)
+            if self._batched is not False:  # not refused by an op
+                self._timings["batched"] = self._clock() - start
+            return products
+        products = self._looped_products(flat, chunk)
+        # Batched only when clearly faster (a 20% margin: on a shared machine one timing is noisy).
+        self._batched = self._timings["batched"] < 0.8 * (self._clock() - start)
+        return products
+
+    def _clock(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _vmapped_products(self, flat: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
+        try:
+            parts = torch.autograd.grad(flat, self._params, grad_outputs=chunk, retain_graph=True,
+                                        is_grads_batched=True, materialize_grads=True)
+        except RuntimeError:  # an op without a batching rule: one vector at a time from now on
+            self._batched = False
+            return self._looped_products(flat, chunk)
+        return torch.cat([part.reshape(len(chunk), -1) for part in parts], dim=1)
+
+    def _looped_products(self, flat: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
         rows = []
         for vector in chunk:
             parts = torch.autograd.grad(flat, self._params, grad_outputs=vector, retain_graph=True, materialize_grads=True)
@@ -231,8 +261,14 @@ class Hessian:
 
         operator = LinearOperator((self.num_params, self.num_params), matvec=matvec, dtype=np.float64)
         start = np.random.default_rng(seed).standard_normal(self.num_params)
+        # For the top of the spectrum, a Lanczos basis of 3k + 3 (at least 6) instead of eigsh's max(2k + 1, 20):
+        # products to tol 1e-5 for the trained 20.6k-parameter BatchNorm CNN of benchmark case 7: k=1 16 instead
+        # of 21, k=5 19 instead of 21. The bottom of a Hessian spectrum is a dense cluster around zero, where a
+        # small basis needs many more restarts: eigsh's default there.
+        basis_size = min(self.num_params, max(3 * k + 3, 6)) if which != "smallest" else None
         with bar, _quiet_inner(self):
-            values, eigenvectors = eigsh(operator, k=k, which=WHICH[which], tol=tol, maxiter=max_iterations, v0=start)
+            values, eigenvectors = eigsh(operator, k=k, which=WHICH[which], tol=tol, maxiter=max_iterations, v0=start,
+                                         ncv=basis_size)
         key = {"largest": -values, "smallest": values, "magnitude": -np.abs(values)}[which]
         order = np.argsort(key, kind="stable")
         return Eigenvalues(values=values[order], vectors=eigenvectors[:, order].T.copy() if vectors else None, which=which)
@@ -316,6 +352,27 @@ class Hessian:
         threshold = rel_tol * np.abs(quadrature.nodes).max()
         value = float(quadrature.weights[quadrature.nodes > threshold].sum() / quadrature.weights.sum())
         return MinimalRatio(value, "density", rel_tol, self.num_params)
+
+    def parameters(self) -> torch.Tensor:
+        """The selected parameters as one flat (P,) tensor (a detached copy), in the order of `names`."""
+        return torch.cat([p.detach().reshape(-1) for p in self._params])
+
+    def flat_loss(self) -> FlatLoss:
+        """L as a torch.func-compatible function of a flat (P,) vector (an `analysis.params.FlatLoss`), for the
+        tools of analysis/ (critical.py, dense_hessian). Under torch.func the whole dataset's graph is kept:
+        for small data and models."""
+        model, loss_fn, select, data = self.model, self.loss_fn, self._select, self._data
+
+        def dict_loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
+            total = None
+            with _buffers_kept(model):
+                for index, inputs, targets, size in data.iterate(self.device, self.dtype):
+                    outputs = functional_call(model, params, (inputs,))  # the other parameters: the model's own
+                    term = check_scalar(loss_fn(select(outputs), targets), "loss_fn", index) * (size / self.num_examples)
+                    total = term if total is None else total + term
+            return total
+
+        return FlatLoss(dict_loss, dict(zip(self.names, self._params)))
 
     def __repr__(self) -> str:
         return (f"Hessian({type(self.model).__name__}, P={self.num_params} in {len(self.names)} tensors, "

@@ -21,12 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlprobe.analysis.landscape import check_same_layout, evaluation_mode, filter_normalized_direction, recompute_batchnorm_statistics
+from dlprobe.analysis.landscape import (check_same_layout, evaluation_mode, filter_normalized_direction, projection_onto_plane,
+                                        recompute_batchnorm_statistics)
+from dlprobe.analysis.trajectory import fit_pca
 from dlprobe.analysis.point_evaluation import PointEvaluator, combine_states
 from dlprobe.errors import UsageError
 from dlprobe.library.batches import Batches, Output, Selected, check_scalar, select_output
 from dlprobe.library.progress import progress_bar
-from dlprobe.library.results import Line, Surface
+from dlprobe.library.results import Line, Surface, TrajectoryPlane
 
 
 def _named_metrics(metrics) -> dict[str, Callable]:
@@ -131,13 +133,14 @@ def filter_directions(model: nn.Module, seed: int = 0) -> tuple[dict, dict]:
 
 
 def surface(model: nn.Module, data, metrics, directions="filter", steps: int = 11, span: float = 1.0, seed: int = 0,
-            bn="keep", output: Output = None, chunk_size: int = 16, progress: bool | None = None) -> Surface:
+            bn="keep", output: Output = None, chunk_size: int = 16, progress: bool | None = None,
+            coordinates=None) -> Surface:
     """Metrics on the plane theta + a d1 + b d2, a and b on np.linspace(-span, span, steps) each.
 
     directions: "filter" (`filter_directions(model, seed)`) or a pair (d1, d2) of dicts parameter name -> tensor
     (a name left out counts as zero; e.g. PCA axes of a trajectory). Buffers are not moved. bn: "keep" or a
-    dataset (module docstring). Returns Surface(coordinates1 (steps,), coordinates2 (steps,), values name ->
-    (steps, steps), directions, bn).
+    dataset (module docstring). coordinates: (a (A,), b (B,)) to use instead of steps and span.
+    Returns Surface(coordinates1 (A,), coordinates2 (B,), values name -> (A, B), directions, bn).
     """
     if directions == "filter":
         directions = filter_directions(model, seed)
@@ -148,14 +151,46 @@ def surface(model: nn.Module, data, metrics, directions="filter", steps: int = 1
         unknown = sorted(set(direction) - parameter_names)
         if unknown:
             raise UsageError(f"a direction names tensors that are not parameters of the model: {', '.join(unknown[:5])}")
-    if steps < 1 or span < 0:
-        raise UsageError(f"surface needs steps >= 1 and span >= 0, got steps={steps}, span={span}")
-    coordinates = np.linspace(-span, span, steps)
-    grid1, grid2 = np.meshgrid(coordinates, coordinates, indexing="ij")  # [i, j] = (a_i, b_j), row-major
+    if coordinates is None:
+        if steps < 1 or span < 0:
+            raise UsageError(f"surface needs steps >= 1 and span >= 0, got steps={steps}, span={span}")
+        coordinates = (np.linspace(-span, span, steps),) * 2
+    first, second = (np.asarray(c, dtype=np.float64).reshape(-1) for c in coordinates)
+    grid1, grid2 = np.meshgrid(first, second, indexing="ij")  # [i, j] = (a_i, b_j), row-major
     coefficients = torch.as_tensor(np.stack([np.ones(grid1.size), grid1.ravel(), grid2.ravel()], axis=1))
     states = [dict(model.state_dict()), dict(directions[0]), dict(directions[1])]
     bn_batches = _bn_data(bn)
     values = evaluate_points(model, states, coefficients, data, metrics, bn_batches, output, chunk_size, progress)
-    return Surface(coordinates1=coordinates, coordinates2=coordinates.copy(),
-                   values={name: value.reshape(steps, steps) for name, value in values.items()},
+    return Surface(coordinates1=first, coordinates2=second,
+                   values={name: value.reshape(len(first), len(second)) for name, value in values.items()},
                    directions=tuple(directions), bn="keep" if bn_batches is None else "recomputed")
+
+
+def trajectory_plane(model: nn.Module, snapshots) -> TrajectoryPlane:
+    """The two principal axes of a trajectory's snapshots around `model` (usually its last point).
+
+    snapshots: T >= 2 state dicts (e.g. copies of model.state_dict() saved during training) holding every
+    parameter of the model. PCA (`analysis.trajectory.fit_pca`, float64) of the offsets snapshot - model;
+    returns TrajectoryPlane(directions, explained_variance_ratio (2,), path (T, 2)).
+    """
+    names = [name for name, _ in model.named_parameters()]
+    center = torch.cat([p.detach().reshape(-1).double().cpu() for _, p in model.named_parameters()])
+    rows = []
+    for index, snapshot in enumerate(snapshots):
+        missing = [name for name in names if name not in snapshot]
+        if missing:
+            raise UsageError(f"snapshot {index} lacks parameters of the model: {', '.join(missing[:5])}")
+        rows.append(torch.cat([torch.as_tensor(snapshot[name]).reshape(-1).double().cpu() for name in names]))
+    if len(rows) < 2:
+        raise UsageError(f"trajectory_plane needs at least 2 snapshots, got {len(rows)}")
+    offsets = torch.stack(rows) - center  # (T, P)
+    pca = fit_pca(offsets.numpy(), num_components=2)
+    device = _device(model)
+    shapes = [(name, p.shape, p.dtype) for name, p in model.named_parameters()]
+    directions = []
+    for component in pca.components:  # (P,) unit norm
+        pieces = torch.split(torch.as_tensor(component), [int(np.prod(shape)) for _, shape, _ in shapes])
+        directions.append({name: piece.reshape(shape).to(device=device, dtype=dtype) for (name, shape, dtype), piece in zip(shapes, pieces)})
+    projection = projection_onto_plane(offsets, torch.zeros_like(center), *map(torch.as_tensor, pca.components))
+    return TrajectoryPlane(directions=tuple(directions), explained_variance_ratio=pca.explained_variance_ratio,
+                           path=projection["coordinates"].numpy())

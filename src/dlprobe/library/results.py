@@ -89,3 +89,31 @@ class Sharpness:
     loss_at_maximum: float
     epsilon: float
     steps: int
+
+
+@dataclass(frozen=True)
+class CriticalPoint:
+    """Where a search for grad L = 0 ended: state, name -> tensor of the selected parameters there (load with
+    model.load_state_dict(state, strict=False)); grad_norms (S + 1,) ||grad L|| at the start and after each
+    accepted step; loss L there; eigenvalues (P,) ascending, of the exact Hessian there; minimal_ratio the
+    fraction > 1e-6 max|eigenvalue|, index the fraction < -1e-6 max|eigenvalue|; method the search used."""
+
+    state: dict
+    grad_norms: np.ndarray
+    loss: float
+    eigenvalues: np.ndarray
+    minimal_ratio: float
+    index: float
+    method: str
+
+
+@dataclass(frozen=True)
+class TrajectoryPlane:
+    """The plane of a training trajectory around a model (Li et al. 2018, section 7): directions (d1, d2), dicts
+    parameter name -> tensor, unit-norm principal axes of the snapshots' offsets from the model (for
+    `dlprobe.surface(..., directions=plane.directions)`); explained_variance_ratio (2,); path (T, 2), each
+    snapshot's least-squares coordinates (a, b) in that plane (to draw on the surface)."""
+
+    directions: tuple
+    explained_variance_ratio: np.ndarray
+    path: np.ndarray
