@@ -136,13 +136,18 @@ def spectral_density(f: Loss, theta: torch.Tensor, num_runs: int = 3, lanczos_st
         ritz_values, ritz_vectors = np.linalg.eigh(tridiagonal)
         nodes.append(ritz_values)
         weights.append(ritz_vectors[0] ** 2 / num_runs)
-    nodes, weights = np.concatenate(nodes), np.concatenate(weights)
+    grid, density, _ = smoothed_density(np.concatenate(nodes), np.concatenate(weights), sigma, 2000 if grid is None else grid)
+    return grid, density
+
+
+def smoothed_density(nodes: np.ndarray, weights: np.ndarray, sigma: float | None, grid) -> tuple[np.ndarray, np.ndarray, float]:
+    """Gaussian-smoothed quadrature: nodes, weights (Q,) -> (grid (G,), density (G,), sigma). sigma None: 1% of the
+    nodes' spread; grid: a point count (spanning the nodes +- 6 sigma, so the density integrates to ~1) or points."""
     if sigma is None:
         spread = nodes.max() - nodes.min()
         sigma = 0.01 * spread if spread > 0 else 1e-3 * max(abs(nodes.max()), 1.0)
-    if grid is None:
-        grid = np.linspace(nodes.min() - 6 * sigma, nodes.max() + 6 * sigma, 2000)
+    if isinstance(grid, int):
+        grid = np.linspace(nodes.min() - 6 * sigma, nodes.max() + 6 * sigma, grid)
     grid = np.asarray(grid, dtype=np.float64)
     gaussians = np.exp(-0.5 * ((grid[:, None] - nodes[None, :]) / sigma) ** 2)
-    density = gaussians @ weights / (sigma * np.sqrt(2 * np.pi))
-    return grid, density
+    return grid, gaussians @ weights / (sigma * np.sqrt(2 * np.pi)), float(sigma)

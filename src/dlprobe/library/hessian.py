@@ -32,6 +32,7 @@ from torch.func import functional_call
 
 from dlprobe.analysis.critical import minimal_ratio as ratio_of_spectrum
 from dlprobe.analysis.params import FlatLoss
+from dlprobe.analysis.spectrum import smoothed_density
 from dlprobe.errors import UsageError
 from dlprobe.library.batches import Batches, Output, batch_loss, check_loss_fn, check_scalar, select_output
 from dlprobe.library.progress import progress_bar
@@ -316,15 +317,8 @@ class Hessian:
                 nodes.append(ritz_values)
                 weights.append(ritz_vectors[0] ** 2 / runs)
         nodes, weights = np.concatenate(nodes), np.concatenate(weights)
-        if sigma is None:
-            spread = nodes.max() - nodes.min()
-            sigma = 0.01 * spread if spread > 0 else 1e-3 * max(abs(nodes.max()), 1.0)
-        if isinstance(grid, int):
-            grid = np.linspace(nodes.min() - 6 * sigma, nodes.max() + 6 * sigma, grid)
-        grid = np.asarray(grid, dtype=np.float64)
-        gaussians = np.exp(-0.5 * ((grid[:, None] - nodes[None, :]) / sigma) ** 2)
-        density = gaussians @ weights / (sigma * np.sqrt(2 * np.pi))
-        return SpectralDensity(grid=grid, density=density, nodes=nodes, weights=weights, sigma=float(sigma))
+        grid, density, sigma = smoothed_density(nodes, weights, sigma, grid)
+        return SpectralDensity(grid=grid, density=density, nodes=nodes, weights=weights, sigma=sigma)
 
     def dense(self, max_params: int = DENSE_LIMIT) -> np.ndarray:
         """The exact (P, P) Hessian as a float64 numpy array, symmetrised ((H + H^T) / 2): P products (columns
