@@ -376,7 +376,8 @@ def test_config_file_takes_the_model(capsys, tmp_path, model_file, monkeypatch):
     (tmp_path / "run.toml").write_text('model = "models.py:make_mlp"\n[error-surface]\nepochs = 4\n')
     run_dir = run_ok(capsys, smoke("error-surface", tmp_path / "out", "--config", tmp_path / "run.toml"))
     record = json.loads((run_dir / "config.json").read_text())
-    assert record["config"]["model"] == ["models.py:make_mlp"] and record["config"]["epochs"] == 4
+    # the relative spelling is resolved against the working directory and stored absolute (one run per file)
+    assert record["config"]["model"] == [f"{model_file}:make_mlp"] and record["config"]["epochs"] == 4
     assert record["user_models"][0]["file"] == str(model_file)
     assert summary_of(run_dir)["num_params"] == 25
 
