@@ -368,6 +368,7 @@ def test_fit_function_with_user_mlps(capsys, tmp_path, model_file):
     assert [models[k]["model"] for k in ("1", "2")] == [f"{model_file}:make_mlp", f"{tmp_path}/wider.py:make"]
     assert all(m["epochs_trained"] == 40 and m["status"] == ["ok", "ok"] for m in models.values())
     assert "ordinary training loop" in summary["training_path"] and summary["layer_tables"]["model-2"]["total"] == 25
+    assert summary["stopping_rule"]["patience"] == 0 and summary["stopping_rule"]["max_lr_decays"] == 0  # the loop has none
     assert "are within 1% of each other" in observe(summary, {})[0]
 
 

@@ -253,6 +253,8 @@ def _run_user_models(config: Config, ctx, summary: dict, targets) -> dict:
         ctx.describe_model(f"model-{position}", model, torch.zeros(2, 1), "loop",
                            **user_details(user, input_shape=(1,), num_outputs=1, seed=config.seeds[0]))
     summary.update(user_models=[user.text for user in users], same_parameter_count=same_count(counts), training_path=TRAINING_PATHS["loop"])
+    # the ordinary loop has no stopping rule and no plateau decay: every seed trains max_epochs, and the summary says so
+    summary["stopping_rule"] = {**summary["stopping_rule"], "patience": 0, "max_lr_decays": 0}
     datasets = {target.name: TensorData(*function_dataset(target, config.num_train, config.num_test)) for target in targets}
     trials = [(f"{slug(target.name)}_model{position}", partial(_train_user_model, config, datasets[target.name], user))
               for target in targets for position, user in enumerate(users, start=1)]
