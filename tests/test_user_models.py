@@ -20,20 +20,9 @@ from dlprobe.models.describe import layer_table
 from dlprobe.models.user import build_user_model, model_digest, parse_model_spec
 
 from test_bad_input import assert_rejected, run_cli
+from user_model_files import RESIDUAL_HEADER
 
-MODELS = textwrap.dedent('''
-    import torch
-    from torch import nn
-
-
-    class Residual(nn.Module):
-        def __init__(self, channels):
-            super().__init__()
-            self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-            self.norm = nn.BatchNorm2d(channels)
-
-        def forward(self, x):
-            return torch.relu(x + self.norm(self.conv(x)))
+MODELS = RESIDUAL_HEADER + textwrap.dedent('''
 
 
     def make_cnn(input_shape, num_outputs, seed):
