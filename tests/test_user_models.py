@@ -317,6 +317,24 @@ def test_grad_norm_with_user_mlp(capsys, tmp_path, model_file):
     assert "ordinary training loop" in task["training_path"] and task["grad_norm_min"]["min"] > 0
 
 
+def test_grad_norm_keeps_the_healthy_seeds_whole_when_one_diverges(capsys, tmp_path):
+    # seed 1's model starts with a NaN weight, so its first loss is NaN: it diverges at step 0; seed 0 trains all 32 steps
+    (tmp_path / "nan.py").write_text(textwrap.dedent('''
+        import math
+        from torch import nn
+
+        def make(input_shape, num_outputs, seed):
+            model = nn.Sequential(nn.Linear(input_shape[0], 8), nn.Tanh(), nn.Linear(8, num_outputs))
+            if seed == 1:
+                model[0].weight.data[0, 0] = math.nan
+            return model
+    '''))
+    run_dir = run_ok(capsys, smoke("grad-norm", tmp_path / "out", "--model", f"{tmp_path}/nan.py:make", "--set", "dataset=none"))
+    task = summary_of(run_dir)["tasks"]["sinc"]
+    assert task["status"] == ["ok", "diverged at step 0"] and task["iterations"] == 8 * 4
+    assert task["grad_norm_max"]["n"] == 1 and task["grad_norm_max"]["values"][0] > 0  # seed 0's whole run
+
+
 def test_error_surface_with_user_mlp(capsys, tmp_path, model_file):
     run_dir = run_ok(capsys, smoke("error-surface", tmp_path, "--model", f"{model_file}:make_mlp"))
     summary = summary_of(run_dir)

@@ -127,13 +127,14 @@ def _train_user(config, data, user, input_shape, num_outputs, loss, epochs, tria
         status.append(result.status)
         done.append(result.epochs_done)
 
-    def stacked(name):  # (M, T), cut to the shortest run (a diverged seed stops early)
+    def stacked(name):  # (M, T), NaN after a diverged seed's last record, as the ensemble path has it
         series = [log.series(name, "0")[1] for log in logs]
-        return torch.tensor([values[:min(map(len, series))] for values in series], dtype=torch.float64)
+        longest = max(map(len, series))
+        return torch.tensor([values + [math.nan] * (longest - len(values)) for values in series], dtype=torch.float64)
 
-    steps = min((log.series("train_loss", "0")[0] for log in logs), key=len)
+    steps = max((log.series("train_loss", "0")[0] for log in logs), key=len)
     return {"iteration_loss": stacked("iteration_loss"), "grad_norm": stacked("grad_norm"), "epoch_steps": steps,
-            "train_loss": stacked("train_loss"), "test_loss": stacked("test_loss"), "status": status, "epochs": min(done)}
+            "train_loss": stacked("train_loss"), "test_loss": stacked("test_loss"), "status": status, "epochs": max(done)}
 
 
 def run(config: Config, ctx) -> dict:
