@@ -464,3 +464,19 @@ def test_help_mentions_path(capsys):
         main(["run", "random-labels", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert exit_.value.code == 0 and "--dataset NAME|PATH" in text and "x_train, y_train, x_test, y_test" in text
+
+
+def test_many_datasets_are_described_without_reading_them_again(tmp_path, monkeypatch):
+    # more datasets than CACHED_DATASETS keep their arrays: their infos (identity, records) are still not re-read
+    from dlprobe.data import user
+    keys = []
+    for index in range(user.CACHED_DATASETS + 2):
+        path = tmp_path / f"d{index}.npz"
+        rng = np.random.default_rng(index)
+        np.savez(path, x_train=rng.integers(0, 256, (20, 4, 4), dtype=np.uint8), y_train=np.arange(20) % 2,
+                 x_test=rng.integers(0, 256, (6, 4, 4), dtype=np.uint8), y_test=np.arange(6) % 2)
+        keys.append(user.dataset_key(str(path)))
+    first = [user.user_dataset_info(key).sha256 for key in keys]
+    reads = []
+    monkeypatch.setattr(user, "_read", lambda path: reads.append(path) or pytest.fail(f"{path} read again"))
+    assert [user.user_dataset_info(key).sha256 for key in keys] == first and reads == []

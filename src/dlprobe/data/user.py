@@ -29,6 +29,7 @@ from dlprobe.data.user_readers import read_image_folder, read_npz
 from dlprobe.errors import DatasetError
 
 CACHED_DATASETS = 2  # decoded datasets kept per process (most recently used): one run's, or fit-task's pair
+_infos: dict[tuple, "UserDatasetInfo"] = {}  # signature -> info of every dataset read in this process
 _cache: OrderedDict[tuple, "UserDataset"] = OrderedDict()
 
 
@@ -143,17 +144,24 @@ def _read(path: Path) -> UserDataset:
     return UserDataset(info, tuple(raw.arrays))
 
 
-def _cached(key: str) -> UserDataset:
-    """The dataset at path `key`, read when its files are new to this process (the cache's arrays are never
-    handed out: read_user_dataset copies them)."""
+def _located(key: str) -> tuple[Path, tuple]:
+    """The dataset's path and the signature of its files (stat only; nothing is read)."""
     path = Path(key)
     if not path.exists():
         raise DatasetError(f"no such dataset file or folder: {key}")
-    signature = _signature(path)
+    return path, _signature(path)
+
+
+def _cached(key: str) -> UserDataset:
+    """The dataset at path `key`, read when its files are new to this process (the cache's arrays are never
+    handed out: read_user_dataset copies them). The last CACHED_DATASETS datasets keep their arrays; every
+    dataset read keeps its (small) info, so identities and records never read the files again."""
+    path, signature = _located(key)
     if signature in _cache:
         _cache.move_to_end(signature)
         return _cache[signature]
     dataset = _cache[signature] = _read(path)
+    _infos[signature] = dataset.info
     while len(_cache) > CACHED_DATASETS:
         _cache.popitem(last=False)
     return dataset
@@ -167,8 +175,10 @@ def read_user_dataset(key: str) -> UserDataset:
 
 
 def user_dataset_info(key: str) -> UserDatasetInfo:
-    """What read_user_dataset(key).info says, without copying the arrays."""
-    return _cached(key).info
+    """What read_user_dataset(key).info says, without copying the arrays (nor reading the files again once they
+    were read with the same signature, even after their arrays left the cache)."""
+    info = _infos.get(_located(key)[1])
+    return info if info is not None else _cached(key).info
 
 
 def dataset_identity(value):
