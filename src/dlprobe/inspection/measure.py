@@ -67,12 +67,13 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.dev
 
 
 def prepare(model_text: str, checkpoint_path: Path | None, dataset: str, data_dir, settings) -> Prepared:
-    """Parse, read and build everything, cheapest checks first (model file, checkpoint file, dataset name),
-    so that a mistake is reported before any measurement."""
+    """Parse, read and build everything, cheapest checks first (model text, dataset name, device, the model
+    file's import, the checkpoint file, then the data), so that a mistake is reported before any measurement."""
     spec = parse_model_spec(model_text)
-    checkpoint = read_checkpoint(checkpoint_path) if checkpoint_path is not None else None
     key = dataset_key(dataset)
     device = resolve_device(settings.device)
+    load_factory(spec)  # the user's file imported and its function found before the checkpoint is unpickled
+    checkpoint = read_checkpoint(checkpoint_path) if checkpoint_path is not None else None
     data = load_dataset(key, data_dir=data_dir, normalize=settings.normalize)
     arguments = {"input_shape": tuple(data.input_shape), "num_outputs": data.num_classes, "seed": settings.seed}
     model = build_user_model(spec, **arguments, device="cpu")
