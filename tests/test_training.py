@@ -103,10 +103,11 @@ def test_plain_loop_reports_divergence():
     assert result.status.startswith("diverged at step")
 
 
-def test_resume_equals_straight_run(tmp_path):
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_equals_straight_run(tmp_path, schedule):
     data = sinc_data()
     spec = MLPSpec(1, (16,), 1, "tanh")
-    train_spec = TrainSpec(epochs=6, batch_size=64, snapshot_every=2, record_iterations=True)
+    train_spec = TrainSpec(epochs=6, batch_size=64, snapshot_every=2, record_iterations=True, lr_schedule=schedule)
     straight = build_mlp(spec, torch.Generator().manual_seed(0))
     straight_result = train(straight, data, train_spec, seed=7)
 
@@ -120,6 +121,26 @@ def test_resume_equals_straight_run(tmp_path):
     assert torch.equal(flat(resumed), flat(straight))
     assert resumed_result.log.rows() == straight_result.log.rows()
     assert resumed_result.snapshot_epochs == straight_result.snapshot_epochs
+
+
+def test_cosine_schedule_sets_each_epochs_rate_from_the_formula(monkeypatch):
+    data = sinc_data()
+    model = build_mlp(MLPSpec(1, (8,), 1, "tanh"), torch.Generator().manual_seed(0))
+    seen = []
+    original = torch.optim.Adam.step
+
+    def spy(optimizer, *args, **kwargs):
+        seen.append(optimizer.param_groups[0]["lr"])
+        return original(optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    train(model, data, TrainSpec(epochs=4, optimizer=OptimizerSettings("adam", lr=0.02), lr_schedule="cosine"), seed=0)
+    # full batch: one step per epoch, epoch e at 0.02 * (1 + cos(pi e / 4)) / 2
+    assert seen == pytest.approx([0.02, 0.01 * (1 + math.cos(math.pi / 4)), 0.01, 0.01 * (1 - math.cos(math.pi / 4))], rel=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainSpec(lr_schedule="linear")
+    with pytest.raises(ValueError, match="plain loop"):
+        train_ensemble(MLPSpec(1, (8,), 1, "tanh"), seeds=[0], data=data, train_spec=TrainSpec(epochs=2, lr_schedule="cosine"))
 
 
 class _StopAfter:

@@ -32,7 +32,7 @@ labels in 9 and 7.
 
 summary.json: dataset, dataset_note, num_train, num_test, num_classes, chance_accuracy (1/num_classes),
 majority_test_accuracy (share of the most common test class), model {widths, activation, num_params},
-optimizer, learning_rate, batch_size, epochs, fit_threshold, seeds, label_mode, and runs.<fraction> (fraction
+optimizer, learning_rate, lr_schedule, batch_size, epochs, fit_threshold, seeds, label_mode, and runs.<fraction> (fraction
 as "%g", e.g. "0.2") = {label_noise, status ("ok", else "seed S: <status>; ..."), per_seed.<seed> (seed as a
 string) = one model's {label_noise, labels_changed (share of training labels that differ from the true ones),
 max_class_count_change (largest change, in images, of any class's training count; 0 when shuffled), status,
@@ -71,7 +71,7 @@ from ..models.mlp import MLPSpec, build_mlp
 from ..plotting.generalization import plot_epochs_to_fit, plot_final_vs_noise, plot_split_curves
 from ..plotting.style import close, new_axes
 from ..training.common import OptimizerSettings
-from ..training.loop import TrainSpec, evaluate, train
+from ..training.loop import LR_SCHEDULES, TrainSpec, evaluate, train
 from .base import Experiment
 from .model_choice import TRAINING_PATHS, check_one_model, single_user_model, train_seeded, user_details, user_or_builtin
 
@@ -91,6 +91,8 @@ class Config(ExperimentConfig):
     widths: tuple[int, ...] = widths_field((256, 256, 256))
     activation: str = activation_field("relu")
     learning_rate: float = learning_rate_field(1e-3)
+    lr_schedule: str = param("constant", "learning-rate schedule over the epochs: constant, or cosine (from learning_rate "
+                             "down to ~0 in the last epoch)", choices=LR_SCHEDULES)
     batch_size: int = batch_size_field(128)
     epochs: int = epochs_field(200, "per noise level")
     eval_every: int = eval_every_field(1, note="epochs_to_fit has this resolution")
@@ -144,7 +146,8 @@ def _train_one(config: Config, seed: int, data: TensorData, true_labels: torch.T
     model = user_or_builtin(user, lambda: build_mlp(spec, torch.Generator().manual_seed(seed)), input_shape=tuple(data.x_train.shape[1:]),
                             num_outputs=num_classes, seed=seed, device=device)
     train_spec = TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=config.learning_rate),
-                           batch_size=config.batch_size, epochs=config.epochs, eval_every=config.eval_every)
+                           batch_size=config.batch_size, epochs=config.epochs, eval_every=config.eval_every,
+                           lr_schedule=config.lr_schedule)
     # Checkpoint every 10 epochs: a 3x256 MLP with Adam state is ~4 MB, too much to rewrite every epoch.
     result = (train if user is None else train_seeded)(model, data.to(device), train_spec, seed=seed, checkpoint_path=trial.checkpoint,
                                                        checkpoint_every=10, progress=trial.progress)
@@ -166,7 +169,7 @@ def run(config: Config, ctx) -> dict:
         "num_classes": clean.num_classes, "chance_accuracy": 1.0 / clean.num_classes,
         "majority_test_accuracy": counts.max().item() / clean.num_test,
         "model": {"widths": list(config.widths), "activation": config.activation}, "optimizer": "adam",
-        "learning_rate": config.learning_rate, "batch_size": config.batch_size, "epochs": config.epochs,
+        "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule, "batch_size": config.batch_size, "epochs": config.epochs,
         "fit_threshold": config.fit_threshold, "seeds": list(config.seeds), "label_mode": config.label_mode, "runs": {},
         "training_path": TRAINING_PATHS["loop"],
     }

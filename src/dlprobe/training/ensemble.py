@@ -91,6 +91,8 @@ def train_ensemble(
     seeds = [int(s) for s in seeds]
     data = data.to(device)
     model = EnsembleMLP(spec, seeds).to(device)
+    if train_spec.lr_schedule != "constant":
+        raise ValueError("a learning-rate schedule is the plain loop's (train); the ensemble decays on plateau")
     lrs = [train_spec.optimizer.lr] * len(seeds) if lrs is None else lrs
     lrs = torch.as_tensor(lrs, dtype=torch.float64, device=device)  # (M,)
     optimizer = EnsembleOptimizer(model.parameters(), train_spec.optimizer, lrs)

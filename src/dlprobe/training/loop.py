@@ -30,6 +30,16 @@ from .recorder import Recorder
 from .state import TrainState
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def scheduled_lr(base_lr: float, schedule: str, epoch: int, epochs: int) -> float:
+    """The learning rate of 0-based `epoch` of `epochs` under `schedule` (TrainSpec.lr_schedule)."""
+    if schedule == "constant":
+        return base_lr
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
 @dataclass(frozen=True)
 class TrainSpec:
     loss: str = "mse"
@@ -52,9 +62,15 @@ class TrainSpec:
     # over; it has converged when the rule fires at its last learning rate. 0 decays: the plain stopping rule.
     lr_decay: float = 0.1
     max_lr_decays: int = 0
+    # Learning-rate schedule of the plain loop: "constant", or "cosine": epoch e (0-based) trains at
+    # lr * (1 + cos(pi * e / epochs)) / 2, from lr down to nearly 0 in the last epoch (set per epoch, so a resumed
+    # run follows the same schedule).
+    lr_schedule: str = "constant"
 
     def __post_init__(self):
         check_loss(self.loss)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.max_lr_decays and not (0.0 < self.lr_decay < 1.0 and self.stop_patience):
             raise ValueError("learning-rate decay needs 0 < lr_decay < 1 and a stopping rule (stop_patience > 0)")
 
@@ -121,6 +137,9 @@ def train(
     model.train()
     for epoch in range(state.epoch, spec.epochs):
         recorder.at_epoch(epoch)
+        if spec.lr_schedule != "constant":
+            for group in optimizer.param_groups:
+                group["lr"] = scheduled_lr(spec.optimizer.lr, spec.lr_schedule, epoch, spec.epochs)
         if reseed_global_rng:
             torch.manual_seed(seed * 1_000_003 + epoch + 1)
         order = epoch_permutation(len(data.x_train), seed, epoch, data.x_train.device)
