@@ -211,3 +211,17 @@ def test_figure_draws_a_band_only_for_several_seeds():
     single = plot_interpolation(alphas, {k: v[0] for k, v in runs.items()}, {"train": np.full(7, 0.5), "test": np.full(7, 0.4)},
                                 ("m1", "m2"), "t")
     assert len(single.collections) == 0 and len(single.right_axis.collections) == 0
+
+
+def test_first_observation_answers_barrier_and_flatness_per_pair(smoke_run):
+    _, run_dir = smoke_run
+    summary = with_rises(summary_of(run_dir), "learning_rate", "train", [(0.1, 0.5), (0.2, 0.9)])
+    summary = with_rises(summary, "batch_size", "train", [(0.1, 0.5), (0.1, 0.12)])
+    first = observe(summary, {})[0]
+    assert first.startswith("On the straight line between the two trained models, m1 (batch 64) vs m2 (batch 1024): "), first
+    assert "m1 (lr 0.001) flatter along the line in each seed" in first, first
+    assert "m1 (batch 64) vs m2 (batch 1024): no loss barrier in any of the 2 seeds, a flatness verdict that differs between seeds" in first, first
+    run = summary["pairs"]["batch_size"]["per_seed"][1]
+    run["barrier"]["train"] = max(run["endpoints"]["train"]["loss_at_0"], run["endpoints"]["train"]["loss_at_1"])  # a clear barrier
+    summary["pairs"]["batch_size"]["stats"] = _seed_summary(summary["pairs"]["batch_size"]["per_seed"])
+    assert "m2 (batch 1024): a loss barrier in 1 of 2 seeds (train " in observe(summary, {})[0]

@@ -10,6 +10,7 @@ from dlprobe.config import build_config
 from dlprobe.experiments.sensitivity import PROFILES, Config
 from dlprobe.report.text import format_number
 from dlprobe.report.experiments.sensitivity import NAMES, observe
+from dlprobe.report.experiments.sensitivity import answer as observe_answer
 from dlprobe.report.wording import describe_trend
 from smoke import assert_rerun_is_skipped, run_smoke
 
@@ -79,7 +80,22 @@ def test_observations_word_the_hessian_trend(smoke_run):
     assert expected in observe(summary, {})
     assert not any("than the assignment asks for" in s for s in observe(summary, {}))  # smoke: 5 batch sizes
     fewer = observe({**summary, "models": summary["models"][:2]}, {})
-    assert fewer[0].startswith("Fewer batch size settings than the assignment asks for (2, at least 5)")
+    assert fewer[1].startswith("Fewer batch size settings than the assignment asks for (2, at least 5)")
+
+
+@pytest.mark.parametrize("sensitivity, accuracy, verdict", [
+    ((1.0, 0.01), (-1.0, 0.01), "sensitivity rises (ρ = +1.00, p = 0.01) and test accuracy falls (ρ = -1.00, p = 0.01) over 5 runs; "
+                                "the more sensitive models generalize worse"),
+    ((1.0, 0.01), (1.0, 0.01), "the more sensitive models generalize better, the opposite of the direction Novak"),
+    ((0.9, 0.083), (-1.0, 0.01), "sensitivity shows no significant trend (ρ = +0.90, p = 0.083) and test accuracy falls"),
+    ((0.1, 0.9), (0.2, 0.8), "over 5 runs; this run does not show sensitivity tracking generalization"),
+])
+def test_first_observation_answers_whether_sensitivity_tracks_generalization(sensitivity, accuracy, verdict):
+    trend = lambda rho_p: {"rho": rho_p[0], "p_value": rho_p[1], "n": 5}
+    summary = {"vary": "batch_size", "models": [{"batch_size": 64}, {"batch_size": 4096}],
+               "spearman": {"input_gradient_sensitivity": trend(sensitivity), "test_accuracy": trend(accuracy)}}
+    first = observe_answer(summary)
+    assert first.startswith("As the batch size goes from 64 to 4096, ") and verdict in first
 
 
 def test_hessian_top_k_not_below_the_parameter_count_is_a_one_line_error(tmp_path, capsys):

@@ -3,8 +3,9 @@
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
 
-What it says: the two models after training, the barrier between them and which endpoint is flatter along the
-line.
+What it says, first bullet first: per pair, whether the straight line between the two trained models crosses a
+loss barrier and which endpoint is flatter along it (the assignment's question, in one sentence), then the two
+models after training, the barrier between them and the flatness beyond each endpoint in detail.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..wording import mean_std
 
 
 def observe(summary: dict, config: dict) -> list[str]:
-    sentences = []
+    sentences = [answer(summary)] if summary["pairs"] else []
     for pair in summary["pairs"].values():
         lead = f"{pair['m1']['label']} vs {pair['m2']['label']}: "
         sentences += [lead + _after_training(pair), lead + _barrier(pair)]
@@ -29,6 +30,35 @@ def observe(summary: dict, config: dict) -> list[str]:
         sentences.append(f"Each pair was trained with {len(seeds)} seeds ({', '.join(map(str, seeds))}; numbers are mean ± std "
                          "over them); flatness along a single line is one direction in parameter space, not a full curvature measurement.")
     return sentences
+
+
+def answer(summary: dict) -> str:
+    """One sentence: per pair, a barrier on the segment or not, and the training-loss flatness verdict."""
+    parts = []
+    for pair in summary["pairs"].values():
+        found, n = _barrier_seeds(pair), len(pair["per_seed"])
+        of = f" in {found} of {n} seeds" if n > 1 else ""
+        if found:
+            barrier = f"a loss barrier{of} (train {mean_std(pair['stats']['barrier']['train'])} above the worse endpoint)"
+        else:
+            barrier = "no loss barrier" + (f" in any of the {n} seeds" if n > 1 else "")
+        verdicts = pair["stats"]["flatness"]["train"]["flatter"]
+        if len(set(verdicts)) > 1:
+            flat = "a flatness verdict that differs between seeds"
+        elif verdicts[0] in ("m1", "m2"):
+            flat = f"{pair[verdicts[0]]['label']} flatter along the line" + (" in each seed" if n > 1 else "")
+        elif verdicts[0] == "similar":
+            flat = "no clear flatness difference"
+        else:
+            flat = "flatness not measurable (the loss falls beyond an endpoint)"
+        parts.append(f"{pair['m1']['label']} vs {pair['m2']['label']}: {barrier}, {flat}")
+    return "On the straight line between the two trained models, " + "; ".join(parts) + " (training loss)."
+
+
+def _barrier_seeds(pair: dict) -> int:
+    """Seeds whose barrier exceeds 1e-3 of the worse endpoint's training loss (the barrier that counts)."""
+    return sum(max(run["barrier"].values()) > 1e-3 * max(run["endpoints"]["train"]["loss_at_0"], run["endpoints"]["train"]["loss_at_1"])
+               for run in pair["per_seed"])
 
 
 def _after_training(pair: dict) -> str:
@@ -44,9 +74,7 @@ def _after_training(pair: dict) -> str:
 def _barrier(pair: dict) -> str:
     """A barrier counts in a seed when it exceeds 1e-3 of the worse endpoint's training loss."""
     per_seed, stats = pair["per_seed"], pair["stats"]
-    found = sum(max(run["barrier"].values()) > 1e-3 * max(run["endpoints"]["train"]["loss_at_0"], run["endpoints"]["train"]["loss_at_1"])
-                for run in per_seed)
-    n = len(per_seed)
+    found, n = _barrier_seeds(pair), len(per_seed)
     if found == 0:
         seeds = f" in any of the {n} seeds" if n > 1 else ""
         return f"no loss barrier between them{seeds}: on [0, 1] the loss never exceeds the worse endpoint."

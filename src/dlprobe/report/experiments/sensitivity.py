@@ -3,15 +3,16 @@
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
 
-What it says: each quantity's rank-correlation trend with the varied setting (summary.json's spearman), and
-the step budget behind a batch-size trend.
+What it says, first bullet first: whether sensitivity moved with generalization as the setting varied (the
+assignment's question: the two trends, and whether they agree), then each quantity's rank-correlation trend with
+the varied setting (summary.json's spearman), and the step budget behind a batch-size trend.
 """
 
 from __future__ import annotations
 
 from ...experiments.sensitivity import METRICS, QUANTITIES
 from ..text import format_number
-from ..wording import below_minimum, describe_trend, mean_std
+from ..wording import SIGNIFICANCE, WEAK_RHO, below_minimum, describe_trend, mean_std
 
 MIN_SETTINGS = 5  # the assignment's minimum: 5+ models trained at different batch sizes
 NAMES = {"input_gradient_sensitivity": "sensitivity (assignment: mean ‖∂loss/∂x‖)",
@@ -23,7 +24,7 @@ NAMES = {"input_gradient_sensitivity": "sensitivity (assignment: mean ‖∂loss
 def observe(summary: dict, config: dict) -> list[str]:
     varied = summary["vary"].replace("_", " ")
     models = summary["models"]
-    sentences = below_minimum(f"{varied} settings", len(models), MIN_SETTINGS)
+    sentences = [answer(summary)] + below_minimum(f"{varied} settings", len(models), MIN_SETTINGS)
     for quantity in QUANTITIES:
         trend = summary["spearman"][quantity]
         ends = f"{models[0][summary['vary']]:g}: {mean_std(models[0][quantity])} → {models[-1][summary['vary']]:g}: {mean_std(models[-1][quantity])}"
@@ -35,6 +36,31 @@ def observe(summary: dict, config: dict) -> list[str]:
     if len(summary["seeds"]) < 2:
         sentences.append("One seed per setting: the rank correlations rest on one run each and carry no seed spread.")
     return sentences
+
+
+def _direction(trend: dict) -> int:
+    """+1 / -1 for a trend describe_trend calls one (|rho| >= WEAK_RHO and p < SIGNIFICANCE), 0 otherwise."""
+    rho, p = trend["rho"], trend["p_value"]
+    if rho is None or abs(rho) < WEAK_RHO or p is None or not p < SIGNIFICANCE:
+        return 0
+    return 1 if rho > 0 else -1
+
+
+def answer(summary: dict) -> str:
+    """One sentence: did sensitivity move with generalization (test accuracy) as the setting varied?"""
+    vary, models = summary["vary"], summary["models"]
+    span = f"{models[0][vary]:g} to {models[-1][vary]:g}"
+    sensitivity, accuracy = summary["spearman"]["input_gradient_sensitivity"], summary["spearman"]["test_accuracy"]
+    words = {1: "rises", -1: "falls", 0: "shows no significant trend"}
+    s, a = _direction(sensitivity), _direction(accuracy)
+    if s and a:
+        verdict = ("the more sensitive models generalize worse, the direction Novak et al. (2018) report" if s != a else
+                   "the more sensitive models generalize better, the opposite of the direction Novak et al. (2018) report")
+    else:
+        verdict = "this run does not show sensitivity tracking generalization"
+    rho = lambda t: "ρ n/a" if t["rho"] is None else f"ρ = {t['rho']:+.2f}, p = {format_number(t['p_value'], 2)}"
+    return (f"As the {vary.replace('_', ' ')} goes from {span}, sensitivity {words[s]} ({rho(sensitivity)}) and test accuracy "
+            f"{words[a]} ({rho(accuracy)}) over {sensitivity['n']} runs; {verdict}.")
 
 
 def table(summary: dict) -> tuple[list[str], list[list]]:
