@@ -2,6 +2,7 @@
 figures, seed stats that agree with the per-seed values, each seed the same as a run of that seed alone."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -178,6 +179,15 @@ def test_random_mode_runs_and_is_recorded(tmp_path):
     sentences = observe(summary, {})
     assert any("100% random labels" in s for s in sentences)
     assert not any("shuffled" in s for s in sentences)
+
+
+def test_cosine_schedule_is_recorded_and_trains_differently(smoke_run, tmp_path):
+    _, constant_dir = smoke_run
+    run_dir = run_smoke("random-labels", tmp_path, "--lr-schedule", "cosine")
+    summary, constant = (json.loads((d / "summary.json").read_text()) for d in (run_dir, constant_dir))
+    assert summary["lr_schedule"] == "cosine" and constant["lr_schedule"] == "constant"
+    cosine_loss = summary["runs"]["1"]["per_seed"]["0"]["final_train_loss"]
+    assert math.isfinite(cosine_loss) and cosine_loss != constant["runs"]["1"]["per_seed"]["0"]["final_train_loss"]
 
 
 def test_rerun_is_skipped(smoke_run):
