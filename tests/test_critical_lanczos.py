@@ -46,3 +46,63 @@ def test_krylov_levenberg_marquardt_finds_the_saddle():
     reached, history = damped_newton(f, torch.tensor([0.2, -0.15], dtype=torch.float64), steps=50, krylov_steps=2)
     assert history[-1] < 1e-10 and reached.abs().max() < 1e-9
     assert hessian_index(hessian_eigenvalues(dense_hessian(f, reached))).index == 0.5
+
+
+def test_quadrature_bounds_on_a_hand_solved_measure():
+    """Nodes -1, 0.5, 2 with weights 0.5, 0.3, 0.2 (given out of order): the weight above the threshold, and the
+    Chebyshev-Markov-Stieltjes bracket that drops the first node above it (low) or adds the last one below (high)."""
+    from dlprobe.analysis.spectrum import quadrature_fraction_above
+
+    nodes, weights = np.array([2.0, -1.0, 0.5]), np.array([0.4, 1.0, 0.6])  # normalised: 0.2, 0.5, 0.3
+    assert quadrature_fraction_above(nodes, weights, 0.0) == pytest.approx((0.5, 0.2, 1.0))
+    assert quadrature_fraction_above(nodes, weights, 1.0) == pytest.approx((0.2, 0.0, 0.5))
+    assert quadrature_fraction_above(nodes, weights, -2.0) == pytest.approx((1.0, 0.5, 1.0))
+    assert quadrature_fraction_above(nodes, weights, 3.0) == pytest.approx((0.0, 0.0, 0.2))
+
+
+def test_quadrature_bounds_hold_for_every_start_vector_and_length():
+    """Diagonal H with a known spectrum (half of it a cluster of +-1e-3 around zero, as at a near-critical point of an
+    over-parametrised net): for Rademacher starts z and any number of Lanczos steps, the share of z's spectral
+    measure above 0 (exactly sum z_i^2 / P over lambda_i > 0) lies in the bracket."""
+    from dlprobe.analysis.spectrum import _lanczos_tridiagonal, quadrature_fraction_above
+
+    rng = np.random.default_rng(1)
+    checked = 0
+    for trial in range(40):
+        spectrum = np.concatenate([rng.normal(0, 1e-3, 150), rng.exponential(5, 50), -rng.exponential(0.1, 10)])
+        start = torch.as_tensor(rng.choice([-1.0, 1.0], spectrum.size))
+        diagonal = torch.as_tensor(spectrum)
+        steps = int(rng.integers(2, 60))
+        alphas, betas = _lanczos_tridiagonal(lambda v: diagonal * v, start, steps, torch.float64)
+        nodes, vectors = np.linalg.eigh(np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1))
+        for threshold in (0.0, 1e-3, -1e-2):
+            _, low, high = quadrature_fraction_above(nodes, vectors[0] ** 2, threshold)
+            exact = float(np.mean(spectrum > threshold))  # z_i^2 = 1
+            assert low - 1e-12 <= exact <= high + 1e-12
+            checked += 1
+    assert checked == 120
+
+
+def test_the_density_minimal_ratio_comes_with_an_interval_that_holds_the_exact_one():
+    """A 1-8-8-1 tanh MLP (97 parameters) on 30 points: the dense path's interval is the value itself; the density
+    path's interval (quadrature bracket +- 2 / sqrt(P R)) holds the exact fraction for every seed tried."""
+    from dlprobe import Hessian
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    inputs = torch.linspace(-1, 1, 30, dtype=torch.float64).unsqueeze(1)
+    hessian = Hessian(model, F.mse_loss, (inputs, torch.sin(4 * inputs)), progress=False)
+    exact = np.linalg.eigvalsh(hessian.dense())
+    dense = hessian.minimal_ratio(rel_tol=0.0)
+    assert dense.method == "dense" and dense.low == dense.value == dense.high
+    # Eigenvalues at rounding level (P eps max|lambda|) take either sign from one product ordering to the next
+    # (Hessian times its batched or looped products); the interval must hold the fraction for either.
+    rounding = exact.size * np.finfo(np.float64).eps * np.abs(exact).max()
+    for seed in range(4):
+        density = hessian.density(steps=20, runs=3, seed=seed)
+        assert density.run_lengths == (20, 20, 20)
+        for rel_tol in (0.0, 1e-6, 1e-2):
+            estimate = hessian.minimal_ratio(rel_tol=rel_tol, dense_limit=0, density=density)
+            assert estimate.method == "density" and estimate.low <= estimate.value <= estimate.high
+            threshold = rel_tol * np.abs(exact).max()
+            assert estimate.low <= np.mean(exact > threshold + rounding) <= np.mean(exact > threshold - rounding) <= estimate.high
