@@ -106,3 +106,44 @@ def test_the_density_minimal_ratio_comes_with_an_interval_that_holds_the_exact_o
             assert estimate.method == "density" and estimate.low <= estimate.value <= estimate.high
             threshold = rel_tol * np.abs(exact).max()
             assert estimate.low <= np.mean(exact > threshold + rounding) <= np.mean(exact > threshold - rounding) <= estimate.high
+
+
+@pytest.mark.parametrize("case, expected", [
+    # lambda_min, residual, curvature change along s, ||s||, scale, P
+    ((-1e-3, 1e-12, 1e-6, 1e-4, 10.0, 2000), "saddle"),
+    # Courant-Fischer: a negative Rayleigh quotient needs no convergence, a residual of 0.5 changes nothing
+    ((-1e-3, 0.5, 1e-6, 1e-4, 10.0, 2000), "saddle"),
+    # inside a 1e-6 * max|lambda| tolerance band (3e-6), which would call it a minimum; the step moves it by 1e-9
+    ((-2e-6, 1e-14, 1e-9, 1e-8, 3.0, 2000), "saddle"),
+    # the residual gradient's Newton step could move it past zero
+    ((-1e-3, 1e-12, 2e-3, 1.0, 10.0, 2000), "undetermined"),
+    ((1e-4, 1e-9, 0.0, 0.0, 10.0, 2000), "minimum"),
+    # a rounding-level negative value (rounding bound 2000 eps 10 = 4.4e-12) at the point reached: the exact path's rule
+    ((-1e-13, 0.0, 1.0, 1.0, 10.0, 2000), "minimum"),
+    # positive, but an eigenvalue within the residual could be negative
+    ((1e-4, 1e-3, 0.0, 0.0, 10.0, 2000), "undetermined"),
+])
+def test_the_lanczos_sign_rule_on_hand_built_cases(case, expected):
+    from dlprobe.analysis.critical_signs import classify_by_extremes
+
+    lambda_min, residual, change, step, scale, size = case
+    verdict = classify_by_extremes(lambda_min, residual, change, step, scale, size)
+    assert verdict.classification == expected
+    assert verdict.rounding_bound == pytest.approx(size * np.finfo(np.float64).eps * scale)
+    assert verdict.uncertainty == pytest.approx(abs(change) + verdict.rounding_bound)
+    assert verdict.as_dict()["newton_step_norm"] == step and verdict.lambda_min == lambda_min
+
+
+def test_quadratic_forms_from_products_are_those_of_the_dense_hessian():
+    from dlprobe import Hessian
+    from dlprobe.analysis.critical_signs import sampled_curvatures, sampled_forms
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1, 5), nn.Tanh(), nn.Linear(5, 1)).double()
+    inputs = torch.linspace(-1, 1, 20, dtype=torch.float64).unsqueeze(1)
+    hessian = Hessian(model, F.mse_loss, (inputs, inputs ** 2), progress=False)
+    dense = sampled_curvatures(torch.as_tensor(hessian.dense()), 64, torch.Generator().manual_seed(3))
+    products = sampled_forms(hessian.hvp, hessian.num_params, 64, torch.Generator().manual_seed(3), like=hessian.parameters())
+    assert products.keys() == {"mean", "min", "fraction_negative"}
+    for key, value in products.items():
+        assert value == pytest.approx(dense[key], abs=1e-12)
