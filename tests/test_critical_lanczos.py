@@ -147,3 +147,109 @@ def test_quadratic_forms_from_products_are_those_of_the_dense_hessian():
     assert products.keys() == {"mean", "min", "fraction_negative"}
     for key, value in products.items():
         assert value == pytest.approx(dense[key], abs=1e-12)
+
+
+# 1-32-32-1 tanh MLP, 1153 parameters: above critical-points' exact limit (1000), small enough for a dense reference.
+WIDE = '''
+import math
+
+import torch
+from torch import nn
+
+
+def make(input_shape, num_outputs, seed):
+    generator = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Linear(input_shape[0], 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, num_outputs))
+    with torch.no_grad():
+        for layer in model[::2]:
+            bound = 1 / math.sqrt(layer.in_features)
+            for p in (layer.weight, layer.bias):
+                p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
+    return model
+'''
+
+
+@pytest.fixture(scope="module")
+def lanczos_run(tmp_path_factory):
+    """(run directory, summary, {seed: (model at the point reached, theta)}) of critical-points --profile smoke with the
+    1153-parameter model; the points are captured on their way into phase 3, for the dense reference."""
+    import copy
+    import json
+
+    from dlprobe.analysis import critical_lanczos
+    from dlprobe.cli import main
+
+    folder = tmp_path_factory.mktemp("lanczos")
+    (folder / "wide.py").write_text(WIDE)
+    points, original = {}, critical_lanczos.lanczos_estimates
+
+    def capture(settings, hessian, theta, gradient, seed):
+        points[seed] = (copy.deepcopy(hessian.model), theta.clone())
+        return original(settings, hessian, theta, gradient, seed)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(critical_lanczos, "lanczos_estimates", capture)
+        assert main(["run", "critical-points", "--profile", "smoke", "--out", str(folder / "out"), "--quiet",
+                     "--model", f"{folder}/wide.py:make"]) == 0
+    (done,) = list((folder / "out").rglob("DONE"))
+    return done.parent, json.loads((done.parent / "summary.json").read_text()), points
+
+
+def test_a_model_above_the_exact_limit_is_measured_by_lanczos_and_agrees_with_its_dense_hessian(lanczos_run):
+    """Against the dense Hessian (analysis.hessian.dense_hessian, eigvalsh) at each run's point: the 5 smallest and 5
+    largest Lanczos eigenvalues to 1e-9 max|lambda| (their residuals are ~1e-15 max|lambda|; each value is within its
+    residual of an eigenvalue, which is checked too), the fraction of eigenvalues > 0 and the banded fraction inside
+    the stated intervals, and the classification consistent with the dense lambda_min."""
+    from dlprobe.data.functions import function_dataset
+
+    _, summary, points = lanczos_run
+    assert summary["hessian_method"] == "lanczos" and summary["num_params"] == 1153
+    assert summary["lanczos_settings"] == {"extreme_eigenvalues": 5, "krylov_steps": 100, "density_steps": 200, "density_runs": 3}
+    assert summary["gradient_flat_runs"] is None and sum(summary["classes"].values()) == summary["num_runs"] == 4
+    x, y, _, _ = function_dataset("sinc", 50, 12)  # the smoke profile's training set (num_train 50)
+    for run in summary["runs"]:
+        assert run["status"] == "ok" and run["grad_norm"] < run["grad_norm_at_switch"]
+        model, theta = points[run["seed"]]
+        f = make_flat_loss(model, F.mse_loss, x.double(), y.double())
+        assert float(f(theta)) == pytest.approx(run["loss"], rel=1e-12)  # the reference is taken at the run's point
+        exact = hessian_eigenvalues(dense_hessian(f, theta))  # (1153,) ascending
+        scale = np.abs(exact).max()
+        np.testing.assert_allclose(run["bottom_eigenvalues"], exact[:5], rtol=0, atol=1e-9 * scale)
+        np.testing.assert_allclose(run["top_eigenvalues"], exact[::-1][:5], rtol=0, atol=1e-9 * scale)
+        rounding = exact.size * np.finfo(np.float64).eps * scale
+        for value, residual in zip(run["bottom_eigenvalues"] + run["top_eigenvalues"], run["bottom_residuals"] + run["top_residuals"]):
+            assert np.abs(exact - value).min() <= residual + rounding
+        assert run["lambda_min"] == run["bottom_eigenvalues"][0] and run["lambda_max"] == run["top_eigenvalues"][0]
+        assert run["minimal_ratio_low"] <= np.mean(exact > rounding) <= np.mean(exact > -rounding) <= run["minimal_ratio_high"]
+        assert run["minimal_ratio_low"] <= run["minimal_ratio"] <= run["minimal_ratio_high"]
+        assert run["index"] == pytest.approx(1 - run["minimal_ratio_high"])
+        banded = 1e-6 * scale
+        assert run["minimal_ratio_banded_low"] <= np.mean(exact > banded + rounding) <= np.mean(exact > banded - rounding) \
+            <= run["minimal_ratio_banded_high"]
+        if run["classification"] == "saddle":
+            assert exact[0] < -run["lambda_min_uncertainty"]
+        if run["classification"] == "minimum":
+            assert exact[0] >= -(run["lambda_min_residual"] + rounding)
+        for key in ("num_negative", "num_undetermined", "gradient_flat_share", "probed_ratio"):
+            assert run[key] is None  # they need every eigenvector
+        assert run["probe_directions"] == 10 and 0.0 <= run["hg_ratio"] and len(run["sampling_ratios"]) == 3
+    assert summary["estimates"]["num_undetermined_mean"] is None
+    assert summary["estimates"]["probe_directions_outside_band"] == sum(r["probe_directions_outside_band"] for r in summary["runs"])
+
+
+def test_the_report_says_the_hessian_was_estimated_and_how_far_the_estimates_go(lanczos_run, tmp_path):
+    from dlprobe.report import build_report
+    from dlprobe.report.experiments import critical_points as critical_points_report
+
+    run_dir, summary, _ = lanczos_run
+    sentences = critical_points_report.observe(summary, {})
+    assert "estimated by stochastic Lanczos quadrature: with 1153 parameters the Hessian was not formed" in sentences[0]
+    assert "The Hessian was measured by products only" in " ".join(sentences)
+    assert "needs every eigenvector, which the Lanczos path does not compute" in sentences[1]
+    widths = [r["minimal_ratio_high"] - r["minimal_ratio_low"] for r in summary["runs"]]
+    assert ("so not one of the true ratios" in sentences[0]) == (max(widths) > 0.2)
+    columns, rows = critical_points_report.table(summary)
+    assert "interval" in columns and "λ_min residual" in columns and len(rows) == 4
+    assert all(len(row) == len(columns) for row in rows)
+    html = build_report([run_dir], tmp_path / "report").read_text()
+    assert "stochastic Lanczos quadrature" in html and "minimal ratio (estimate)" in html
