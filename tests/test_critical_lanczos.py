@@ -134,6 +134,22 @@ def test_the_lanczos_sign_rule_on_hand_built_cases(case, expected):
     assert verdict.as_dict()["newton_step_norm"] == step and verdict.lambda_min == lambda_min
 
 
+def test_eigenvalues_take_a_basis_size():
+    from dlprobe import Hessian
+    from dlprobe.errors import UsageError
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1, 5), nn.Tanh(), nn.Linear(5, 1)).double()
+    inputs = torch.linspace(-1, 1, 20, dtype=torch.float64).unsqueeze(1)
+    hessian = Hessian(model, F.mse_loss, (inputs, inputs ** 2), progress=False)
+    exact = np.linalg.eigvalsh(hessian.dense())
+    for which, expected in (("smallest", exact[:3]), ("largest", exact[::-1][:3])):
+        values = hessian.eigenvalues(3, which, basis_size=12).values
+        np.testing.assert_allclose(values, expected, rtol=0, atol=1e-10 * np.abs(exact).max())
+    with pytest.raises(UsageError, match="basis_size"):
+        hessian.eigenvalues(3, "smallest", basis_size=3)
+
+
 def test_quadratic_forms_from_products_are_those_of_the_dense_hessian():
     from dlprobe import Hessian
     from dlprobe.analysis.critical_signs import sampled_curvatures, sampled_forms
@@ -204,7 +220,8 @@ def test_a_model_above_the_exact_limit_is_measured_by_lanczos_and_agrees_with_it
 
     _, summary, points = lanczos_run
     assert summary["hessian_method"] == "lanczos" and summary["num_params"] == 1153
-    assert summary["lanczos_settings"] == {"extreme_eigenvalues": 5, "krylov_steps": 100, "density_steps": 200, "density_runs": 3}
+    assert summary["lanczos_settings"] == {"extreme_eigenvalues": 5, "bottom_basis": 100, "max_restarts": 300, "krylov_steps": 100,
+                                           "density_steps": 200, "density_runs": 3}
     assert summary["gradient_flat_runs"] is None and sum(summary["classes"].values()) == summary["num_runs"] == 4
     x, y, _, _ = function_dataset("sinc", 50, 12)  # the smoke profile's training set (num_train 50)
     for run in summary["runs"]:

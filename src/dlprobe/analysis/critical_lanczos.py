@@ -39,14 +39,20 @@ from .critical import (_curvature_model, _second_directional_derivative, check_p
 from .critical_signs import classify_by_extremes, sampled_forms
 
 EXTREMES = 5  # eigenvalues at each end: summary.json's top_eigenvalues / bottom_eigenvalues, as on the exact path
+# Lanczos vectors kept by eigsh for the bottom end, and its restarts. The bottom of a near-critical Hessian sits in
+# a cluster around zero: on 8 points of a 1153-parameter MLP, eigsh's default basis (20) took 83-3326 products
+# within 300 restarts, and on one point none of the 5 converged (1 in 52 s with eigsh's own limit, 10 P restarts);
+# a basis of 100 took 101 products everywhere, all 5 converged, values equal to the dense Hessian's.
+BOTTOM_BASIS = 100
+MAX_RESTARTS = 300
 KRYLOV_STEPS = 100  # Lanczos steps from g for each LM step and the sign bound's Newton step (measured: the step of
 #                     1-20-20-1 near-critical points matched the exact eigenbasis' to 3 digits from 50 steps on)
 DENSITY_STEPS = 200  # per quadrature run: the banded ratio's interval of a 1153-parameter MLP narrowed from 0.9 wide
 #                      at 80 steps to 0.07 at 200 (0.07 at 400); the interval of the fraction > 0 stays wide when
 #                      half the eigenvalues are a cluster around zero, which no affordable number of steps splits
 DENSITY_RUNS = 3  # start vectors: the stochastic part of the interval, 2 / sqrt(P * runs), is 0.034 at P = 1153
-SETTINGS = {"extreme_eigenvalues": EXTREMES, "krylov_steps": KRYLOV_STEPS, "density_steps": DENSITY_STEPS,
-            "density_runs": DENSITY_RUNS}
+SETTINGS = {"extreme_eigenvalues": EXTREMES, "bottom_basis": BOTTOM_BASIS, "max_restarts": MAX_RESTARTS,
+            "krylov_steps": KRYLOV_STEPS, "density_steps": DENSITY_STEPS, "density_runs": DENSITY_RUNS}
 
 
 class LanczosFailure(RuntimeError):
@@ -105,9 +111,11 @@ def lanczos_estimates(settings, hessian, theta: torch.Tensor, gradient: torch.Te
 
 def _extremes(hessian, which: str, seed: int) -> torch.Tensor:
     """(k, P) float64 unit Ritz vectors of the EXTREMES eigenvalues at one end (sorted as `which` says), or of those
-    that converged when ARPACK gives up (its default budget, 10 P restarts)."""
+    that converged when ARPACK gives up after MAX_RESTARTS."""
+    basis = min(hessian.num_params, BOTTOM_BASIS) if which == "smallest" else None
     try:
-        vectors = hessian.eigenvalues(EXTREMES, which, vectors=True, seed=seed).vectors
+        vectors = hessian.eigenvalues(EXTREMES, which, vectors=True, seed=seed, basis_size=basis,
+                                      max_iterations=MAX_RESTARTS).vectors
     except ArpackNoConvergence as error:
         if not len(error.eigenvalues):
             raise LanczosFailure(f"no {which} eigenvalue converged") from error

@@ -238,12 +238,13 @@ class Hessian:
         return products if isinstance(vectors, torch.Tensor) else products.cpu().double().numpy()
 
     def eigenvalues(self, k: int = 1, which: str = "largest", vectors: bool = False, tol: float | None = None,
-                    max_iterations: int | None = None, seed: int = 0) -> Eigenvalues:
+                    max_iterations: int | None = None, seed: int = 0, basis_size: int | None = None) -> Eigenvalues:
         """k extreme eigenvalues by implicitly restarted Lanczos (scipy eigsh) on products.
 
         which: "largest" (algebraic, descending), "smallest" (ascending), "magnitude" (largest |value|, by |value|
         descending: what PyHessian's power iteration estimates). tol: eigsh's relative accuracy, default 1e-10
-        in float64, 1e-5 otherwise (products carry the dtype's rounding). seed: the start vector.
+        in float64, 1e-5 otherwise (products carry the dtype's rounding). seed: the start vector. basis_size:
+        eigsh's ncv (Lanczos vectors kept between restarts; at most P), None for the choice below.
         Returns Eigenvalues(values (k,), vectors (k, P) or None, which).
         """
         from scipy.sparse.linalg import LinearOperator, eigsh
@@ -267,7 +268,11 @@ class Hessian:
         # products to tol 1e-5 for the trained 20.6k-parameter BatchNorm CNN of benchmark case 7: k=1 16 instead
         # of 21, k=5 19 instead of 21. The bottom of a Hessian spectrum is a dense cluster around zero, where a
         # small basis needs many more restarts: eigsh's default there.
-        basis_size = min(self.num_params, max(3 * k + 3, 6)) if which != "smallest" else None
+        # A larger basis can pay at the bottom too: critical_lanczos.py measured it for near-critical points.
+        if basis_size is None:
+            basis_size = min(self.num_params, max(3 * k + 3, 6)) if which != "smallest" else None
+        elif not k < basis_size <= self.num_params:
+            raise UsageError(f"need k < basis_size <= P = {self.num_params}, got k={k}, basis_size={basis_size}")
         with bar, _quiet_inner(self):
             values, eigenvectors = eigsh(operator, k=k, which=WHICH[which], tol=tol, maxiter=max_iterations, v0=start,
                                          ncv=basis_size)
