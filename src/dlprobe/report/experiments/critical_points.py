@@ -51,8 +51,7 @@ def _interval_caveat(summary: dict, good: list[dict]) -> str:
     widths = [r["minimal_ratio_high"] - r["minimal_ratio_low"] for r in good]
     if max(widths) <= WIDE_INTERVAL:
         return ""
-    return (f", a correlation of estimates whose intervals are up to {format_number(max(widths))} wide, so not one of the "
-            "true ratios")
+    return f", a correlation of estimates from intervals up to {format_number(max(widths))} wide"
 
 
 def observe(summary: dict, config: dict) -> list[str]:
@@ -110,14 +109,17 @@ def _dauphin(summary: dict, good: list[dict]) -> str:
     """What Dauphin et al. found, next to what this run measured (the index against the loss)."""
     rho, p_value = summary["spearman_loss_vs_index"], summary["spearman_loss_vs_index_p"]
     measured = describe_trend(rho, p_value)
-    if rho is not None and p_value is not None and p_value < SIGNIFICANCE:
+    caveat = _interval_caveat(summary, good)
+    if caveat:  # lower ends of wide intervals: their ranks are not the indices' ranks
+        verdict = f"{caveat[2:]}, so it neither confirms nor contradicts theirs"
+    elif rho is not None and p_value is not None and p_value < SIGNIFICANCE:
         verdict = ("the same direction as theirs" if rho > 0 else "the opposite direction to theirs")
     else:
         verdict = "no relation that this number of runs can establish"
     index = ("the least fraction of negative eigenvalues the minimal ratio's interval allows" if _method(summary) == "lanczos"
              else "trusted negatives")
     return (f"Dauphin et al. (2014) found the index (fraction of negative eigenvalues) of critical points growing with the training "
-            f"error; here the index ({index}) against the loss shows {measured}: {verdict}{_interval_caveat(summary, good)}.")
+            f"error; here the index ({index}) against the loss shows {measured}: {verdict}.")
 
 
 def _ratio_ranges(summary: dict, good: list[dict]) -> str:
@@ -165,7 +167,7 @@ def _sampling(summary: dict, good: list[dict]) -> str:
     if estimates["saddle_sampling_ratio_means"] is None:
         return text + "; no run is a saddle, so there is no saddle to compare it with."
     return (text + f"; at the {summary['classes']['saddle']} saddles it gives {format_number(estimates['saddle_sampling_ratio_means'][-1])} at "
-            f"radius {format_number(radii[-1])}, where their minimal ratio averages {format_number(estimates['saddle_minimal_ratio_mean'])}: "
+            f"radius {format_number(radii[-1])}, where their minimal ratio{' (estimate)' if _method(summary) == 'lanczos' else ''} averages {format_number(estimates['saddle_minimal_ratio_mean'])}: "
             "it does not check the Hessian's ratio.")
 
 
