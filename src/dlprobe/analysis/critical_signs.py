@@ -22,6 +22,10 @@ Classification by measured signs, never by a tolerance: "saddle" when a trusted 
 eigenvalues exist, but none is trusted). The minimal ratio is the assignment's fraction of eigenvalues > 0;
 its range counts every undetermined eigenvalue as negative (low) or positive (high).
 
+When the Hessian is too large to form, `classify_by_extremes` makes the same three-way call from the smallest
+Lanczos Ritz pair alone (its docstring states the bound), and `sampled_forms` takes the quadratic forms u^T H u
+from Hessian-vector products.
+
 What kind of point (Frye et al. 2021, "critical point-finding methods reveal gradient-flat regions"):
 `gradient_flat_share` is the share of ||g||^2 along the undetermined directions. Near 0: the residual
 gradient lies where the Newton step is determined, so the point is close to a true critical point. Near 1:
@@ -117,6 +121,57 @@ def classify_by_signs(eigenvalues, slopes, curvature_gradients) -> SignVerdict:
     )
 
 
+@dataclass(frozen=True)
+class ExtremeVerdict:
+    """The sign of the smallest eigenvalue from Lanczos alone (`classify_by_extremes`)."""
+
+    classification: str      # "saddle", "minimum" or "undetermined"
+    lambda_min: float        # v^T H v for the smallest Ritz vector v: an upper bound of the smallest eigenvalue
+    residual: float          # ||H v - lambda_min v||
+    uncertainty: float       # |grad(v^T H v) . s| + rounding_bound: how far lambda_min may move to the critical point
+    rounding_bound: float    # P * eps * scale
+    newton_step_norm: float  # ||s||
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def classify_by_extremes(lambda_min: float, residual: float, curvature_change: float, newton_step_norm: float,
+                         scale: float, num_params: int) -> ExtremeVerdict:
+    """Saddle / minimum / undetermined from the smallest Lanczos Ritz pair, when the Hessian is too large to form.
+
+    lambda_min = v^T H v and residual = ||H v - lambda_min v|| for the unit Ritz vector v of the smallest Ritz value;
+    curvature_change = grad(v^T H v) . s (one triple backprop, v held fixed) for the Newton step s towards the
+    critical point, of norm newton_step_norm; scale = max|eigenvalue| found (both ends); num_params = P. s is the
+    Newton step in the directions at least as curved as v, s = -sum_{|l_i| >= |lambda_min|} (y_i . g / l_i) y_i over
+    the Ritz pairs (l_i, y_i) of Lanczos from the gradient g (critical_lanczos.py): the exact path's step with its
+    trusted set K taken as every direction with |lambda| >= |lambda_min| (along flatter ones the linear model does
+    not place the critical point, as there), exact once the Krylov space is exhausted. The rules, the analogue of
+    `classify_by_signs` with what Lanczos gives:
+    - rounding: P * eps * scale, as for the exact spectrum (a product H v carries about that much float64 error);
+    - saddle needs no convergence of Lanczos: by Courant-Fischer the smallest eigenvalue is <= v^T H v for any unit
+      v, and to first order v^T H(theta + s) v = lambda_min + grad(v^T H v) . s at the critical point theta + s.
+      With u = |grad(v^T H v) . s| + rounding, lambda_min < -u means a negative eigenvalue at the point reached and
+      at that critical point (first order, like the exact path's bound): "saddle";
+    - minimum: some eigenvalue lies within the residual of lambda_min (for any unit v); if that is the smallest one,
+      every eigenvalue is >= lambda_min - residual. "minimum" when lambda_min - residual >= -rounding: the exact
+      path's rule (no eigenvalue negative beyond rounding at the point reached) with the residual added. It assumes
+      Lanczos found the bottom of the spectrum: from a random start it misses an eigenvalue only if the start is
+      nearly orthogonal to its eigenvector, unlikely but not excluded, so a "minimum" here is not a certificate;
+    - "undetermined" otherwise (a negative Rayleigh quotient the residual gradient could flip, or a positive one the
+      residual does not vouch for)."""
+    rounding = float(num_params * np.finfo(np.float64).eps * scale)
+    uncertainty = abs(curvature_change) + rounding
+    if lambda_min < -uncertainty:
+        classification = "saddle"
+    elif lambda_min - residual >= -rounding:
+        classification = "minimum"
+    else:
+        classification = "undetermined"
+    return ExtremeVerdict(classification=classification, lambda_min=float(lambda_min), residual=float(residual),
+                          uncertainty=float(uncertainty), rounding_bound=rounding, newton_step_norm=float(newton_step_norm))
+
+
 def curvature_gradients(loss, thetas: torch.Tensor, bases: torch.Tensor) -> torch.Tensor:
     """(R, P, P): for each run r, row j = V_r^T grad(v_j^T H(theta_r) v_j), by triple backprop.
 
@@ -137,7 +192,17 @@ def sampled_curvatures(hessian: torch.Tensor, num_samples: int, generator: torch
     and u^T H u concentrates around tr(H) / P; it is negative only if the negative eigenvalues outweigh the
     positive ones along u, which a random u almost never does when a few large positive eigenvalues dominate
     the trace."""
-    directions = random_unit_directions(num_samples, hessian.shape[0], generator).to(hessian)
-    forms = ((directions @ hessian) * directions).sum(dim=1)
-    return {"mean": float(forms.mean()), "min": float(forms.min()), "fraction_negative": float((forms < 0).double().mean()),
-            "trace_over_params": float(torch.diagonal(hessian).sum() / hessian.shape[0])}
+    forms = sampled_forms(lambda directions: directions @ hessian, hessian.shape[0], num_samples, generator, like=hessian)
+    return {**forms, "trace_over_params": float(torch.diagonal(hessian).sum() / hessian.shape[0])}
+
+
+def sampled_forms(products, num_params: int, num_samples: int, generator: torch.Generator, like=None) -> dict:
+    """{mean, min, fraction_negative} of u^T H u over the random unit directions u (num_samples, num_params) that
+    `sampling_minimal_ratios` draws from the same generator state; products maps (k, P) directions to H times each
+    row (a dense matmul, or `dlprobe.Hessian.hvp` when H is too large to form); like: a tensor whose dtype and
+    device the directions take."""
+    directions = random_unit_directions(num_samples, num_params, generator)
+    if like is not None:
+        directions = directions.to(like)
+    forms = (products(directions) * directions).sum(dim=1)
+    return {"mean": float(forms.mean()), "min": float(forms.min()), "fraction_negative": float((forms < 0).double().mean())}

@@ -92,10 +92,11 @@ def hutchinson_trace(f: Loss, theta: torch.Tensor, num_samples: int = 100,
 
 
 def _lanczos_tridiagonal(hvp: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor,
-                         steps: int, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
+                         steps: int, dtype: torch.dtype, return_basis: bool = False):
     """m-step Lanczos, full reorthogonalisation, float64 basis; HVPs in `dtype`.
 
-    Returns (alpha (m,), beta (m-1,)), the diagonal and off-diagonal of the tridiagonal T.
+    Returns (alpha (m,), beta (m-1,)), the diagonal and off-diagonal of the tridiagonal T, and with
+    return_basis also the orthonormal Lanczos vectors Q (m, P) float64 (H ~ Q^T T Q on their span).
     """
     basis = [start / start.norm()]
     alphas, betas = [], []
@@ -111,6 +112,8 @@ def _lanczos_tridiagonal(hvp: Callable[[torch.Tensor], torch.Tensor], start: tor
             break
         betas.append(beta)
         basis.append(w / beta)
+    if return_basis:
+        return np.array(alphas), np.array(betas), torch.stack(basis)
     return np.array(alphas), np.array(betas)
 
 
@@ -138,6 +141,28 @@ def spectral_density(f: Loss, theta: torch.Tensor, num_runs: int = 3, lanczos_st
         weights.append(ritz_vectors[0] ** 2 / num_runs)
     grid, density, _ = smoothed_density(np.concatenate(nodes), np.concatenate(weights), sigma, 2000 if grid is None else grid)
     return grid, density
+
+
+def quadrature_fraction_above(nodes: np.ndarray, weights: np.ndarray, threshold: float) -> tuple[float, float, float]:
+    """What one Lanczos run's Gauss quadrature says about the share of its start vector's spectral measure mu above
+    threshold: (estimate, low, high), with mu(lambda > threshold) / mu(R) guaranteed in [low, high].
+
+    nodes, weights (m,): the Ritz values and weights of one run (any order; normalised here to sum 1). estimate: the
+    weight of the nodes above threshold. The bounds are the Chebyshev-Markov-Stieltjes inequalities for the nodes
+    x_1 < ... < x_m: sum_{i<k} w_i <= mu(lambda < x_k) and mu(lambda <= x_k) <= sum_{i<=k} w_i; with x_j <= threshold
+    < x_{j+1}, mu(lambda > threshold) lies between the weight above x_{j+1} and the weight from x_j up (exact
+    arithmetic; with full reorthogonalisation the Ritz values are accurate to rounding). So the two nodes around the
+    threshold carry all the uncertainty: an eigenvalue cluster at the threshold, which m steps cannot split, shows as
+    a wide interval, never as a confident wrong value."""
+    order = np.argsort(nodes, kind="stable")
+    values = np.asarray(nodes, dtype=np.float64)[order]
+    shares = np.asarray(weights, dtype=np.float64)[order]
+    shares = shares / shares.sum()
+    below = int(np.sum(values <= threshold))  # j: nodes x_1 .. x_j at or below the threshold
+    estimate = float(shares[below:].sum())
+    low = float(shares[below + 1:].sum())
+    high = float(shares[below - 1:].sum()) if below else 1.0
+    return estimate, low, high
 
 
 def smoothed_density(nodes: np.ndarray, weights: np.ndarray, sigma: float | None, grid) -> tuple[np.ndarray, np.ndarray, float]:

@@ -3,6 +3,7 @@
     dlprobe run critical-points --profile quick        # about a minute on a 2-core CPU (24 runs)
     dlprobe run critical-points --profile full         # the assignment's 100 runs, a few minutes
     dlprobe run critical-points --stages end           # every run switches after the full training
+    dlprobe run critical-points --model my.py:make     # your 1 -> 1 model; above 1000 parameters by Lanczos (below)
 
 A small network (default 1-16-1 tanh, 49 parameters, MSE on sinc) is trained `num_runs` times, each run
 leaves ordinary training at a different stage, is driven from there to a point where the gradient is
@@ -38,6 +39,17 @@ related to the loss at all:
 Phases 2-3 run for `CHUNK` runs at once (analysis/critical_batch.py: batched L-BFGS, Hessians, eigh and
 Levenberg-Marquardt with per-run step sizes, damping and stopping): 100 runs take minutes, not an hour.
 
+A user model (`--model`) runs one run at a time with the same steps (critical_user.py), on the exact Hessian up to MAX_EXACT_PARAMS
+(1000) parameters. Above that the Hessian is never formed (hessian_method "lanczos"; analysis/critical_lanczos.py):
+phase 2's Levenberg-Marquardt steps use the Ritz pairs of KRYLOV_STEPS Lanczos steps from the gradient
+(critical.damped_newton(krylov_steps=...)); phase 3 takes the 5 smallest and largest eigenvalues by Lanczos with
+their residuals, classifies by the smallest (critical_signs.classify_by_extremes: saddle when its Rayleigh quotient
+is negative beyond the first-order change the Newton step to the critical point can make, minimum when it minus its
+residual is not negative beyond rounding, undetermined otherwise), and estimates the minimal ratio and the banded
+ratio by stochastic Lanczos quadrature with an interval (library Hessian.minimal_ratio). Probing uses the 10
+extreme eigenvectors; sampling and u^T H u are as above (u^T H u by products). Expect a wide interval for the
+fraction > 0 wherever much of the spectrum is a cluster around zero: the quadrature cannot split it, and says so.
+
 summary.json: runs = list of {seed, switch_epoch (epochs of ordinary training before phase 2), loss_at_switch,
 grad_norm_at_switch, grad_norm_after_polish, grad_norm_after_grad_min, loss, grad_norm (final), classification,
 minimal_ratio (fraction of eigenvalues > 0), minimal_ratio_low / _high (undetermined counted negative /
@@ -48,7 +60,13 @@ share of directions where "rises" matches eigenvalue > 0; None when no eigenvalu
 probe_disagreements, probe_unexplained (disagreements the second-order model with the measured gradient does
 not predict: |v.g| < r |lambda| / 2; analysis/critical.check_probe), sampling_ratios (one per radius),
 sampled_curvature_mean / _min / _negative_share (u^T H u over the sampled directions), trace_over_params,
-lambda_min, lambda_max, top_eigenvalues (5 largest), bottom_eigenvalues (5 smallest), status};
+lambda_min, lambda_max, top_eigenvalues (5 largest), bottom_eigenvalues (5 smallest), status}; on the Lanczos path
+minimal_ratio and minimal_ratio_banded are quadrature estimates, minimal_ratio_low / _high (and
+minimal_ratio_banded_low / _high) their intervals, index = 1 - minimal_ratio_high, largest_uncertainty is replaced by
+lambda_min_uncertainty (the bound |grad(v^T H v) . s| + rounding) with lambda_min_residual, top_residuals and
+bottom_residuals, probing by probe_directions and probe_directions_outside_band, and what needs every eigenvector is
+None (num_negative, num_positive, num_undetermined, gradient_flat_share, index_banded, the banded counts,
+probed_ratio);
 grad_norm_reached (seed stats), grad_norm_median, fraction_below_1e-6, classes {saddle, minimum,
 undetermined: counts}, gradient_flat_runs (runs with gradient_flat_share > 0.5), spearman_loss_vs_minimal_ratio,
 spearman_loss_vs_index, spearman_switch_epoch_vs_loss (each with _p, its permutation p-value), estimates
@@ -57,8 +75,10 @@ num_near_zero_banded; sampling_ratio_means one per radius; the pooled probe_agre
 probe_directions_outside_band, probe_disagreements, probe_unexplained; sampled_curvature_negative_max (the
 largest share of negative u^T H u in any run), trace_over_params_mean, sampled_curvature_mean_mean,
 lambda_min_min (the most negative eigenvalue of any run), saddle_sampling_ratio_means (one per radius, over the
-saddle runs) and saddle_minimal_ratio_mean (None without saddles)), num_params, settings (stages, train_epochs, eigen_rel_tol, probe_radius,
-sampling_radii, num_samples, phase2).
+saddle runs) and saddle_minimal_ratio_mean (None without saddles); None where a run has no such number), num_params,
+settings (stages, train_epochs, eigen_rel_tol, probe_radius, sampling_radii, num_samples, phase2), hessian_method
+("exact" or "lanczos"; gradient_flat_runs is None on the Lanczos path) and, on the Lanczos path, lanczos_settings
+(extreme_eigenvalues, bottom_basis, max_restarts, krylov_steps, density_steps, density_runs).
 """
 
 from __future__ import annotations
@@ -83,12 +103,15 @@ from ..training.common import OptimizerSettings
 from ..training.ensemble import train_ensemble
 from ..training.loop import TrainSpec
 from .base import Experiment
-from .model_choice import TRAINING_PATHS, check_one_model, num_params, single_user_model, train_seeded, user_details, user_or_builtin
+from ..analysis.critical_lanczos import DENSITY_RUNS, DENSITY_STEPS, KRYLOV_STEPS
+from ..analysis.critical_lanczos import SETTINGS as LANCZOS_SETTINGS
+from .model_choice import TRAINING_PATHS, check_one_model, num_params, single_user_model, user_details, user_or_builtin
 
 CHUNK = 25  # runs per trial, refined together: the unit of resumption (and of a Ray task)
 STAGE_SPACINGS = ("log", "linear", "end")
 GRADIENT_FLAT = 0.5  # a run whose residual gradient lies more than this share in undetermined directions
-MAX_EXACT_PARAMS = 1000  # a user model's exact Hessian (P x P) and curvature gradients (P triple backprops) up to this P
+MAX_EXACT_PARAMS = 1000  # a user model's exact Hessian (P x P) and curvature gradients (P triple backprops) up to this P;
+#                         above it the Lanczos path (analysis/critical_lanczos.py)
 
 
 @dataclass(frozen=True)
@@ -115,8 +138,18 @@ class Config(ExperimentConfig):
     sampling_radii: tuple[float, ...] = param((1e-3, 1e-2, 1e-1), "distances of the random neighbours, one sampling "
                                               "ratio each", minimum=1e-12)
     model: tuple[str, ...] = model_field(f"instead of the MLP (widths and activation then unused): each run trains its own copy "
-                                         f"with the ordinary full-batch loop, then phases 2-3 run on it one run at a time with the "
-                                         f"exact Hessian (at most {MAX_EXACT_PARAMS} parameters; larger models are not supported yet)",
+                                         f"with the ordinary full-batch loop, then phases 2-3 run on it one run at a time: with the "
+                                         f"exact Hessian up to {MAX_EXACT_PARAMS} parameters, above that from Hessian-vector products "
+                                         f"only (Levenberg-Marquardt in a {KRYLOV_STEPS}-step Krylov space, Lanczos extremes, "
+                                         f"stochastic Lanczos quadrature for the minimal ratio, with its interval; summary.json's "
+                                         f"hessian_method says which). Cost of that path per run, in Hessian-vector products (each "
+                                         f"~2 passes over the training set): {KRYLOV_STEPS} per LM step (and a gradient and a third "
+                                         f"derivative per try), {DENSITY_RUNS * DENSITY_STEPS} for the quadrature, num_samples for "
+                                         f"u^T H u and a few "
+                                         f"hundred for Lanczos, each product's cost growing with P times the data size. Measured "
+                                         f"for 1153 parameters on 200 points (quick profile, 300 LM steps): ~25 s per run, nearly all "
+                                         f"of it the LM steps, 24 runs in 9.5 min on a busy 2-core CPU; lower newton_steps trades "
+                                         f"the gradient norm reached for time",
                                          note="input_shape: (1,); num_outputs: 1; seed: the run's seed")
 
     def validate(self):
@@ -159,7 +192,9 @@ def run(config: Config, ctx) -> dict:
     ctx.describe_model("model", described, data.x_train[:2], "ensemble" if user is None else "loop",
                        **user_details(user, input_shape=(1,), num_outputs=1, seed=seeds[0]))
     if user is not None:
-        return _run_user_model(config, ctx, user, num_params(described), target, data, seeds, switch)
+        from .critical_user import run_user_model  # that module builds on this one's Config and summary
+
+        return run_user_model(config, ctx, user, num_params(described), target, data, seeds, switch)
 
     def train_all():  # every run trains for the longest stage; run i's weights are taken at its own epoch
         longest = max(switch)
@@ -186,17 +221,18 @@ def run(config: Config, ctx) -> dict:
 
 
 def _summarize_runs(config: Config, ctx, runs: list[dict], target, model_text: str, architecture: str, count: int,
-                    user: str | None = None) -> dict:
-    """Metrics, the figure and summary.json from the runs' records (the MLP path's and a user model's alike)."""
+                    user: str | None = None, method: str = "exact") -> dict:
+    """Metrics, the figure and summary.json from the runs' records (the MLP path's and a user model's alike; method:
+    "exact" or "lanczos", how phase 3 measured the Hessian)."""
     for run_result in runs:
         for key in ("switch_epoch", "loss", "grad_norm", "minimal_ratio", "index", "probed_ratio", "gradient_flat_share"):
-            if key in run_result:
+            if run_result.get(key) is not None:
                 ctx.log.add(f"seed{run_result['seed']}", 0, key, run_result[key])
     good = [r for r in runs if r["status"] == "ok"]
     if not good:
         raise ConfigError("critical-points: every run failed; see the run statuses")
     figure = plot_minimal_ratio_vs_loss(good, title=f"{len(good)} runs of a {model_text} on "
-                                        f"{target.formula}, phase 2 started after 0-{config.train_epochs} Adam epochs")
+                                        f"{target.formula}, phase 2 started after 0-{config.train_epochs} Adam epochs", method=method)
     ctx.run_dir.save_figure(figure, "minimal_ratio_vs_loss")
     close(figure)
     grads = [r["grad_norm"] for r in good]
@@ -206,7 +242,7 @@ def _summarize_runs(config: Config, ctx, runs: list[dict], target, model_text: s
         "runs": runs, "grad_norm_reached": seed_stats(grads), "grad_norm_median": float(np.median(grads)),
         "fraction_below_1e-6": float(np.mean(np.asarray(grads) < 1e-6)),
         "classes": {name: sum(r["classification"] == name for r in good) for name in ("saddle", "minimum", "undetermined")},
-        "gradient_flat_runs": sum(r["gradient_flat_share"] > GRADIENT_FLAT for r in good),
+        "gradient_flat_runs": (None if method == "lanczos" else sum(r["gradient_flat_share"] > GRADIENT_FLAT for r in good)),
         **_spearman("loss_vs_minimal_ratio", losses, [r["minimal_ratio"] for r in good]),
         **_spearman("loss_vs_index", losses, [r["index"] for r in good]),
         **_spearman("switch_epoch_vs_loss", [r["switch_epoch"] for r in good], losses),
@@ -215,91 +251,23 @@ def _summarize_runs(config: Config, ctx, runs: list[dict], target, model_text: s
                      "probe_radius": config.probe_radius, "sampling_radii": list(config.sampling_radii),
                      "num_samples": config.num_samples, "phase2": config.phase2, "gradient_flat_threshold": GRADIENT_FLAT},
         "training_path": TRAINING_PATHS["loop" if user else "ensemble"],
+        "hessian_method": method, **({"lanczos_settings": LANCZOS_SETTINGS} if method == "lanczos" else {}),
         **({"user_model": user} if user else {}),
     }
-
-
-def _run_user_model(config: Config, ctx, user, count: int, target, data: TensorData, seeds: list[int], switch: list[int]) -> dict:
-    """critical-points on the user's model: one trial per run (train to its switch epoch with the ordinary loop, then
-    phases 2-3 on its own, `_refine_user_run`); the same summary keys as the MLP path, plus user_model."""
-    if count > MAX_EXACT_PARAMS:
-        raise ConfigError(f"critical-points with --model {user.text}: the model has {count} parameters, more than the "
-                          f"{MAX_EXACT_PARAMS} its exact Hessian and sign bound allow; larger models (Lanczos / spectral density "
-                          "estimates instead of the exact Hessian) are not supported yet")
-    trials = [(f"run_{seed}", partial(_refine_user_run, config, user, data, seed, epoch)) for seed, epoch in zip(seeds, switch)]
-    records = ctx.map_trials(trials, "critical-points", steps=1)
-    runs = [{"switch_epoch": epoch, **record} for epoch, record in zip(switch, records)]
-    return _summarize_runs(config, ctx, runs, target, f"model {user.text}", user.text, count, user=user.text)
-
-
-class _SingleLoss:
-    """What critical_refine's estimates and critical_signs.curvature_gradients ask of a loss, for one flat loss f:
-    `single` (f itself) and `second_directional` (grad (v^T H v) per row, by triple backprop, in chunks)."""
-
-    def __init__(self, f):
-        self.single = f
-
-    def second_directional(self, thetas: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-        from torch.func import grad, vjp, vmap
-
-        def one(theta, v):
-            return grad(lambda t: torch.dot(v, vjp(grad(self.single), t)[1](v)[0]))(theta)
-
-        return torch.cat([vmap(one)(thetas[i:i + 64], steps[i:i + 64]) for i in range(0, len(thetas), 64)])
-
-
-def _refine_user_run(config: Config, user, data: TensorData, seed: int, switch_epoch: int, trial) -> dict:
-    """One run on the user's model, float64 after training: the record critical_refine.refine_and_classify makes for an
-    MLP run, from the same library pieces applied to one flat loss (analysis/critical.py, hessian.py, critical_signs.py)."""
-    from torch.func import grad, grad_and_value, vmap
-
-    from ..analysis.batched_lbfgs import lbfgs
-    from ..analysis.critical import damped_newton, minimize_grad_norm
-    from ..analysis.critical_refine import _estimates  # the MLP path's per-point estimates, reused as they are
-    from ..analysis.critical_signs import curvature_gradients
-    from ..analysis.hessian import dense_hessian
-    from ..analysis.params import flatten_params, make_flat_loss
-
-    model = user_or_builtin(user, None, input_shape=(1,), num_outputs=1, seed=seed)
-    spec = TrainSpec(loss="mse", optimizer=OptimizerSettings("adam", lr=config.learning_rate), epochs=switch_epoch,
-                     eval_every=max(1, switch_epoch))
-    result = train_seeded(model, data, spec, seed=seed)
-    if result.status != "ok":
-        return {"seed": seed, "status": result.status}
-    model = model.double()
-    f = make_flat_loss(model, torch.nn.functional.mse_loss, data.x_train.double(), data.y_train.double())
-    theta = flatten_params(model).double()
-    gradient_norm = lambda point: float(grad(f)(point).norm())  # noqa: E731
-    common = {"seed": seed, "loss_at_switch": float(f(theta)), "grad_norm_at_switch": gradient_norm(theta)}
-    if config.polish_steps:
-        polished, _ = lbfgs(lambda points: tuple(reversed(vmap(grad_and_value(f))(points))), theta.unsqueeze(0), config.polish_steps)
-        theta = polished[0]
-    common["grad_norm_after_polish"] = gradient_norm(theta)
-    if config.phase2 in ("both", "grad-norm") and config.grad_norm_steps:
-        theta, _ = minimize_grad_norm(f, theta, steps=config.grad_norm_steps, lr=1.0, method="lbfgs")
-    common["grad_norm_after_grad_min"] = gradient_norm(theta)
-    if config.phase2 in ("both", "newton") and config.newton_steps:
-        theta, _ = damped_newton(f, theta, steps=config.newton_steps)
-    hessian = dense_hessian(f, theta)
-    gradient = grad(f)(theta)
-    common.update(loss=float(f(theta)), grad_norm=float(gradient.norm()))
-    if not (torch.isfinite(hessian).all() and torch.isfinite(gradient).all() and np.isfinite(common["loss"])):
-        return {**common, "status": "failed (non-finite loss, gradient or Hessian)"}
-    eigenvalues, basis = torch.linalg.eigh(hessian)
-    loss = _SingleLoss(f)
-    derivatives = curvature_gradients(loss, theta.unsqueeze(0), basis.unsqueeze(0))[0]
-    if trial.progress is not None:
-        trial.progress.update(1)
-    return {**common, **_estimates(config, loss, theta, hessian, eigenvalues, basis, gradient, derivatives, seed), "status": "ok"}
 
 
 def _estimate_means(good: list[dict]) -> dict:
     """Means of the estimates over the analysed runs, probing vs Hessian signs pooled over every outside-band
     direction of every run (share of agreeing directions; None when there is none), and the extremes that explain
     the sampling ratio."""
-    outside = sum(r["num_negative_banded"] + r["num_positive_banded"] for r in good)
+    outside = sum(r["probe_directions_outside_band"] if "probe_directions_outside_band" in r  # the Lanczos path's extremes
+                  else r["num_negative_banded"] + r["num_positive_banded"] for r in good)
     disagreements = sum(r["probe_disagreements"] for r in good)
-    mean = lambda key: float(np.mean([r[key] for r in good]))  # noqa: E731
+
+    def mean(key):  # None where the Lanczos path has no such number
+        values = [r[key] for r in good]
+        return None if any(value is None for value in values) else float(np.mean(values))
+
     saddles = [r for r in good if r["classification"] == "saddle"]
     return {
         "minimal_ratio_mean": mean("minimal_ratio"), "minimal_ratio_banded_mean": mean("minimal_ratio_banded"),
@@ -326,6 +294,7 @@ def _spearman(name: str, a, b) -> dict:
 
 EXPERIMENT = Experiment(
     name="critical-points", section="1-2", title="What happens when the gradient is almost zero: minimal ratio vs loss",
-    description="100 small nets driven to grad ~ 0 (double backprop, Levenberg-Marquardt); exact Hessian, minimal ratio vs loss",
+    description="100 small nets driven to grad ~ 0 (double backprop, Levenberg-Marquardt); exact Hessian (Lanczos estimates for a "
+                "user model above 1000 parameters), minimal ratio vs loss",
     config_class=Config, profiles=PROFILES, run=run,
 )

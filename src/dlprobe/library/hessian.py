@@ -32,7 +32,7 @@ from torch.func import functional_call
 
 from dlprobe.analysis.critical import minimal_ratio as ratio_of_spectrum
 from dlprobe.analysis.params import FlatLoss
-from dlprobe.analysis.spectrum import smoothed_density
+from dlprobe.analysis.spectrum import quadrature_fraction_above, smoothed_density
 from dlprobe.errors import UsageError
 from dlprobe.library.batches import Batches, Output, batch_loss, check_loss_fn, check_scalar, select_output
 from dlprobe.library.progress import progress_bar
@@ -44,6 +44,7 @@ WHICH = {"largest": "LA", "smallest": "SA", "magnitude": "LM"}
 # 8x8 images, 1 thread: 0.79 s at 8, 1.18 s at 32, 1.15 s one at a time. Whether batching pays is timed per model.
 PROBE_CHUNK = 8
 DENSE_LIMIT = 4096  # parameters: a (P, P) float64 matrix of 128 MiB and P backward passes per batch
+SAMPLING_SPREAD = 2.0  # standard deviations of the start vectors' average added to a density ratio's bracket
 
 
 def rademacher_probes(num_probes: int, num_params: int, seed: int) -> torch.Tensor:
@@ -237,12 +238,13 @@ class Hessian:
         return products if isinstance(vectors, torch.Tensor) else products.cpu().double().numpy()
 
     def eigenvalues(self, k: int = 1, which: str = "largest", vectors: bool = False, tol: float | None = None,
-                    max_iterations: int | None = None, seed: int = 0) -> Eigenvalues:
+                    max_iterations: int | None = None, seed: int = 0, basis_size: int | None = None) -> Eigenvalues:
         """k extreme eigenvalues by implicitly restarted Lanczos (scipy eigsh) on products.
 
         which: "largest" (algebraic, descending), "smallest" (ascending), "magnitude" (largest |value|, by |value|
         descending: what PyHessian's power iteration estimates). tol: eigsh's relative accuracy, default 1e-10
-        in float64, 1e-5 otherwise (products carry the dtype's rounding). seed: the start vector.
+        in float64, 1e-5 otherwise (products carry the dtype's rounding). seed: the start vector. basis_size:
+        eigsh's ncv (Lanczos vectors kept between restarts; at most P), None for the choice below.
         Returns Eigenvalues(values (k,), vectors (k, P) or None, which).
         """
         from scipy.sparse.linalg import LinearOperator, eigsh
@@ -266,7 +268,11 @@ class Hessian:
         # products to tol 1e-5 for the trained 20.6k-parameter BatchNorm CNN of benchmark case 7: k=1 16 instead
         # of 21, k=5 19 instead of 21. The bottom of a Hessian spectrum is a dense cluster around zero, where a
         # small basis needs many more restarts: eigsh's default there.
-        basis_size = min(self.num_params, max(3 * k + 3, 6)) if which != "smallest" else None
+        # A larger basis can pay at the bottom too: critical_lanczos.py measured it for near-critical points.
+        if basis_size is None:
+            basis_size = min(self.num_params, max(3 * k + 3, 6)) if which != "smallest" else None
+        elif not k < basis_size <= self.num_params:
+            raise UsageError(f"need k < basis_size <= P = {self.num_params}, got k={k}, basis_size={basis_size}")
         with bar, _quiet_inner(self):
             values, eigenvectors = eigsh(operator, k=k, which=WHICH[which], tol=tol, maxiter=max_iterations, v0=start,
                                          ncv=basis_size)
@@ -316,9 +322,10 @@ class Hessian:
                 ritz_values, ritz_vectors = np.linalg.eigh(np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1))
                 nodes.append(ritz_values)
                 weights.append(ritz_vectors[0] ** 2 / runs)
+        lengths = tuple(len(run) for run in nodes)
         nodes, weights = np.concatenate(nodes), np.concatenate(weights)
         grid, density, sigma = smoothed_density(nodes, weights, sigma, grid)
-        return SpectralDensity(grid=grid, density=density, nodes=nodes, weights=weights, sigma=sigma)
+        return SpectralDensity(grid=grid, density=density, nodes=nodes, weights=weights, sigma=sigma, run_lengths=lengths)
 
     def dense(self, max_params: int = DENSE_LIMIT) -> np.ndarray:
         """The exact (P, P) Hessian as a float64 numpy array, symmetrised ((H + H^T) / 2): P products (columns
@@ -334,18 +341,35 @@ class Hessian:
                       **density_options) -> MinimalRatio:
         """Fraction of eigenvalues > rel_tol * max|eigenvalue| (1.0: a strict local minimum).
 
-        With P <= dense_limit it is counted on the exact spectrum (method "dense"); otherwise it is the weight
-        of the quadrature nodes above the threshold (method "density") of `density` (a result of density(),
-        reused) or of a new `density(**density_options)`: an estimate whose resolution near zero is limited
-        by the number of Lanczos steps.
+        With P <= dense_limit it is counted on the exact spectrum (method "dense"; low = high = value); otherwise
+        it is the weight of the quadrature nodes above the threshold (method "density") of `density` (a result
+        of density(), reused) or of a new `density(**density_options)`: an estimate whose resolution near zero is
+        limited by the number of Lanczos steps, so it comes with an interval [low, high]:
+        - each run's quadrature brackets its start vector z's share of eigenvalues above the threshold
+          (`analysis.spectrum.quadrature_fraction_above`: the two Ritz nodes around the threshold are the
+          uncertainty), and the runs' brackets are averaged;
+        - the average over R Rademacher start vectors estimates the fraction without bias, with a standard
+          deviation of at most 1 / sqrt(P R) (Var z^T A z <= 2 ||A||_F^2 for Rademacher z; A the projector on
+          the eigenvalues above, or below, divided by P: at most P / 2 of them in one of the two, so ||A||_F^2
+          <= 1 / (2P)); the bracket is widened by SAMPLING_SPREAD = 2 of those (about 95% if the average is
+          near normal; Chebyshev guarantees 75%).
+        The threshold is rel_tol * max|node| (the largest Ritz value is the largest eigenvalue to rounding).
         """
         if self.num_params <= dense_limit:
             spectrum = np.linalg.eigvalsh(self.dense(max_params=dense_limit))
-            return MinimalRatio(ratio_of_spectrum(spectrum, rel_tol), "dense", rel_tol, self.num_params)
+            value = ratio_of_spectrum(spectrum, rel_tol)
+            return MinimalRatio(value, "dense", rel_tol, self.num_params, low=value, high=value)
         quadrature = density if density is not None else self.density(**density_options)
         threshold = rel_tol * np.abs(quadrature.nodes).max()
         value = float(quadrature.weights[quadrature.nodes > threshold].sum() / quadrature.weights.sum())
-        return MinimalRatio(value, "density", rel_tol, self.num_params)
+        if not quadrature.run_lengths:
+            return MinimalRatio(value, "density", rel_tol, self.num_params)
+        ends = np.cumsum(quadrature.run_lengths)
+        brackets = np.array([quadrature_fraction_above(quadrature.nodes[end - length:end], quadrature.weights[end - length:end],
+                                                       threshold)[1:] for end, length in zip(ends, quadrature.run_lengths)])
+        spread = SAMPLING_SPREAD / np.sqrt(self.num_params * len(quadrature.run_lengths))
+        return MinimalRatio(value, "density", rel_tol, self.num_params, low=max(0.0, float(brackets[:, 0].mean()) - spread),
+                            high=min(1.0, float(brackets[:, 1].mean()) + spread))
 
     def parameters(self) -> torch.Tensor:
         """The selected parameters as one flat (P,) tensor (a detached copy), in the order of `names`."""

@@ -41,17 +41,22 @@ class SpectralDensity:
     nodes: np.ndarray
     weights: np.ndarray
     sigma: float
+    run_lengths: tuple[int, ...] = ()  # nodes of each run, in order (nodes[:run_lengths[0]] are run 0's); () unknown
 
 
 @dataclass(frozen=True)
 class MinimalRatio:
     """Fraction of eigenvalues > rel_tol * max|eigenvalue|. method "dense": counted on the exact spectrum;
-    "density": the quadrature weight of the Ritz nodes above that threshold, an estimate (PyHessian's view)."""
+    "density": the quadrature weight of the Ritz nodes above that threshold, an estimate (PyHessian's view).
+    low, high: the interval the value is known to (dense: both the value; density: `Hessian.minimal_ratio`'s
+    quadrature bounds widened for the random start vectors; None when the density's runs are not known)."""
 
     value: float
     method: str
     rel_tol: float
     num_params: int
+    low: float | None = None
+    high: float | None = None
 
 
 @dataclass(frozen=True)
