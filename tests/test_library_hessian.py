@@ -209,6 +209,30 @@ def test_float64_on_a_copy_and_batchnorm_buffers_left_as_they_were():
     np.testing.assert_allclose(dense, (halves[0] + halves[1]) / 2, atol=1e-12)
 
 
+class _Scaled(nn.Module):
+    """A linear layer whose output is multiplied by a fixed buffer: autograd saves the buffer for the backward."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(3, 4)
+        self.register_buffer("scale", torch.linspace(0.5, 2.0, 4))
+
+    def forward(self, inputs):
+        return torch.tanh(self.layer(inputs)) * self.scale
+
+
+def test_a_train_mode_model_with_a_buffer_in_its_graph_gives_repeated_products():
+    # One batch keeps its gradient graph between products; writing the unchanged buffer back after a train-mode pass
+    # bumped its version and broke that graph on the second product.
+    torch.manual_seed(0)
+    model = _Scaled().double().train()
+    _, x, y = classifier()
+    hessian = Hessian(model, F.cross_entropy, (x, y), progress=False)
+    first = hessian.hvp(np.ones(hessian.num_params))
+    np.testing.assert_allclose(hessian.hvp(np.ones(hessian.num_params)), first, rtol=0, atol=0)
+    np.testing.assert_allclose(hessian.dense(), reference_hessian(model, F.cross_entropy, x, y), atol=1e-12)
+
+
 def nan_batches():
     model, x, y = classifier()
     bad = x.clone()

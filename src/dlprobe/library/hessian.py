@@ -92,13 +92,17 @@ def lanczos_runs(products, starts: torch.Tensor, steps: int) -> list[tuple[np.nd
 @contextlib.contextmanager
 def _buffers_kept(model: nn.Module) -> Iterator[None]:
     # A train-mode forward updates BatchNorm running statistics; a measurement must leave the model as it was.
+    # Only the buffers that changed are written back: a write bumps the tensor's version, and a buffer that the
+    # forward used and autograd saved (a fixed matrix, a mask) would then break the graph kept for the next
+    # products ("modified by an inplace operation").
     saved = [(buffer, buffer.detach().clone()) for buffer in model.buffers()] if model.training else []
     try:
         yield
     finally:
         with torch.no_grad():
             for buffer, value in saved:
-                buffer.copy_(value)
+                if not torch.equal(buffer, value):
+                    buffer.copy_(value)
 
 
 class Hessian:
