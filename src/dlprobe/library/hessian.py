@@ -32,7 +32,6 @@ from torch.func import functional_call
 
 from dlprobe.analysis.critical import minimal_ratio as ratio_of_spectrum
 from dlprobe.analysis.params import FlatLoss
-from dlprobe.analysis.spectrum import smoothed_density
 from dlprobe.errors import UsageError
 from dlprobe.library.batches import Batches, Output, batch_loss, check_loss_fn, check_scalar, select_output
 from dlprobe.library.progress import progress_bar
@@ -87,6 +86,19 @@ def lanczos_runs(products, starts: torch.Tensor, steps: int) -> list[tuple[np.nd
         current = torch.where(torch.tensor(active, device=w.device)[:, None], w / norms.clamp_min(1e-300)[:, None], 0.0)
         basis.append(current)
     return [(np.array(a), np.array(b)) for a, b in zip(alphas, betas)]
+
+
+def smoothed_density(nodes: np.ndarray, weights: np.ndarray, sigma: float | None, grid) -> tuple[np.ndarray, np.ndarray, float]:
+    """Gaussian-smoothed quadrature: nodes, weights (Q,) -> (grid (G,), density (G,), sigma). sigma None: 1% of the
+    nodes' spread; grid: a point count (spanning the nodes +- 6 sigma, so the density integrates to ~1) or points."""
+    if sigma is None:
+        spread = nodes.max() - nodes.min()
+        sigma = 0.01 * spread if spread > 0 else 1e-3 * max(abs(nodes.max()), 1.0)
+    if isinstance(grid, int):
+        grid = np.linspace(nodes.min() - 6 * sigma, nodes.max() + 6 * sigma, grid)
+    grid = np.asarray(grid, dtype=np.float64)
+    gaussians = np.exp(-0.5 * ((grid[:, None] - nodes[None, :]) / sigma) ** 2)
+    return grid, gaussians @ weights / (sigma * np.sqrt(2 * np.pi)), float(sigma)
 
 
 @contextlib.contextmanager
