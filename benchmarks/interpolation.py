@@ -1,9 +1,10 @@
 """Case 4: loss and accuracy at 50 interpolation points theta(a) = (1-a) theta1 + a theta2 on 5000 images.
 
-dlprobe: `evaluate_interpolation` (analysis/point_evaluation.py: the first layer computed once per endpoint
-and mixed, the rest of the net vmapped over the alphas of a chunk; conv nets one alpha at a time). Baseline:
-`evaluate_interpolation_sequential` below (one plain model copy per alpha; tests/test_landscape.py checks
-`evaluate_interpolation` against it, BatchNorm included). Data: mnist-5k train + test (5000
+dlprobe: `dlprobe.interpolate` over batches of 1024 images, the function the interpolation experiment calls
+(analysis/point_evaluation.py: the first layer computed once per endpoint and mixed, the rest of the net vmapped
+over the alphas of a chunk; conv nets one alpha at a time). Baseline: `evaluate_interpolation_sequential` below
+(one plain model copy per alpha; tests/test_landscape.py checks `dlprobe.interpolate` against it, BatchNorm
+included). Data: mnist-5k train + test (5000
 images). Models: the interpolation experiment's MLP 784-256-10 (ReLU), m1 and m2 trained one epoch with
 batch 64 and 1024 from one initialisation (as the experiment's batch-size pair); a second, secondary row
 does the same for the 120k-parameter CNN of case 3 (untrained pair, fewer repetitions: it is slow).
@@ -21,9 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlprobe.analysis.landscape import batchnorm_modules, check_same_layout, evaluate_interpolation
+import dlprobe
+from dlprobe.analysis.landscape import batchnorm_modules, check_same_layout
 from dlprobe.data.tensors import TensorData
-from dlprobe.losses import check_loss, per_example_loss
+from dlprobe.losses import check_loss, mean_loss, per_example_loss
 from dlprobe.data.images import load_dataset
 from dlprobe.models.budget import cnn_for_budget
 from dlprobe.models.cnn import build_cnn
@@ -62,8 +64,9 @@ def interpolate_params(params1, params2, alphas):
 
 
 def evaluate_interpolation_sequential(model, params1, params2, alphas, x, y, loss="cross_entropy", batch_size=1024):
-    """The reference for `evaluate_interpolation` (same arguments and result, BatchNorm statistics recomputed on
-    x in batches of batch_size, its default): one plain model copy per alpha, loaded with `interpolate_params`."""
+    """The reference for `dlprobe_line` (the same result; BatchNorm statistics recomputed on x in batches of
+    batch_size): one plain model copy per alpha, loaded with `interpolate_params`. Returns {"loss": (A,) float64,
+    "accuracy": (A,) or None for "mse"}."""
     check_loss(loss)
     bn_batches = list(torch.split(x, batch_size)) if batchnorm_modules(model) else []
     losses, accuracies = [], []
@@ -130,12 +133,24 @@ def _pair(smoke: bool, x, y):
     return spec, models
 
 
-def _compare(model, state1, state2, alphas, x, y, repeats, extra=None):
-    sides = {"dlprobe": lambda r: evaluate_interpolation(model, state1, state2, alphas, x, y),
-             "sequential": lambda r: evaluate_interpolation_sequential(model, state1, state2, alphas, x, y)}
+def dlprobe_line(model1, model2, alphas, x, y, loss="cross_entropy", batch_size=1024, chunk_size=16) -> dict:
+    """dlprobe.interpolate of model1 -> model2 on (x, y) in batches of batch_size (BatchNorm statistics recomputed on
+    x in those batches, as the reference does), as {"loss": (A,), "accuracy": (A,) or None for "mse"} tensors."""
+    batches = list(zip(x.split(batch_size), y.split(batch_size)))
+    metrics = {"loss": mean_loss(loss), **({"accuracy": dlprobe.accuracy} if loss == "cross_entropy" else {})}
+    line = dlprobe.interpolate(model1, model2, batches, metrics, np.asarray(alphas, dtype=np.float64),
+                               bn=batches if batchnorm_modules(model1) else "keep", chunk_size=chunk_size, progress=False)
+    values = {name: torch.from_numpy(value) for name, value in line.values.items()}
+    return {"loss": values["loss"], "accuracy": values.get("accuracy")}
+
+
+def _compare(model1, model2, alphas, x, y, repeats, extra=None):
+    state1, state2 = dict(model1.state_dict()), dict(model2.state_dict())
+    sides = {"dlprobe": lambda r: dlprobe_line(model1, model2, alphas, x, y),
+             "sequential": lambda r: evaluate_interpolation_sequential(model1, state1, state2, alphas, x, y)}
     if extra is not None:
         sides["prototype"] = extra
-    evaluate_interpolation(model, state1, state2, alphas[:2], x[:64], y[:64])  # warm-up of the vmap path
+    dlprobe_line(model1, model2, alphas[:2], x[:64], y[:64])  # warm-up of the vmap path
     times, results = interleaved(sides, repeats)
     reference = results["sequential"][0]["loss"]
     errors = {name: relative_error(results[name][0]["loss"] if name != "prototype" else results[name][0], reference) for name in sides}
@@ -152,7 +167,7 @@ def run(smoke: bool = False, repeats: int | None = None) -> dict:
     alphas = torch.linspace(-1.0, 2.0, 4 if smoke else NUM_ALPHAS)
     spec, (m1, m2) = _pair(smoke, dataset.x_train, dataset.y_train)
     state1, state2 = dict(m1.state_dict()), dict(m2.state_dict())
-    times, errors, accuracy_equal = _compare(m1, state1, state2, alphas, x, y, repeats,
+    times, errors, accuracy_equal = _compare(m1, m2, alphas, x, y, repeats,
                                              extra=lambda r: first_layer_linear(state1, state2, alphas, x, y))
     ratio = median_ratio(times["sequential"], times["dlprobe"])
     prototype_ratio = median_ratio(times["sequential"], times["prototype"])
@@ -160,7 +175,7 @@ def run(smoke: bool = False, repeats: int | None = None) -> dict:
     cnn_spec = cnn_for_budget(3_000 if smoke else 120_000, 2, (1, 28, 28), 10)
     c1, c2 = (build_cnn(cnn_spec, torch.Generator().manual_seed(s)) for s in (0, 1))
     cnn_repeats = 1 if smoke else max(1, repeats - 1)
-    cnn_times, cnn_errors, cnn_accuracy_equal = _compare(c1, dict(c1.state_dict()), dict(c2.state_dict()), alphas, x, y, cnn_repeats)
+    cnn_times, cnn_errors, cnn_accuracy_equal = _compare(c1, c2, alphas, x, y, cnn_repeats)
     cnn_ratio = median_ratio(cnn_times["sequential"], cnn_times["dlprobe"])
     cnn_row = baseline(f"CNN {cnn_spec.num_params} params: sequential", cnn_times["sequential"], cnn_ratio, TARGET)
     cnn_row.update({"dlprobe_median_s": round(float(np.median(cnn_times["dlprobe"])), 4), "dlprobe_times_s": [round(t, 4) for t in cnn_times["dlprobe"]], "loss_error": cnn_errors["dlprobe"],
@@ -178,7 +193,7 @@ def run(smoke: bool = False, repeats: int | None = None) -> dict:
     notes.append("CNN row: conv nets are evaluated one alpha at a time (vmap over conv weights becomes a grouped "
                  "convolution, measured 0.5x); the first conv layer is a small part of the work, so no batching gain "
                  "is available on the CPU and the ratio is ~1x.")
-    return case_record(4, NAME, settings, side("evaluate_interpolation (first-layer split + vmap, chunk 16)", times["dlprobe"]),
+    return case_record(4, NAME, settings, side("dlprobe.interpolate (first-layer split + vmap, chunk 16)", times["dlprobe"]),
                        [baseline("evaluate_interpolation_sequential", times["sequential"], ratio, TARGET), cnn_row], check, threads=1,
                        prototype_first_layer_linear={"median_s": round(float(np.median(times["prototype"])), 4),
                                                      "ratio_vs_sequential": round(prototype_ratio, 3),

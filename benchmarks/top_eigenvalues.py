@@ -1,7 +1,8 @@
 """Case 3: the top-5 Hessian eigenvalues of a 120k-parameter CNN on 1024 MNIST images (cross-entropy).
 
-dlprobe: `lanczos_eigenvalues(make_flat_loss(model, F.cross_entropy, x, y), theta, k=5)` (implicitly
-restarted Lanczos, scipy eigsh, on exact HVPs; default tolerance). Baseline: PyHessian
+dlprobe: `dlprobe.Hessian(model, F.cross_entropy, (x, y)).eigenvalues(5)` (implicitly restarted Lanczos, scipy
+eigsh with a 3k + 3 basis, on exact HVPs over the retained gradient graph of the one batch; default tolerance),
+the implementation the sensitivity experiment uses. Baseline: PyHessian
 `hessian(model, criterion, data=(x, y), cuda=False).eigenvalues(top_n=5)` (power iteration with
 deflation, its defaults maxIter=100, tol=1e-3). PyHessian is optional: `pip install pyhessian`; without
 it the case is skipped. It draws its start vectors from the global RNG, seeded here with the repetition.
@@ -20,10 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import dlprobe.analysis.hessian as hessian_module
-import dlprobe.analysis.spectrum as spectrum_module
-from dlprobe.analysis.params import flatten_params, make_flat_loss
 from dlprobe.data.images import load_dataset
+from dlprobe.library.hessian import Hessian
 from dlprobe.data.tensors import TensorData
 from dlprobe.models.budget import cnn_for_budget
 from dlprobe.models.cnn import build_cnn
@@ -70,26 +69,23 @@ def counting(module, name: str, counter: list[int], wraps_factory: bool):
         setattr(module, name, original)
 
 
-def hvp_cost(loss, theta, model, x, y, pyhessian_module, repeats: int = 5) -> dict:
+def hvp_cost(hessian: Hessian, model, x, y, pyhessian_module, repeats: int = 5) -> dict:
     """Seconds of one Hessian-vector product after the set-up, interleaved: the products Lanczos uses (dlprobe's
-    autograd.grad over a retained gradient graph, per parameter tensor), PyHessian's (the same idea), and
-    dlprobe's vmappable torch.func form (vjp of torch.func.grad) for comparison."""
-    hvp = hessian_module._hvp_function(loss, theta, vectorized=False)
-    vectorized = hessian_module._hvp_function(loss, theta)
+    autograd.grad over the retained gradient graph of the one batch) and PyHessian's (the same idea)."""
     copy_of_model = copy.deepcopy(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         F.cross_entropy(copy_of_model(x), y).backward(create_graph=True)
     params = [p for p in copy_of_model.parameters()]
     grads = [p.grad for p in params]
-    vector = torch.randn_like(theta)
+    vector = torch.randn(hessian.num_params)
     pieces = list(torch.split(vector, [p.numel() for p in params]))
     pieces = [piece.view_as(p) for piece, p in zip(pieces, params)]
-    times, results = interleaved({"dlprobe": lambda r: hvp(vector), "dlprobe_torch_func": lambda r: vectorized(vector),
+    times, results = interleaved({"dlprobe": lambda r: hessian.hvp(vector),
                                   "pyhessian": lambda r: pyhessian_module.hessian_vector_product(grads, params, pieces)}, repeats)
     difference = float((results["dlprobe"][0] - torch.cat([h.reshape(-1) for h in results["pyhessian"][0]])).abs().max())
     return {"dlprobe_s": round(float(np.median(times["dlprobe"])), 4), "pyhessian_s": round(float(np.median(times["pyhessian"])), 4),
-            "dlprobe_torch_func_s": round(float(np.median(times["dlprobe_torch_func"])), 4), "max_abs_difference": difference}
+            "max_abs_difference": difference}
 
 
 def run(smoke: bool = False, repeats: int | None = None) -> dict:
@@ -105,14 +101,12 @@ def run(smoke: bool = False, repeats: int | None = None) -> dict:
                                      eval_every=10), seed=0)
     model.eval()
     x, y = dataset.x_train[:num_images], dataset.y_train[:num_images]
-    loss = make_flat_loss(model, F.cross_entropy, x, y)
-    theta = flatten_params(model)
     counts = {"dlprobe": [0], "pyhessian": [0]}
 
-    def ours(repetition, tol=None):
+    def ours(repetition, tol=None, which="largest"):
         counts["dlprobe"][0] = 0
-        with counting(spectrum_module, "_hvp_function", counts["dlprobe"], wraps_factory=True):
-            values = spectrum_module.lanczos_eigenvalues(loss, theta, k=top, tol=tol)
+        with counting(Hessian, "_products", counts["dlprobe"], wraps_factory=False):  # one call per Lanczos product
+            values = Hessian(model, F.cross_entropy, (x, y), progress=False).eigenvalues(top, which=which, tol=tol).values
         return np.sort(values)[::-1], counts["dlprobe"][0]
 
     def theirs(repetition):
@@ -124,7 +118,8 @@ def run(smoke: bool = False, repeats: int | None = None) -> dict:
             values, _ = pyhessian(copy_of_model, torch.nn.CrossEntropyLoss(), data=(x, y), cuda=False).eigenvalues(top_n=top)
         return np.sort(np.asarray(values))[::-1], counts["pyhessian"][0]
 
-    hessian_module.hessian_vector_product(loss, theta, torch.ones_like(theta))  # warm-up of the HVP path
+    warm = Hessian(model, F.cross_entropy, (x, y), progress=False)
+    warm.hvp(torch.ones(warm.num_params))  # warm-up of the HVP path
     # Third side, a setting rather than a baseline: Lanczos stopped at PyHessian's own tolerance 1e-3.
     times, results = interleaved({"dlprobe": ours, "pyhessian": theirs, "dlprobe_tol": lambda r: ours(r, tol=1e-3)}, repeats)
     reference = results["dlprobe"][0][0]
@@ -133,7 +128,7 @@ def run(smoke: bool = False, repeats: int | None = None) -> dict:
     # init (the smoke size), where a negative eigenvalue can outweigh the second-largest positive one. So PyHessian
     # is checked against dlprobe's k largest-magnitude eigenvalues (Lanczos "LM", untimed), and the timed "LA"
     # values against those too.
-    by_magnitude = np.sort(spectrum_module.lanczos_eigenvalues(loss, theta, k=top, which="LM"))[::-1]
+    by_magnitude = ours(0, which="magnitude")[0]
     errors = [relative_error(values, by_magnitude) for values, _ in results["pyhessian"]]
     ratio = median_ratio(times["pyhessian"], times["dlprobe"])
     check = equality(f"top-{top} eigenvalues by magnitude, max relative difference (worst PyHessian repetition)", max(errors), TOLERANCE,
@@ -149,8 +144,8 @@ def run(smoke: bool = False, repeats: int | None = None) -> dict:
     loose = {"median_s": round(float(np.median(times["dlprobe_tol"])), 4), "hessian_vector_products": hvps["dlprobe_tol"],
              "ratio_pyhessian_to_this": round(median_ratio(times["pyhessian"], times["dlprobe_tol"]), 3),
              "max_relative_error_vs_default": relative_error(results["dlprobe_tol"][0][0], reference)}
-    return case_record(3, NAME, settings, side("lanczos_eigenvalues(f, theta, k=5)", times["dlprobe"]),
+    return case_record(3, NAME, settings, side("dlprobe.Hessian(model, F.cross_entropy, (x, y)).eigenvalues(5)", times["dlprobe"]),
                        [baseline("PyHessian hessian(...).eigenvalues(top_n=5)", times["pyhessian"], ratio, TARGET)], check,
-                       threads=1, hessian_vector_products=hvps, lanczos_at_tol_1e_3=loose, hvp_cost=hvp_cost(loss, theta, model, x, y, pyhessian_module),
+                       threads=1, hessian_vector_products=hvps, lanczos_at_tol_1e_3=loose, hvp_cost=hvp_cost(warm, model, x, y, pyhessian_module),
                        seconds_per_hvp={name: round(float(np.median(times[name])) / max(1, float(np.median(hvps[name]))), 4)
                                         for name in hvps})

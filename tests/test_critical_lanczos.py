@@ -51,7 +51,7 @@ def test_krylov_levenberg_marquardt_finds_the_saddle():
 def test_quadrature_bounds_on_a_hand_solved_measure():
     """Nodes -1, 0.5, 2 with weights 0.5, 0.3, 0.2 (given out of order): the weight above the threshold, and the
     Chebyshev-Markov-Stieltjes bracket that drops the first node above it (low) or adds the last one below (high)."""
-    from dlprobe.analysis.spectrum import quadrature_fraction_above
+    from dlprobe.library.hessian import quadrature_fraction_above
 
     nodes, weights = np.array([2.0, -1.0, 0.5]), np.array([0.4, 1.0, 0.6])  # normalised: 0.2, 0.5, 0.3
     assert quadrature_fraction_above(nodes, weights, 0.0) == pytest.approx((0.5, 0.2, 1.0))
@@ -64,7 +64,7 @@ def test_quadrature_bounds_hold_for_every_start_vector_and_length():
     """Diagonal H with a known spectrum (half of it a cluster of +-1e-3 around zero, as at a near-critical point of an
     over-parametrised net): for Rademacher starts z and any number of Lanczos steps, the share of z's spectral
     measure above 0 (exactly sum z_i^2 / P over lambda_i > 0) lies in the bracket."""
-    from dlprobe.analysis.spectrum import _lanczos_tridiagonal, quadrature_fraction_above
+    from dlprobe.library.hessian import lanczos_runs, quadrature_fraction_above
 
     rng = np.random.default_rng(1)
     checked = 0
@@ -73,7 +73,7 @@ def test_quadrature_bounds_hold_for_every_start_vector_and_length():
         start = torch.as_tensor(rng.choice([-1.0, 1.0], spectrum.size))
         diagonal = torch.as_tensor(spectrum)
         steps = int(rng.integers(2, 60))
-        alphas, betas = _lanczos_tridiagonal(lambda v: diagonal * v, start, steps, torch.float64)
+        ((alphas, betas),) = lanczos_runs(lambda block: block * diagonal, start[None], steps)
         nodes, vectors = np.linalg.eigh(np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1))
         for threshold in (0.0, 1e-3, -1e-2):
             _, low, high = quadrature_fraction_above(nodes, vectors[0] ** 2, threshold)

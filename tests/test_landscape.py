@@ -1,4 +1,5 @@
-"""Interpolation, BatchNorm recomputation, filter-normalized directions and 2-D surfaces.
+"""Interpolation, BatchNorm recomputation, filter-normalized directions and 2-D surfaces: the analysis pieces and
+dlprobe.interpolate / dlprobe.surface (the one evaluation of weight points, the experiments' too) built on them.
 
 The one-model-at-a-time reference for interpolation lives with its benchmark (benchmarks/interpolation.py)."""
 
@@ -12,14 +13,10 @@ import torch
 from torch import nn
 from torch.nn.functional import cross_entropy, mse_loss
 
-from dlprobe.analysis.landscape import (
-    evaluate_interpolation,
-    filter_normalized_direction,
-    loss_surface_2d,
-    projection_onto_plane,
-    recompute_batchnorm_statistics,
-)
+import dlprobe
+from dlprobe.analysis.landscape import filter_normalized_direction, projection_onto_plane, recompute_batchnorm_statistics
 from dlprobe.errors import ConfigError
+from dlprobe.losses import mean_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ lives at the repository root
 
@@ -70,6 +67,14 @@ def state(model):
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
 
 
+def line(model1, model2, alphas, x, y, loss="cross_entropy", batch_size=1024, chunk_size=16, bn="keep"):
+    """dlprobe.interpolate on (x, y) in batches of batch_size with the experiments' metrics: {name: (A,) tensor}."""
+    batches = list(zip(x.split(batch_size), y.split(batch_size)))
+    metrics = {"loss": mean_loss(loss), **({"accuracy": dlprobe.accuracy} if loss == "cross_entropy" else {})}
+    result = dlprobe.interpolate(model1, model2, batches, metrics, alphas, bn=bn, chunk_size=chunk_size, progress=False)
+    return {name: torch.from_numpy(values) for name, values in result.values.items()}
+
+
 def test_interpolate_params_endpoints_are_bitwise_and_int_buffers_copied():
     first = state(trained_statistics(bn_model(0), 1.0, 0))
     second = state(trained_statistics(bn_model(1), -1.0, 1))
@@ -86,7 +91,7 @@ def test_interpolate_params_endpoints_are_bitwise_and_int_buffers_copied():
 def test_alpha_zero_and_one_reproduce_endpoint_losses():
     model1, model2 = mlp(0), mlp(1)
     x, y = data()
-    result = evaluate_interpolation(model1, state(model1), state(model2), torch.tensor([0.0, 1.0]), x, y)
+    result = line(model1, model2, [0.0, 1.0], x, y)
     with torch.no_grad():
         for index, model in enumerate((model1, model2)):
             outputs = model(x)
@@ -109,13 +114,13 @@ def test_vmapped_equals_sequential_for_all_alphas(kind):
         model1, model2 = mlp(0, torch.float64, outputs), mlp(1, torch.float64, outputs)
         x, labels = data(dtype=torch.float64)
         y = torch.randn(len(x), outputs, dtype=torch.float64) if loss == "mse" else labels
-    arguments = (model1, state(model1), state(model2), alphas, x, y, loss)
-    batched = evaluate_interpolation(*arguments, batch_size=10, chunk_size=3)  # chunks that do not divide
-    sequential = evaluate_interpolation_sequential(*arguments, batch_size=10)
+    bn = list(zip(x.split(10), y.split(10))) if kind.startswith("bn") else "keep"  # what the reference recomputes on
+    batched = line(model1, model2, alphas, x, y, loss, batch_size=10, chunk_size=3, bn=bn)  # chunks that do not divide
+    sequential = evaluate_interpolation_sequential(model1, state(model1), state(model2), alphas, x, y, loss, batch_size=10)
     tolerance = 1e-5 if kind == "bn-mlp" else 1e-10  # bn-mlp runs in float32
     assert torch.allclose(batched["loss"], sequential["loss"], rtol=tolerance, atol=tolerance)
     if loss == "mse":
-        assert batched["accuracy"] is None and sequential["accuracy"] is None
+        assert "accuracy" not in batched and sequential["accuracy"] is None
         with torch.no_grad():
             assert batched["loss"][2].item() == pytest.approx(mse_loss(model1(x), y).item(), abs=1e-12)
     else:
@@ -150,17 +155,16 @@ def test_batchnorm_statistics_are_recomputed_not_interpolated():
             # ... and at alpha = 0.5 they are not the naively interpolated running statistics.
             if "running" in name:
                 assert not torch.allclose(recomputed[name][1], naive[name][1], atol=1e-2), name
-    # evaluate_interpolation uses these statistics: a loader of (inputs, targets) pairs gives the same
-    # numbers as the default split of x, and alpha = 0 is model 1 with recomputed, not its own, statistics.
+    # dlprobe.interpolate uses these statistics: recomputed on a stated dataset (here the batches of x, as pairs), so
+    # alpha = 0 is model 1 with recomputed, not its own, statistics; bn="keep" gives model 1 itself.
     labels = torch.zeros(len(x), dtype=torch.long)
     pairs = [(batch, torch.zeros(len(batch), dtype=torch.long)) for batch in batches]
-    alphas = torch.tensor([0.0, 0.5])
-    from_pairs = evaluate_interpolation(model1, first, second, alphas, x, labels, batch_size=8, bn_loader=pairs)
-    from_x = evaluate_interpolation(model1, first, second, alphas, x, labels, batch_size=8)
-    assert torch.equal(from_pairs["loss"], from_x["loss"])
+    recomputed_line = line(model1, model2, [0.0, 0.5], x, labels, batch_size=8, bn=pairs)
+    kept = line(model1, model2, [0.0, 0.5], x, labels, batch_size=8)
     with torch.no_grad():
-        assert from_x["loss"][0].item() == pytest.approx(cross_entropy(scratch.eval()(x), labels).item(), abs=1e-6)
-        assert abs(from_x["loss"][0].item() - cross_entropy(model1(x), labels).item()) > 1e-3
+        assert recomputed_line["loss"][0].item() == pytest.approx(cross_entropy(scratch.eval()(x), labels).item(), abs=1e-6)
+        assert abs(recomputed_line["loss"][0].item() - cross_entropy(model1(x), labels).item()) > 1e-3
+        assert kept["loss"][0].item() == pytest.approx(cross_entropy(model1(x), labels).item(), abs=1e-6)
     # The model itself is untouched: same buffers, momentum and mode.
     assert all(torch.equal(before[name], tensor) for name, tensor in model1.state_dict().items())
     assert model1[0].momentum == 0.1 and not model1.training
@@ -189,15 +193,16 @@ def trained_statistics_cnn(model):
     return model.eval()
 
 
-def test_loss_surface_2d_origin_and_grid_points():
+def test_surface_origin_and_grid_points():
     model = mlp(0, torch.float64)
     x, y = data(dtype=torch.float64)
     params = state(model)
     direction1 = filter_normalized_direction(params, torch.Generator().manual_seed(1))
     direction2 = filter_normalized_direction(params, torch.Generator().manual_seed(2))
-    coords1 = torch.tensor([-0.5, 0.0, 0.3], dtype=torch.float64)
-    coords2 = torch.tensor([0.0, 0.7], dtype=torch.float64)
-    surface = loss_surface_2d(model, params, direction1, direction2, coords1, coords2, x, y, chunk_size=4)
+    coords1, coords2 = [-0.5, 0.0, 0.3], [0.0, 0.7]
+    result = dlprobe.surface(model, list(zip(x.split(10), y.split(10))), mean_loss("cross_entropy"), directions=(direction1, direction2),
+                             coordinates=(coords1, coords2), chunk_size=4, progress=False)
+    surface = result.values["loss"]
     assert surface.shape == (3, 2)
     with torch.no_grad():
         assert surface[1, 0].item() == pytest.approx(cross_entropy(model(x), y).item(), abs=1e-12)
@@ -235,8 +240,11 @@ def test_projection_onto_plane_matches_numpy_lstsq():
     assert (result["projected_norm"] < result["distance"]).all()
 
 
-def test_unknown_loss_is_a_config_error():
-    model = mlp(0)
-    x, y = data()
+def test_mean_loss_is_the_mean_of_the_per_example_losses_and_refuses_an_unknown_name():
+    outputs, labels = torch.randn(7, 3), torch.randint(0, 3, (7,))
+    value = mean_loss("cross_entropy")(outputs, labels)
+    assert value.dtype == torch.float64 and value.item() == pytest.approx(cross_entropy(outputs, labels).item(), rel=1e-6)
+    targets = torch.randn(7)  # (N,) read as (N, K) for K = 1
+    assert mean_loss("mse")(outputs[:, :1], targets).item() == pytest.approx(mse_loss(outputs[:, 0], targets).item(), rel=1e-6)
     with pytest.raises(ConfigError, match="unknown loss"):
-        evaluate_interpolation(model, state(model), state(model), torch.zeros(1), x, y, loss="hinge")
+        mean_loss("hinge")

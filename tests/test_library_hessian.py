@@ -209,6 +209,30 @@ def test_float64_on_a_copy_and_batchnorm_buffers_left_as_they_were():
     np.testing.assert_allclose(dense, (halves[0] + halves[1]) / 2, atol=1e-12)
 
 
+class _Scaled(nn.Module):
+    """A linear layer whose output is multiplied by a fixed buffer: autograd saves the buffer for the backward."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(3, 4)
+        self.register_buffer("scale", torch.linspace(0.5, 2.0, 4))
+
+    def forward(self, inputs):
+        return torch.tanh(self.layer(inputs)) * self.scale
+
+
+def test_a_train_mode_model_with_a_buffer_in_its_graph_gives_repeated_products():
+    # One batch keeps its gradient graph between products; writing the unchanged buffer back after a train-mode pass
+    # bumped its version and broke that graph on the second product.
+    torch.manual_seed(0)
+    model = _Scaled().double().train()
+    _, x, y = classifier()
+    hessian = Hessian(model, F.cross_entropy, (x, y), progress=False)
+    first = hessian.hvp(np.ones(hessian.num_params))
+    np.testing.assert_allclose(hessian.hvp(np.ones(hessian.num_params)), first, rtol=0, atol=0)
+    np.testing.assert_allclose(hessian.dense(), reference_hessian(model, F.cross_entropy, x, y), atol=1e-12)
+
+
 def nan_batches():
     model, x, y = classifier()
     bad = x.clone()
@@ -289,3 +313,151 @@ def test_density_distribution_matches_the_exact_spectrum_in_wasserstein_distance
     result = hessian.density(seed=0)
     assert wasserstein_distance(result.nodes, exact, u_weights=result.weights) < 0.02 * spread
     assert wasserstein_distance(result.nodes + 0.05 * spread, exact, u_weights=result.weights) > 0.02 * spread
+
+
+# The references the former analysis/spectrum.py was tested against, now applied to dlprobe.Hessian (the one
+# Lanczos, trace and density; the sensitivity experiment calls it): torch.func.hessian, eigvalsh of the dense
+# Hessian, a quadratic 1/2 theta^T A theta with a chosen spectrum, a loss written out by hand.
+
+class Quadratic(nn.Module):
+    """f(theta) = 1/2 theta^T A theta with A = Q diag(eigenvalues) Q^T, Q a random rotation; the inputs are ignored,
+    so any one-example data gives the loss f (use with loss_fn=_identity_loss)."""
+
+    def __init__(self, eigenvalues, seed=0):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        size = len(eigenvalues)
+        rotation, _ = torch.linalg.qr(torch.randn(size, size, generator=generator, dtype=torch.float64))
+        self.register_buffer("matrix", rotation @ torch.diag(torch.tensor(eigenvalues, dtype=torch.float64)) @ rotation.T)
+        self.theta = nn.Parameter(torch.randn(size, generator=generator, dtype=torch.float64))
+
+    def forward(self, inputs):
+        return 0.5 * self.theta @ self.matrix @ self.theta
+
+
+def _identity_loss(outputs, targets):
+    return outputs
+
+
+ONE_EXAMPLE = (torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64))
+SPECTRUM = [-2.0, -0.5, 0.0, 0.1, 0.3, 1.0, 2.0, 3.0, 5.0, 10.0, 10.0, 20.0]
+
+
+def tiny_regression(seed=0, num_samples=23):
+    """2-4-3-1 tanh/softplus MLP (31 params) with a regression target, float64."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 3), nn.Softplus(), nn.Linear(3, 1)).double()
+    inputs = torch.randn(num_samples, 2, dtype=torch.float64)
+    return model, inputs, torch.sin(inputs.sum(dim=1, keepdim=True))
+
+
+def _func_hessian(model, loss_fn, inputs, targets):
+    """torch.func.hessian of the loss as a function of the flat parameter vector (named_parameters order)."""
+    named = dict(model.named_parameters())
+    shapes = [(name, p.shape) for name, p in named.items()]
+    theta = torch.cat([p.detach().reshape(-1) for p in named.values()])
+
+    def loss(flat):
+        pieces = torch.split(flat, [shape.numel() for _, shape in shapes])
+        params = {name: piece.reshape(shape) for (name, shape), piece in zip(shapes, pieces)}
+        return loss_fn(functional_call(model, params, (inputs,)), targets)
+
+    return torch.func.hessian(loss)(theta)
+
+
+def test_products_one_at_a_time_and_batched_match_func_hessian():
+    model, x, y = tiny_regression()
+    reference = _func_hessian(model, F.mse_loss, x, y)
+    hessian = Hessian(model, F.mse_loss, (x, y), progress=False)
+    vectors = torch.randn(19, hessian.num_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    # 19 rows: two full chunks of 8 (the first vmapped, the second looped: the timing decides afterwards) and 3 more
+    assert torch.allclose(hessian.hvp(vectors), vectors @ reference, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(hessian.hvp(vectors[0]), reference @ vectors[0], rtol=1e-10, atol=1e-12)
+
+
+def test_lanczos_extremes_match_eigvalsh_of_the_func_hessian():
+    model, x, y = tiny_regression()
+    exact = np.linalg.eigvalsh(_func_hessian(model, F.mse_loss, x, y).numpy())
+    hessian = Hessian(model, F.mse_loss, (x, y), progress=False)
+    scale = np.abs(exact).max()
+    np.testing.assert_allclose(hessian.eigenvalues(3).values, exact[::-1][:3], atol=1e-8 * scale)
+    np.testing.assert_allclose(hessian.eigenvalues(3, which="smallest").values, exact[:3], atol=1e-8 * scale)
+
+
+def test_quadratic_eigenvalues_by_value_and_by_magnitude():
+    hessian = Hessian(Quadratic(SPECTRUM), _identity_loss, ONE_EXAMPLE, progress=False)
+    np.testing.assert_allclose(hessian.dense(), hessian.model.matrix.numpy(), atol=1e-12)
+    np.testing.assert_allclose(hessian.eigenvalues(2).values, [20.0, 10.0], atol=1e-8)
+    np.testing.assert_allclose(hessian.eigenvalues(2, which="smallest").values, [-2.0, -0.5], atol=1e-8)
+    # largest magnitude: 20, 10, 10, 5, 3, then |-2| = |2| (the smaller positive 1, 0.3, 0.1 are left out)
+    magnitude = hessian.eigenvalues(7, which="magnitude").values
+    np.testing.assert_allclose(np.sort(magnitude), [-2.0, 2.0, 3.0, 5.0, 10.0, 10.0, 20.0], atol=1e-8)
+    np.testing.assert_allclose(np.abs(magnitude), [20.0, 10.0, 10.0, 5.0, 3.0, 2.0, 2.0], atol=1e-8)  # by |value|
+    negative_first = Hessian(Quadratic([-30.0, -0.5, 0.0, 1.0, 4.0]), _identity_loss, ONE_EXAMPLE, progress=False)
+    np.testing.assert_allclose(negative_first.eigenvalues(2, which="magnitude").values, [-30.0, 4.0], atol=1e-8)
+
+
+def test_quadratic_trace_within_a_few_standard_errors_and_repeatable():
+    hessian = Hessian(Quadratic(SPECTRUM), _identity_loss, ONE_EXAMPLE, progress=False)
+    estimate = hessian.trace(probes=400, seed=3)
+    assert estimate.standard_error > 0
+    assert abs(estimate.estimate - sum(SPECTRUM)) < 4 * estimate.standard_error
+    again = hessian.trace(probes=400, seed=3)
+    assert (again.estimate, again.standard_error) == (estimate.estimate, estimate.standard_error)
+
+
+def test_quadratic_density_integrates_to_one_with_mean_trace_over_p_and_peaks_on_the_spectrum():
+    hessian = Hessian(Quadratic(SPECTRUM), _identity_loss, ONE_EXAMPLE, progress=False)
+    result = hessian.density(steps=12, runs=20, seed=0)
+    assert result.grid.shape == result.density.shape and np.all(result.density >= 0)
+    assert np.trapezoid(result.density, result.grid) == pytest.approx(1.0, abs=1e-3)
+    # Full Lanczos (steps = P) makes each run's quadrature exact for the polynomial x, so the mean
+    # of the density is the average of v^T A v / |v|^2 over Rademacher v: trace / P in expectation.
+    mean = np.trapezoid(result.grid * result.density, result.grid)
+    assert mean == pytest.approx(sum(SPECTRUM) / len(SPECTRUM), abs=0.6)
+    # Ritz values of a full Krylov space are the eigenvalues: the peaks sit on the spectrum.
+    peak = result.grid[np.argmax(result.density)]
+    assert min(abs(peak - value) for value in SPECTRUM) < 0.3
+
+
+def test_a_loss_linear_in_the_parameters_has_a_zero_hessian():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    hessian = Hessian(model, lambda outputs, targets: outputs.mean(), (x, torch.zeros(5)), progress=False)
+    assert np.count_nonzero(hessian.hvp(np.ones((2, hessian.num_params)))) == 0
+
+
+def _hand_written_loss(x, y, widths):
+    """Mean cross-entropy of a tanh MLP as a function of its flat parameters (nn.Linear order), written out by hand."""
+    def loss(theta):
+        hidden, offset = x, 0
+        for index, (fan_in, fan_out) in enumerate(widths):
+            weight = theta[offset: offset + fan_in * fan_out].reshape(fan_out, fan_in)
+            bias = theta[offset + fan_in * fan_out: offset + fan_in * fan_out + fan_out]
+            offset += fan_in * fan_out + fan_out
+            hidden = hidden @ weight.T + bias
+            if index < len(widths) - 1:
+                hidden = torch.tanh(hidden)
+        return torch.nn.functional.cross_entropy(hidden, y)
+    return loss
+
+
+def test_the_sensitivity_experiments_top_eigenvalues_are_the_top_of_the_dense_spectrum():
+    from dlprobe.experiments.sensitivity import hessian_top_eigenvalues
+    from dlprobe.models.mlp import MLPSpec, build_mlp
+
+    spec = MLPSpec(6, (5,), 3, "tanh")  # P = 6*5 + 5 + 5*3 + 3 = 53
+    model = build_mlp(spec, torch.Generator().manual_seed(0))  # float32, as in the experiment
+    generator = torch.Generator().manual_seed(1)
+    x, y = torch.randn(12, 6, generator=generator), torch.randint(0, 3, (12,), generator=generator)
+    model.train()
+    recorded = hessian_top_eigenvalues(model, x, y, k=3, seed=0)
+    assert model.training  # measured in eval mode, the flags put back
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double()
+    dense = torch.autograd.functional.hessian(_hand_written_loss(x.double(), y, spec.layer_sizes), theta)
+    reference = torch.linalg.eigvalsh(dense).flip(0)[:3].numpy()  # float64, descending
+    # float32 Hessian-vector products and eigsh's relative tolerance 1e-5: agreement to 1e-4 of lambda_max.
+    assert np.abs(np.array(recorded) - reference).max() <= 1e-4 * reference[0]
+    assert reference[0] - reference[1] > 1e-3 * reference[0]  # distinct eigenvalues: the order is meaningful
+    assert hessian_top_eigenvalues(model, x, y, k=3, seed=0) == recorded  # the seeded start vector: same result

@@ -15,7 +15,6 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, TensorDataset
 
 import dlprobe
-from dlprobe.analysis.sharpness import epsilon_sharpness
 from dlprobe.errors import UsageError
 
 
@@ -122,9 +121,9 @@ def test_sharpness_over_a_dataloader_equals_the_tensor_version_and_takes_any_los
     x, y = torch.randn(40, 4, dtype=torch.float64), torch.randint(0, 3, (40,))
     loader = DataLoader(TensorDataset(x, y), batch_size=16)
     result = dlprobe.sharpness(model, nn.CrossEntropyLoss(), loader, epsilon=1e-2, steps=5, seed=None)
-    reference = epsilon_sharpness(model, x, y, epsilon=1e-2, steps=5)  # string loss, one tensor
-    assert result.sharpness == pytest.approx(reference["sharpness"], rel=1e-9)
-    assert result.loss_at_maximum == pytest.approx(reference["loss_at_maximum"], rel=1e-12)
+    reference = dlprobe.sharpness(model, F.cross_entropy, (x, y), epsilon=1e-2, steps=5, seed=None)  # one batch
+    assert result.sharpness == pytest.approx(reference.sharpness, rel=1e-9)
+    assert result.loss_at_maximum == pytest.approx(reference.loss_at_maximum, rel=1e-12)
     smoothed = nn.CrossEntropyLoss(label_smoothing=0.1)
     random_start = dlprobe.sharpness(model, smoothed, loader, epsilon=1e-2, seed=0)
     assert random_start.loss == pytest.approx(smoothed(model(x), y).item(), rel=1e-12)

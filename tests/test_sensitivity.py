@@ -1,13 +1,14 @@
-"""Input sensitivities and epsilon-sharpness against finite differences and closed forms."""
+"""Input sensitivities and epsilon-sharpness (dlprobe.sensitivity, dlprobe.sharpness: the sensitivity experiment's
+measurements) against finite differences and closed forms."""
 
 import pytest
 import torch
 from torch import nn
 
-from dlprobe.losses import per_example_loss
-from dlprobe.analysis.sensitivity import input_gradient_sensitivity, jacobian_sensitivity
-from dlprobe.analysis.sharpness import epsilon_sharpness
-from dlprobe.errors import ConfigError
+import dlprobe
+from dlprobe.analysis.sensitivity import example_jacobian_norms
+from dlprobe.errors import ConfigError, UsageError
+from dlprobe.losses import mean_loss, per_example_loss
 
 STEP = 1e-6  # central differences in float64: truncation ~1e-12, rounding ~1e-10
 
@@ -50,8 +51,11 @@ def test_input_gradient_sensitivity_matches_finite_differences(kind):
     x = torch.randn(5, *shape, generator=generator, dtype=torch.float64)
     labels = torch.tensor([0, 2, 1, 1, 0])
     y = torch.randn(5, 2, generator=generator, dtype=torch.float64) if loss == "mse" else labels
+    batches = list(zip(x.split(2), y.split(2)))
     model.train()  # the function must switch to eval mode itself and restore this flag
-    result = input_gradient_sensitivity(model, x, y, loss, batch_size=2)
+    result = {name: dlprobe.sensitivity(model, batches, kind, loss_fn=mean_loss(loss))
+              for name, kind in (("mean_example_gradient_norm", "input_gradient"), ("batch_gradient_norm", "batch_gradient"))}
+    assert model.training
     model.eval()
     with torch.no_grad():
         norms = torch.stack([
@@ -75,7 +79,7 @@ def test_jacobian_sensitivity_matches_finite_differences(kind):
     model = tanh_cnn() if kind == "cnn" else tanh_mlp()
     x = torch.randn(5, *((1, 5, 5) if kind == "cnn" else (4,)), generator=generator, dtype=torch.float64)
     model.train()
-    value = jacobian_sensitivity(model, x, batch_size=2)
+    value = dlprobe.sensitivity(model, list(zip(x.split(2), torch.zeros(5).split(2))), "jacobian")
     assert model.training and model[1].training  # flags restored
     model.eval()
     with torch.no_grad():
@@ -84,6 +88,8 @@ def test_jacobian_sensitivity_matches_finite_differences(kind):
             for n in range(len(x))
         ]
     assert value == pytest.approx(torch.stack(norms).mean().item(), rel=1e-7)
+    chunked = example_jacobian_norms(model, x, chunk_size=2)  # the kernel in chunks that do not divide the 5 examples
+    assert torch.allclose(chunked, torch.stack(norms).double(), rtol=1e-7)
 
 
 class Quadratic(nn.Module):
@@ -106,12 +112,12 @@ def test_sharpness_of_a_quadratic_matches_the_box_corner(start):
     targets = torch.zeros(3, size, dtype=torch.float64) + (0 if start == "zero" else 0.3)
     model = Quadratic(theta)
     x = torch.zeros(3, 1, dtype=torch.float64)
-    result = epsilon_sharpness(model, x, targets, epsilon, loss="mse", generator=torch.Generator().manual_seed(0))
+    result = dlprobe.sharpness(model, mean_loss("mse"), (x, targets), epsilon, seed=0)
     center_loss = (theta - targets[0]).square().mean().item()
     maximum = ((theta - targets[0]).abs() + epsilon * (theta.abs() + 1)).square().mean().item()
-    assert result["loss"] == pytest.approx(center_loss, abs=1e-14)
-    assert result["loss_at_maximum"] == pytest.approx(maximum, rel=1e-12)
-    assert result["sharpness"] == pytest.approx(100 * (maximum - center_loss) / (1 + center_loss), rel=1e-9)
+    assert result.loss == pytest.approx(center_loss, abs=1e-14)
+    assert result.loss_at_maximum == pytest.approx(maximum, rel=1e-12)
+    assert result.sharpness == pytest.approx(100 * (maximum - center_loss) / (1 + center_loss), rel=1e-9)
     assert torch.equal(model.theta.detach(), theta)  # the model is not modified
 
 
@@ -120,22 +126,20 @@ def test_sharpness_is_zero_at_zero_epsilon_and_nondecreasing():
     generator = torch.Generator().manual_seed(3)
     x = torch.randn(40, 4, generator=generator, dtype=torch.float64)
     y = torch.randint(0, 3, (40,), generator=generator)
-    values = [
-        epsilon_sharpness(model, x, y, epsilon, batch_size=16, generator=torch.Generator().manual_seed(0))
-        for epsilon in (0.0, 1e-4, 1e-3, 1e-2)
-    ]
-    assert values[0]["sharpness"] == 0.0 and values[0]["loss_at_maximum"] == values[0]["loss"]
-    sharpness = [value["sharpness"] for value in values]
+    batches = list(zip(x.split(16), y.split(16)))
+    values = [dlprobe.sharpness(model, mean_loss("cross_entropy"), batches, epsilon, seed=0) for epsilon in (0.0, 1e-4, 1e-3, 1e-2)]
+    assert values[0].sharpness == 0.0 and values[0].loss_at_maximum == values[0].loss
+    sharpness = [value.sharpness for value in values]
     assert all(low <= high for low, high in zip(sharpness, sharpness[1:])) and sharpness[1] > 0
     # Sharpness is a relative increase in percent of the loss found in the box.
     last = values[-1]
-    assert last["sharpness"] == pytest.approx(100 * (last["loss_at_maximum"] - last["loss"]) / (1 + last["loss"]))
+    assert last.sharpness == pytest.approx(100 * (last.loss_at_maximum - last.loss) / (1 + last.loss))
 
 
-def test_bad_arguments_are_config_errors():
+def test_bad_arguments_are_one_line_errors():
     model = tanh_mlp()
     x, y = torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, dtype=torch.long)
-    with pytest.raises(ConfigError):
-        epsilon_sharpness(model, x, y, epsilon=-1.0)
-    with pytest.raises(ConfigError):
-        input_gradient_sensitivity(model, x, y, loss="hinge")
+    with pytest.raises(UsageError, match="epsilon >= 0"):
+        dlprobe.sharpness(model, mean_loss("cross_entropy"), (x, y), epsilon=-1.0)
+    with pytest.raises(ConfigError, match="unknown loss"):
+        mean_loss("hinge")

@@ -188,3 +188,38 @@ def test_error_surface_random_plane_path_matches_numpy_lstsq(runs):
     np.testing.assert_allclose(surface["path_fraction_captured"][:-1], projected[:-1] / distance[:-1], rtol=1e-8)
     overall = np.sqrt((projected ** 2).sum() / (distance ** 2).sum())
     assert surface["path_fraction_captured_overall"] == pytest.approx(overall, rel=1e-8) and 0 < overall < 1
+
+
+def test_error_surface_batchnorm_statistics_come_from_the_training_inputs_for_the_test_line_too():
+    """A user model with BatchNorm: at every point the statistics are recomputed on the training inputs (torch's
+    update_bn as the reference), also where the test loss is measured: the test data never set them."""
+    from torch import nn
+    from torch.optim.swa_utils import update_bn
+
+    from dlprobe.analysis.params import load_flat_params
+    from dlprobe.data.tensors import TensorData
+    from dlprobe.experiments import error_surface
+
+    def make_model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(1, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 1))
+
+    generator = torch.Generator().manual_seed(1)
+    x_train, x_test = torch.randn(40, 1, generator=generator), torch.randn(20, 1, generator=generator) * 3 + 2  # shifted test inputs
+    data = TensorData(x_train, torch.sin(x_train), x_test, torch.sin(x_test))
+    num_params = sum(p.numel() for p in make_model().parameters())
+    flat = torch.randn(3, num_params, generator=generator, dtype=torch.float64)  # three snapshots, the last the final
+    config = error_surface.Config(line_points=50, surface_points=3)
+    land = error_surface._landscapes(config, data, None, "mse", flat, make_model)
+
+    def reference(vector, x, y):
+        model = make_model().double()
+        load_flat_params(model, vector)
+        update_bn([x_train.double()], model)  # statistics of the training inputs, one batch
+        with torch.no_grad():
+            return torch.nn.functional.mse_loss(model.eval()(x.double()), y.double()).item()
+
+    at_1 = land["alphas"] == 1
+    assert land["line_test"][at_1].item() == pytest.approx(reference(flat[-1], x_test, torch.sin(x_test)), rel=1e-10)
+    assert land["line"][at_1].item() == pytest.approx(reference(flat[-1], x_train, torch.sin(x_train)), rel=1e-10)
+    assert land["random_surface"][1, 1].item() == pytest.approx(reference(flat[-1], x_train, torch.sin(x_train)), rel=1e-10)

@@ -1,12 +1,13 @@
 """The two losses, per example: one definition for the trainers and the analysis tools.
 
-    from dlprobe.losses import check_loss, per_example_loss
+    from dlprobe.losses import check_loss, mean_loss, per_example_loss
     check_loss(name)                                       # ConfigError for an unknown name
     per_example_loss(outputs, targets, "cross_entropy")    # (..., N)
+    dlprobe.interpolate(m1, m2, data, mean_loss("mse"))     # the batch mean, as the library API takes a loss
 
 The trainers call it on (B, K) outputs of one model and (M, B, K) outputs of an ensemble with targets of
-the same leading shape; the landscape tools on (A, N, K) outputs of A weight points with the targets of one
-model, (N,) or (N, K), which broadcast over A.
+the same leading shape; the experiments' measurements (through the library API) on the (B, K) outputs of one
+model at one weight point, as `mean_loss`.
 """
 
 from __future__ import annotations
@@ -45,3 +46,19 @@ def per_example_loss(outputs: torch.Tensor, targets: torch.Tensor, loss: str) ->
             )
         targets = targets.reshape(num_examples, num_outputs)
     return (outputs - targets).square().mean(-1)
+
+
+def mean_loss(loss: str):
+    """The loss `loss` as the callable the library API takes, (outputs (B, K), targets) -> the 0-D batch mean of
+    `per_example_loss` (what the experiments pass to dlprobe.interpolate and surface). The B losses are summed in
+    the outputs' dtype and divided by B in float64, as the trainers' evaluation does: with float32 outputs the
+    library's size-weighted sum then gives back the float32 sum exactly, so a mean over batches is the sum of
+    their float32 sums over N (a float32 mean, rounded to 24 bits first, moved it by up to 6e-8)."""
+    check_loss(loss)
+
+    def batch_mean(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        losses = per_example_loss(outputs, targets, loss)  # (B,)
+        return losses.sum().double() / losses.numel()
+
+    batch_mean.__name__ = loss
+    return batch_mean

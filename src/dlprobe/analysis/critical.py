@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from torch.func import grad, grad_and_value, vjp, vmap
 
-from dlprobe.analysis.hessian import _hvp_function, dense_hessian
-from dlprobe.analysis.spectrum import _lanczos_tridiagonal
+from dlprobe.analysis.hessian import dense_hessian
 from dlprobe.errors import ConfigError
 
 Loss = Callable[[torch.Tensor], torch.Tensor]
@@ -293,10 +292,12 @@ def _curvature_model(f: Loss, theta: torch.Tensor, gradient: torch.Tensor,
     the gradient (K <= krylov_steps; fewer when the Krylov space is exhausted, T then exact on it)."""
     if krylov_steps is None:
         return torch.linalg.eigh(dense_hessian(f, theta).to(torch.float64))
-    hvp = _hvp_function(f, theta, vectorized=False)
+    from dlprobe.library.hessian import lanczos_runs  # the library's Lanczos (it imports this module)
+
+    _, pullback = vjp(grad(f), theta.detach())  # grad(f) linearised once at theta; v -> H v in theta's dtype
     steps = max(1, min(krylov_steps, theta.numel()))
-    alphas, betas, lanczos = _lanczos_tridiagonal(hvp, gradient.detach().to(torch.float64), steps, theta.dtype,
-                                                  return_basis=True)
+    products = lambda block: torch.stack([pullback(row.to(theta.dtype))[0].to(torch.float64) for row in block])
+    ((alphas, betas, lanczos),) = lanczos_runs(products, gradient.detach().to(torch.float64)[None], steps, return_basis=True)
     tridiagonal = torch.as_tensor(np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1))
     ritz_values, ritz_vectors = torch.linalg.eigh(tridiagonal)
     return ritz_values, lanczos.T @ ritz_vectors  # (K,), (P, K)

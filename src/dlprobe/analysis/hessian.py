@@ -1,14 +1,16 @@
-"""Exact Hessians and Hessian-vector products of a loss f(theta); spectra from HVPs are in spectrum.py.
+"""Exact dense Hessians of a loss f(theta) of one flat parameter vector, for the critical-point tools.
 
     f = make_flat_loss(model, loss_fn, x, y); theta = flatten_params(model)   # params.py
     H = dense_hessian(f, theta)                   # (P, P), exact, small P only
-    Hv = hessian_vector_product(f, theta, v)      # any P
     eigenvalues = hessian_eigenvalues(H)
 
 theta is a 1-D tensor of P parameters; f maps it to a 0-D tensor and must be written with
-torch.func-compatible operations (`make_flat_loss` is). Hessian-vector products use
-reverse-over-reverse (`vjp` of `grad`): forward-over-reverse (`jvp` of `grad`) fails in torch 2.13
-on `F.mse_loss` ("ZeroTensors are immutable", pytorch#123996).
+torch.func-compatible operations (`make_flat_loss` and `dlprobe.Hessian.flat_loss` are), because
+the critical-point search differentiates through it (Newton steps, the gradient of ||grad f||^2).
+Hessian-vector products, Lanczos eigenvalues, traces and densities of any model over any DataLoader
+are `dlprobe.Hessian` (library/hessian.py), the one implementation the experiments use too.
+Columns here are reverse-over-reverse products (`vjp` of `grad`): forward-over-reverse (`jvp` of
+`grad`) fails in torch 2.13 on `F.mse_loss` ("ZeroTensors are immutable", pytorch#123996).
 """
 
 from __future__ import annotations
@@ -37,53 +39,6 @@ def _intra_op_threads(num_threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def _hvp_function(f: Loss, theta: torch.Tensor, vectorized: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
-    # Linearise grad(f) once at theta; the returned function maps v (P,) -> H v (P,) and can be
-    # called many times without recomputing the forward and first backward pass. vectorized=True: the
-    # torch.func form, which vmap accepts. vectorized=False (one v at a time, as Lanczos asks): the gradient
-    # graph built once with torch.autograd and reused (retain_graph), per parameter tensor for a FlatLoss;
-    # measured for a 120k-parameter CNN on 1024 images: 0.18 s per product vs 0.33 s for the torch.func form.
-    if vectorized:
-        _, pullback = vjp(grad(f), theta.detach())
-        return lambda v: pullback(v)[0]
-    with torch.enable_grad():
-        if isinstance(f, FlatLoss):
-            leaves = [t.detach().clone().requires_grad_(True) for t in unflatten_params(theta.detach(), f.like).values()]
-            value = f.dict_loss(dict(zip(f.like, leaves)))
-        else:
-            leaves = [theta.detach().clone().requires_grad_(True)]
-            value = f(leaves[0])
-        gradients = torch.autograd.grad(value, leaves, create_graph=True)
-    sizes = [leaf.numel() for leaf in leaves]
-    # A gradient that does not depend on the parameters (f linear in them) contributes a zero Hessian block.
-    linked = [index for index, g in enumerate(gradients) if g.requires_grad]
-
-    def hvp(v: torch.Tensor) -> torch.Tensor:
-        parts = [part.view_as(leaf) for part, leaf in zip(torch.split(v.to(theta), sizes), leaves)]
-        if not linked:
-            return torch.zeros_like(theta)
-        with torch.enable_grad():
-            products = torch.autograd.grad([gradients[i] for i in linked], leaves, grad_outputs=[parts[i] for i in linked],
-                                           retain_graph=True, allow_unused=True)
-        return torch.cat([(torch.zeros_like(leaf) if product is None else product).reshape(-1) for product, leaf in zip(products, leaves)])
-
-    return hvp
-
-
-def hessian_vector_product(f: Loss, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Exact H(theta) @ v by double backprop; theta, v: (P,) -> (P,)."""
-    return _hvp_function(f, theta)(v.to(theta))
-
-
-def hvp_batch(f: Loss, theta: torch.Tensor, vectors: torch.Tensor,
-              chunk_size: int | None = None) -> torch.Tensor:
-    """Exact H @ v for each row v of `vectors` (k, P) -> (k, P), vmapped in chunks."""
-    hvp = vmap(_hvp_function(f, theta))
-    chunk = chunk_size or DEFAULT_CHUNK
-    vectors = vectors.to(theta)
-    return torch.cat([hvp(vectors[i:i + chunk]) for i in range(0, vectors.shape[0], chunk)])
 
 
 def _parameter_groups(sizes: list[int], chunk: int) -> list[tuple[int, int]]:
@@ -156,7 +111,8 @@ def dense_hessian(f: Loss, theta: torch.Tensor, chunk_size: int | None = None,
         if isinstance(f, FlatLoss):
             return _dense_hessian_structured(f, theta, chunk)
         num_params = theta.numel()
-        hvp = vmap(_hvp_function(f, theta))
+        _, pullback = vjp(grad(f), theta)  # grad(f) linearised once at theta: v -> H v
+        hvp = vmap(lambda v: pullback(v)[0])
         identity = torch.eye(num_params, dtype=theta.dtype, device=theta.device)
         hessian = torch.cat([hvp(identity[i:i + chunk]) for i in range(0, num_params, chunk)])
         return (hessian + hessian.T) / 2

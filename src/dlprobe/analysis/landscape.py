@@ -1,17 +1,12 @@
-"""Loss landscapes: linear interpolation between two models, filter-normalized 2-D surfaces.
-
-    from dlprobe.analysis.landscape import evaluate_interpolation
-    state1, state2 = dict(model1.state_dict()), dict(model2.state_dict())
-    result = evaluate_interpolation(model1, state1, state2, torch.linspace(-1, 2, 61), x, y)
+"""The pieces of loss landscapes that the library's interpolate and surface (library/landscapes.py, the one
+evaluation of weight points, which the experiments call too) are built from: eval mode, BatchNorm statistics
+recomputed at many points at once, filter-normalized directions, projection of points on a plane.
 
 A *state* is a dict from the names in `model.named_parameters()` / `model.named_buffers()` to
 tensors (`dict(model.state_dict())` is one); names it leaves out keep the model's own tensor. A
-*stacked* state holds the same names with a leading axis of A points: (A, *shape). Points are
-evaluated together, chunked over points and over data so that memory stays bounded (the first-layer split
-and vmap, see point_evaluation.py; the plain one-model-at-a-time reference is
-benchmarks/interpolation.evaluate_interpolation_sequential). Models with BatchNorm get their running
-statistics recomputed at every point (interpolated running statistics belong to neither model, the
-classic trap), see `recompute_batchnorm_statistics`.
+*stacked* state holds the same names with a leading axis of A points: (A, *shape). Interpolated running
+statistics belong to neither model (the classic trap): `recompute_batchnorm_statistics` recomputes them at
+every point (the plain one-model-at-a-time reference is benchmarks/interpolation.evaluate_interpolation_sequential).
 """
 
 from contextlib import contextmanager
@@ -20,9 +15,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from dlprobe.analysis.point_evaluation import PointEvaluator, combine_states
 from dlprobe.errors import ConfigError
-from dlprobe.losses import check_loss, per_example_loss
+
 
 @contextmanager
 def evaluation_mode(model):
@@ -96,70 +90,6 @@ def recompute_batchnorm_statistics(model, stacked_state, batches):
     return state
 
 
-def _input_batches(bn_loader, x, batch_size):
-    """List of input tensors: the loader's items (tensors or (inputs, targets) pairs), else x in batches."""
-    if bn_loader is None:
-        return list(torch.split(x, batch_size))
-    return [item[0] if isinstance(item, (tuple, list)) else item for item in bn_loader]
-
-
-def _evaluate_chunk(evaluator, num_points, x, y, loss, batch_size):
-    """Mean loss (A,) and accuracy (A,) or None over (x, y) at every point of one chunk."""
-    total_loss = torch.zeros(num_points, dtype=torch.float64)
-    total_correct = torch.zeros(num_points, dtype=torch.float64)
-    with torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            outputs = evaluator(x[start : start + batch_size])  # (A, b, C)
-            targets = y[start : start + batch_size]
-            total_loss += per_example_loss(outputs, targets, loss).sum(-1).double().cpu()
-            if loss == "cross_entropy":
-                total_correct += (outputs.argmax(-1) == targets).sum(-1).double().cpu()
-    accuracy = total_correct / len(x) if loss == "cross_entropy" else None
-    return total_loss / len(x), accuracy
-
-
-def _evaluate_points(model, states, coefficients, x, y, loss, batch_size, bn_loader, chunk_size):
-    """Evaluate the points sum_k coefficients[a, k] * states[k] (see point_evaluation), chunk by chunk."""
-    check_loss(loss)
-    bn_batches = _input_batches(bn_loader, x, batch_size) if batchnorm_modules(model) else []
-    if batchnorm_modules(model) and not bn_batches:
-        raise ConfigError("the model has BatchNorm layers but bn_loader gave no batches to recompute them on")
-    losses, accuracies = [], []
-    for start in range(0, len(coefficients), chunk_size):
-        chunk = coefficients[start : start + chunk_size]
-        stacked = None
-        if bn_batches:
-            stacked = recompute_batchnorm_statistics(model, combine_states(states, chunk), bn_batches)
-        with evaluation_mode(model):
-            evaluator = PointEvaluator(model, states, chunk, stacked)
-            chunk_loss, chunk_accuracy = _evaluate_chunk(evaluator, len(chunk), x, y, loss, batch_size)
-        losses.append(chunk_loss)
-        accuracies.append(chunk_accuracy)
-    accuracy = torch.cat(accuracies) if loss == "cross_entropy" else None
-    return {"loss": torch.cat(losses), "accuracy": accuracy}
-
-
-def evaluate_interpolation(
-    model, params1, params2, alphas, x, y, loss="cross_entropy", batch_size=1024, bn_loader=None,
-    chunk_size=16,
-):
-    """Loss and accuracy of theta(alpha) = (1 - alpha) theta1 + alpha theta2 for every alpha.
-
-    model: the architecture (its own weights are not used where the states give names); alphas
-    (A,); x (N, ...) inputs, y (N,) labels or (N, ...) regression targets. bn_loader: input batches
-    (or (inputs, targets) pairs) on which BatchNorm statistics are recomputed at each alpha; default:
-    x in batches of batch_size. Pass the training inputs when x is test data.
-    chunk_size: alphas evaluated together (memory ~ chunk_size copies of the weights and activations; 16 was
-    faster than 64 for 50 alphas of a 784-256-10 MLP on 5000 images, 0.30 s vs 0.36 s: the larger
-    intermediate (A, batch, 256) tensor leaves the cache).
-    Returns {"loss": (A,) float64 mean over the N examples, "accuracy": (A,) or None for "mse"}.
-    """
-    alphas = torch.as_tensor(alphas)
-    check_same_layout(params1, params2)
-    coefficients = torch.stack([1 - alphas, alphas], dim=1)  # (A, 2): (1 - alpha) theta1 + alpha theta2
-    return _evaluate_points(model, [params1, params2], coefficients, x, y, loss, batch_size, bn_loader, chunk_size)
-
-
 def filter_normalized_direction(params, generator):
     """Random direction of Li et al. 2018, "Visualizing the Loss Landscape of Neural Nets".
 
@@ -178,23 +108,6 @@ def filter_normalized_direction(params, generator):
         filter_norms = weight.flatten(1).norm(dim=1) / draw.flatten(1).norm(dim=1)  # (out,)
         direction[name] = draw * filter_norms.view(-1, *([1] * (weight.dim() - 1)))
     return direction
-
-
-def loss_surface_2d(
-    model, params, direction1, direction2, coords1, coords2, x, y, loss="cross_entropy", batch_size=1024,
-    bn_loader=None, chunk_size=16,
-):
-    """Loss at theta + a * direction1 + b * direction2 for a in coords1 (A,), b in coords2 (B,) -> (A, B).
-
-    Names missing from a direction count as zero; integer buffers are copied from params. BatchNorm
-    statistics are recomputed at every grid point, as in `evaluate_interpolation`.
-    """
-    grid1, grid2 = torch.meshgrid(coords1, coords2, indexing="ij")
-    flat1, flat2 = grid1.reshape(-1), grid2.reshape(-1)  # (A * B,), row-major over (a, b)
-    coefficients = torch.stack([torch.ones_like(flat1), flat1, flat2], dim=1)  # (A * B, 3): theta + a d1 + b d2
-    states = [params, {n: t for n, t in direction1.items() if n in params}, {n: t for n, t in direction2.items() if n in params}]
-    result = _evaluate_points(model, states, coefficients, x, y, loss, batch_size, bn_loader, chunk_size)
-    return result["loss"].view(len(coords1), len(coords2))
 
 
 def projection_onto_plane(points, center, direction1, direction2):

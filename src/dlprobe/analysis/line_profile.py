@@ -1,7 +1,8 @@
 """The shape of a loss profile along a line theta(alpha) = (1 - alpha) theta1 + alpha theta2: barrier, minimum, flatness.
 
-    line = evaluate_interpolation(model, state1, state2, alphas, x, y)    # landscape.py
-    numbers = describe_line(alphas, line["loss"], line["accuracy"], distance=0.25, flatness_ratio=1.5)
+    line = dlprobe.interpolate(m1, m2, data, {"loss": loss, "accuracy": dlprobe.accuracy}, alphas).values
+    numbers = describe_line(alphas, torch.from_numpy(line["loss"]), torch.from_numpy(line["accuracy"]), distance=0.25,
+                            flatness_ratio=1.5)
     numbers["barrier"], numbers["flatness"]["flatter"]
     parameter_distance(state1, state2)                                     # ||theta2 - theta1||
 

@@ -14,13 +14,13 @@ The Hessian and critical-point tools work on one flat vector `theta` of all P pa
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
+from dlprobe.analysis.landscape import evaluation_mode
 from dlprobe.errors import ConfigError
 
 ParamsLike = nn.Module | Mapping[str, torch.Tensor]
@@ -87,19 +87,6 @@ class FlatLoss:
         return self.dict_loss(unflatten_params(theta, self.like))
 
 
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    # The loss landscape is a property of the deterministic network (no dropout, BatchNorm with
-    # its stored statistics), so evaluate in eval mode and put the caller's mode back afterwards.
-    modes = [(m, m.training) for m in model.modules()]
-    model.train(False)
-    try:
-        yield
-    finally:
-        for module, mode in modes:
-            module.training = mode
-
-
 def make_flat_loss(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                    inputs: torch.Tensor, targets: torch.Tensor,
                    batch_size: int | None = None) -> FlatLoss:
@@ -138,7 +125,9 @@ def make_flat_loss(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tens
         target_chunks = cast(targets, dtype, device).split(chunk)
         cast_buffers = {name: cast(b, dtype, device) for name, b in buffers.items()}
         total = None
-        with _eval_mode(model):
+        # The loss landscape is a property of the deterministic network (no dropout, BatchNorm with its stored
+        # statistics), so evaluate in eval mode; the caller's flags are put back afterwards.
+        with evaluation_mode(model):
             for x, y in zip(input_chunks, target_chunks):
                 outputs = functional_call(model, (params, cast_buffers), (x,))
                 term = loss_fn(outputs, y) * (x.shape[0] / num_samples)

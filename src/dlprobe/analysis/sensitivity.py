@@ -1,52 +1,26 @@
-"""Sensitivity of a trained model to its input: two definitions, both named.
+"""Sensitivity of a trained model to its input, per example: the kernels under `dlprobe.sensitivity`.
 
-    from dlprobe.analysis.sensitivity import input_gradient_sensitivity, jacobian_sensitivity
-    input_gradient_sensitivity(model, x_test, y_test)["mean_example_gradient_norm"]
-    jacobian_sensitivity(model, x_test)
+    from dlprobe.analysis.sensitivity import example_gradient_norms, example_jacobian_norms
+    example_gradient_norms(model, x, y, loss_fn)    # (b,): ||d loss_n / d x_n||_F
+    example_jacobian_norms(model, x)                # (b,): ||d softmax(f(x_n)) / d x_n||_F
 
-Sources disagree on "sensitivity", so every number says which one it is:
+Sources disagree on "sensitivity", so every number says which one it is (library/measures.py's `sensitivity`
+averages these over a dataset, and the sensitivity experiment calls it):
 - the assignment's: the Frobenius norm of the gradient of the loss w.r.t. the input, reported per
   example (mean over examples of ||d loss_n / d x_n||_F) and, as some solutions do, for the mean
-  loss w.r.t. the whole input batch (||d mean_n loss_n / d X||_F);
+  loss w.r.t. the whole input batch (||d mean_n loss_n / d X||_F = sqrt(sum_n ||g_n||^2) / N);
 - Novak et al. 2018, "Sensitivity and Generalization in Neural Networks": the mean over examples
   of the Frobenius norm of the Jacobian of the softmax class probabilities w.r.t. the input.
-Both run in eval mode (BatchNorm uses its running statistics, dropout is off), so each example's
-output depends on its own input only; the model's training flags are restored afterwards.
-Inputs may be flat (N, D) for MLPs or images (N, C, H, W) for CNNs.
+The model must be in eval mode (BatchNorm with its running statistics, dropout off), so that each example's
+output depends on its own input only. Inputs may be flat (N, D) for MLPs or images (N, C, H, W) for CNNs.
 """
 
 import torch
 from torch.func import jacrev, vmap
 
-from dlprobe.analysis.landscape import evaluation_mode
-from dlprobe.errors import ConfigError
-from dlprobe.losses import check_loss, per_example_loss
+from dlprobe.losses import per_example_loss
 
-
-def input_gradient_sensitivity(model, x, y, loss="cross_entropy", batch_size=1024):
-    """Frobenius norms of loss gradients w.r.t. the input: x (N, ...), y (N,) labels or (N, C) targets.
-
-    With loss_n the loss of example n and g_n = d loss_n / d x_n (the shape of one input):
-    - "mean_example_gradient_norm" = (1/N) sum_n ||g_n||_F, the assignment's definition applied to
-      each example; it does not depend on N;
-    - "batch_gradient_norm" = ||d L / d X||_F with L = (1/N) sum_n loss_n over the whole given set
-      X (N, ...), i.e. (1/N) sqrt(sum_n ||g_n||_F^2); it shrinks like 1/sqrt(N) for a fixed set of
-      per-example norms, so only compare it between sets of equal size.
-    Returns {"mean_example_gradient_norm": float, "batch_gradient_norm": float}.
-    """
-    check_loss(loss)
-    if len(x) == 0:
-        raise ConfigError("input_gradient_sensitivity needs at least one example")
-    norm_sum, squared_norm_sum = 0.0, 0.0
-    with evaluation_mode(model):
-        for start in range(0, len(x), batch_size):
-            norms = example_gradient_norms(model, x[start : start + batch_size], y[start : start + batch_size], loss)
-            norm_sum += norms.sum().item()
-            squared_norm_sum += norms.square().sum().item()
-    return {
-        "mean_example_gradient_norm": norm_sum / len(x),
-        "batch_gradient_norm": squared_norm_sum**0.5 / len(x),
-    }
+JACOBIAN_CHUNK = 256  # examples per vmap(jacrev) call: memory about JACOBIAN_CHUNK * C * D numbers
 
 
 def example_gradient_norms(model, inputs, targets, loss="cross_entropy"):
@@ -65,25 +39,18 @@ def example_gradient_norms(model, inputs, targets, loss="cross_entropy"):
     return gradients.flatten(1).norm(dim=1).double()  # (b,)
 
 
-def jacobian_sensitivity(model, x, batch_size=256):
-    """Novak et al. 2018: mean over examples of ||d softmax(f(x_n)) / d x_n||_F.
-
-    x: (N, ...) inputs; the model returns logits (N, C). The Jacobian of one example is (C, D) with
-    D the number of input entries; it is computed with vmap(jacrev) over batch_size examples at a
-    time (memory about batch_size * C * D numbers). Returns a float.
-    """
-    if len(x) == 0:
-        raise ConfigError("jacobian_sensitivity needs at least one example")
+def example_jacobian_norms(model, inputs, chunk_size=JACOBIAN_CHUNK):
+    """||d softmax(f(x_n)) / d x_n||_F of each example (Novak et al. 2018): inputs (b, ...) -> (b,) float64; the
+    model returns logits (b, C) and is in the mode it should be measured in (eval). The Jacobian of one example is
+    (C, D) with D the number of input entries, computed with vmap(jacrev) over chunk_size examples at a time."""
 
     def probabilities(single_input):  # (...) -> (C,)
         return torch.softmax(model(single_input.unsqueeze(0)).squeeze(0), dim=-1)
 
     per_example_jacobian = vmap(jacrev(probabilities))
-    norm_sum = 0.0
-    # torch.func differentiates w.r.t. the input only; no_grad keeps autograd from also recording
-    # the graph w.r.t. the parameters.
-    with evaluation_mode(model), torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            jacobians = per_example_jacobian(x[start : start + batch_size])  # (b, C, ...)
-            norm_sum += jacobians.flatten(1).norm(dim=1).double().sum().item()
-    return norm_sum / len(x)
+    # torch.func differentiates w.r.t. the input only; no_grad keeps autograd from also recording the graph w.r.t.
+    # the parameters.
+    with torch.no_grad():
+        norms = [per_example_jacobian(inputs[start:start + chunk_size]).flatten(1).norm(dim=1).double()  # (chunk,)
+                 for start in range(0, len(inputs), chunk_size)]
+    return torch.cat(norms)

@@ -1,7 +1,7 @@
-"""Epsilon-sharpness of Keskar et al. 2017, "On Large-Batch Training for Deep Learning".
+"""Epsilon-sharpness of Keskar et al. 2017, "On Large-Batch Training for Deep Learning": the search.
 
-    from dlprobe.analysis.sharpness import epsilon_sharpness
-    epsilon_sharpness(model, x_train, y_train, epsilon=1e-3, generator=torch.Generator().manual_seed(0))
+    dlprobe.sharpness(model, loss_fn, data, epsilon=1e-3, steps=10, seed=0)   # library/measures.py, over any data
+    box_sharpness(center, full_loss, epsilon, steps, generator)              # the search it runs
 
 With f the mean loss over the given data and theta the model's parameters (P numbers),
 
@@ -15,41 +15,14 @@ epsilon = 0 gives exactly 0.
 """
 
 import torch
-from torch.func import functional_call
 
-from dlprobe.analysis.landscape import evaluation_mode
 from dlprobe.errors import ConfigError
-from dlprobe.losses import check_loss, per_example_loss
 
 
-def _full_loss(model, params, x, y, loss, batch_size, with_gradient):
-    """Mean loss over (x, y) at params, and its gradient dict if with_gradient (else None)."""
-    total = 0.0
-    gradients = None
-    if with_gradient:
-        gradients = {name: torch.zeros_like(value) for name, value in params.items()}
-    for start in range(0, len(x), batch_size):
-        inputs, targets = x[start : start + batch_size], y[start : start + batch_size]
-        with torch.set_grad_enabled(with_gradient):
-            point = {name: value.requires_grad_(with_gradient) for name, value in params.items()}
-            outputs = functional_call(model, point, (inputs,))
-            # Each batch adds its share of the full-batch mean, so sums over batches are exact means.
-            batch_loss = per_example_loss(outputs, targets, loss).sum() / len(x)
-        if with_gradient:
-            for name, gradient in zip(point, torch.autograd.grad(batch_loss, list(point.values()))):
-                gradients[name] += gradient
-        total += batch_loss.item()
-    return total, gradients
+def box_sharpness(center, full_loss, epsilon=1e-3, steps=10, generator=None, step_fraction=None):
+    """Keskar epsilon-sharpness around center, a dict name -> tensor (the parameters perturbed; buffers are not), of
+    full_loss(point dict, with_gradient) -> (mean loss float, gradient dict or None), the loss in eval mode.
 
-
-def epsilon_sharpness(
-    model, x, y, epsilon=1e-3, steps=10, loss="cross_entropy", batch_size=1024, generator=None,
-    step_fraction=None,
-):
-    """Keskar epsilon-sharpness of model on (x, y), see the module docstring for the definition.
-
-    x: (N, ...) inputs, y: (N,) labels or (N, C) targets; f is the full-batch mean loss in eval mode
-    (BatchNorm running statistics fixed); only parameters are perturbed, buffers are not.
     Search: z starts at 0, or uniformly in the box when a torch.Generator is given (at a stationary
     point such as a minimum, the gradient at z = 0 is ~0 and a random start is what lets the ascent
     leave it); then `steps` updates z <- clamp(z + step_fraction * bound * sign(grad f(theta + z)),
@@ -58,19 +31,6 @@ def epsilon_sharpness(
     Returns {"sharpness": float (percent), "loss": f(theta), "loss_at_maximum": f(theta + z*)} with
     z* the best point seen.
     """
-    check_loss(loss)
-
-    def full_loss(point, with_gradient):
-        return _full_loss(model, point, x, y, loss, batch_size, with_gradient)
-
-    center = {name: value.detach() for name, value in model.named_parameters()}
-    with evaluation_mode(model):
-        return box_sharpness(center, full_loss, epsilon, steps, generator, step_fraction)
-
-
-def box_sharpness(center, full_loss, epsilon=1e-3, steps=10, generator=None, step_fraction=None):
-    """The search of `epsilon_sharpness` for any loss: center, a dict name -> tensor (the parameters perturbed);
-    full_loss(point dict, with_gradient) -> (mean loss float, gradient dict or None). Same returns."""
     if epsilon < 0 or steps < 0:
         raise ConfigError(f"epsilon-sharpness needs epsilon >= 0 and steps >= 0, got {epsilon} and {steps}")
     step_fraction = 2.5 / max(steps, 1) if step_fraction is None else step_fraction

@@ -14,7 +14,9 @@ One MLP is trained (snapshots every `snapshot_every` epochs), then three views o
 3. the plane of the training path (Li et al. 2018 section 7): d1, d2 = the top two principal
    components of the snapshots minus theta_final (unit vectors, so coordinates are Euclidean distances
    in weight space), the loss on that plane around theta_final, and the snapshots projected on it.
-Landscapes are evaluated in float64 on the training set (vmap over points, analysis/landscape.py).
+Landscapes are evaluated in float64 on the training set by the library (dlprobe.interpolate, surface,
+filter_directions, trajectory_plane: many points per data batch); a user model's BatchNorm statistics are
+recomputed at every point on the training inputs, for the test line too (never on the test data).
 
 summary.json: task {kind, name, description, loss}, dataset_note (images only), architecture,
 activation, num_params, epochs, snapshot_epochs, status, initial_train_loss / final_train_loss /
@@ -35,21 +37,25 @@ run "path" (step = epoch: x, y, train_loss).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
 import torch
 
-from ..analysis.landscape import evaluate_interpolation, filter_normalized_direction, loss_surface_2d, projection_onto_plane
+from ..analysis.landscape import batchnorm_modules, projection_onto_plane
 from ..analysis.line_profile import barrier_height
-from ..analysis.params import flatten_params, unflatten_params
-from ..analysis.trajectory import fit_pca
+from ..analysis.params import flatten_params, load_flat_params, unflatten_params
 from ..config import ExperimentConfig, param
 from ..config_fields import (model_field, activation_field, batch_size_field, dataset_field, epochs_field, function_field,
                              learning_rate_field, num_test_field, num_train_field, optimizer_field,
                              snapshot_every_field, train_size_field, widths_field)
 from ..data.tasks import load_task
 from ..errors import ConfigError
+from ..library.batches import Batches
+from ..library.landscapes import evaluate_points, filter_directions, interpolate, surface, trajectory_plane
+from ..library.measures import accuracy
+from ..losses import mean_loss
 from ..models.mlp import MLP, MLPSpec, build_mlp
 from ..plotting.optimization import plot_loss_contour, plot_loss_line
 from ..plotting.style import close
@@ -60,6 +66,7 @@ from .base import Experiment
 from .model_choice import TRAINING_PATHS, num_params, single_user_model, train_seeded, user_details, user_or_builtin
 
 RADIUS_ANGLES = 32  # directions sampled on the unit circle of the random plane
+EVALUATION_BATCH = 1024  # examples per forward of the landscapes' points
 
 
 @dataclass(frozen=True)
@@ -123,40 +130,71 @@ def _grid(half_points: int, low: float, high: float) -> torch.Tensor:
 
 
 def _landscapes(config, data, spec, loss, flat, make_model=None) -> dict:
-    """Line, random-direction surface and path-plane surface from the (T, P) snapshots, float64 (make_model: the user's)."""
-    model = (MLP(spec) if make_model is None else make_model()).double()
-    x, y = data.x_train.double(), data.y_train.double() if loss == "mse" else data.y_train
-    x_test, y_test = data.x_test.double(), data.y_test.double() if loss == "mse" else data.y_test
+    """Line, random-direction surface and path-plane surface from the (T, P) snapshots, float64 (make_model: the user's),
+    by the library's interpolate, surface, filter_directions and trajectory_plane on training batches of
+    EVALUATION_BATCH; BatchNorm statistics (user models) recomputed at every point on the training inputs."""
+    architecture = (MLP(spec) if make_model is None else make_model()).double()
     flat = flat.double()
-    initial, final = unflatten_params(flat[0], model), unflatten_params(flat[-1], model)
+    initial, final = _at(architecture, flat[0]), _at(architecture, flat[-1])
+    train = _batches(data.x_train.double(), data.y_train.double() if loss == "mse" else data.y_train)
+    test = _batches(data.x_test.double(), data.y_test.double() if loss == "mse" else data.y_test)
+    bn = train if batchnorm_modules(architecture) else "keep"
+    metrics = {"loss": mean_loss(loss), **({"accuracy": accuracy} if loss == "cross_entropy" else {})}
     alphas = torch.cat([torch.linspace(config.alpha_min, config.alpha_max, config.line_points, dtype=torch.float64),
                         torch.tensor([0.0, 1.0], dtype=torch.float64)]).unique()  # sorted, with 0 and 1 exactly
-    line = evaluate_interpolation(model, initial, final, alphas, x, y, loss)  # alpha = 0: initial weights, 1: final
-    line_test = evaluate_interpolation(model, initial, final, alphas, x_test, y_test, loss)
-    generator = torch.Generator().manual_seed(config.seed + 1)
-    direction1, direction2 = filter_normalized_direction(final, generator), filter_normalized_direction(final, generator)
+    # alpha = 0: initial weights, 1: final
+    line, line_test = (interpolate(initial, final, batches, metrics, alphas.numpy(), bn=bn, progress=False).values
+                       for batches in (train, test))
+    direction1, direction2 = filter_directions(final, seed=config.seed + 1)
     half = config.surface_points // 2
     coords = _grid(half, -config.surface_range, config.surface_range)
-    random_surface = loss_surface_2d(model, final, direction1, direction2, coords, coords, x, y, loss, chunk_size=32)
+    random_surface = _surface(final, train, loss, (direction1, direction2), (coords, coords), bn)
     random_path = projection_onto_plane(flat, flat[-1], flatten_params(direction1), flatten_params(direction2))
     ring = []
+    final_params = {name: p.detach() for name, p in final.named_parameters()}  # buffers: the model's own
     for angle in torch.arange(RADIUS_ANGLES, dtype=torch.float64) * (2 * math.pi / RADIUS_ANGLES):
-        end = {name: final[name] + torch.cos(angle) * direction1[name] + torch.sin(angle) * direction2[name] for name in final}
-        ring.append(evaluate_interpolation(model, final, end, torch.ones(1, dtype=torch.float64), x, y, loss)["loss"][0])
-    pca = fit_pca((flat - flat[-1]).numpy(), num_components=2)
-    components = torch.from_numpy(pca.components)  # (2, P) orthonormal
-    path = (flat - flat[-1]) @ components.T  # (T, 2): coordinates along unit directions = distances in weight space
+        end = {name: final_params[name] + torch.cos(angle) * direction1[name] + torch.sin(angle) * direction2[name]
+               for name in final_params}
+        point = evaluate_points(final, [final_params, end], torch.tensor([[0.0, 1.0]], dtype=torch.float64), train,
+                                {"loss": metrics["loss"]}, None if bn == "keep" else Batches(bn), progress=False)
+        ring.append(point["loss"][0])
+    snapshots = [unflatten_params(row, final) for row in flat]
+    plane = trajectory_plane(final, snapshots)
+    path = torch.from_numpy(plane.path)  # (T, 2): coordinates along unit directions = distances in weight space
     axes = []
     for column in range(2):
         low, high = min(path[:, column].min().item(), 0.0), max(path[:, column].max().item(), 0.0)
         margin = config.path_margin * max(high - low, 1e-12)
         axes.append(_grid(half, low - margin, high + margin))
-    pca_surface = loss_surface_2d(model, final, unflatten_params(components[0], model), unflatten_params(components[1], model),
-                                  axes[0], axes[1], x, y, loss, chunk_size=32)
-    return {"alphas": alphas, "line": line["loss"], "line_accuracy": line["accuracy"], "line_test": line_test["loss"],
-            "line_test_accuracy": line_test["accuracy"], "coords": coords, "random_surface": random_surface, "ring": torch.stack(ring),
-            "random_path": random_path,
-            "explained_variance_ratio": torch.from_numpy(pca.explained_variance_ratio), "path": path, "pca_axes": axes, "pca_surface": pca_surface}
+    pca_surface = _surface(final, train, loss, plane.directions, axes, bn)
+    as_tensor = torch.from_numpy
+    return {"alphas": alphas, "line": as_tensor(line["loss"]), "line_accuracy": _optional(line.get("accuracy")),
+            "line_test": as_tensor(line_test["loss"]), "line_test_accuracy": _optional(line_test.get("accuracy")),
+            "coords": coords, "random_surface": random_surface, "ring": torch.tensor(ring, dtype=torch.float64),
+            "random_path": random_path, "explained_variance_ratio": as_tensor(plane.explained_variance_ratio), "path": path,
+            "pca_axes": axes, "pca_surface": pca_surface}
+
+
+def _at(architecture, vector: torch.Tensor):
+    """A copy of the architecture with the flat parameter vector (P,) loaded (its buffers its own)."""
+    model = copy.deepcopy(architecture)
+    load_flat_params(model, vector)
+    return model
+
+
+def _batches(x: torch.Tensor, y: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return list(zip(x.split(EVALUATION_BATCH), y.split(EVALUATION_BATCH)))
+
+
+def _surface(model, batches, loss, directions, coordinates, bn) -> torch.Tensor:
+    """Training loss (A, B) on model + a d1 + b d2 for a, b in coordinates (two (A,), (B,) tensors), 32 points at a time."""
+    result = surface(model, batches, {"loss": mean_loss(loss)}, directions=directions,
+                     coordinates=tuple(c.numpy() for c in coordinates), bn=bn, chunk_size=32, progress=False)
+    return torch.from_numpy(result.values["loss"])
+
+
+def _optional(values):
+    return None if values is None else torch.from_numpy(values)
 
 
 def run(config: Config, ctx) -> dict:
@@ -223,14 +261,14 @@ def _record(log, trained, land) -> None:
         log.add("line", index, "alpha", alpha)
         log.add("line", index, "train_loss", land["line"][index].item())
         log.add("line", index, "test_loss", land["line_test"][index].item())
-    for run, (first, second), surface in (("surface_random", (land["coords"], land["coords"]), land["random_surface"]),
-                                          ("surface_pca", land["pca_axes"], land["pca_surface"])):
+    for run, (first, second), losses in (("surface_random", (land["coords"], land["coords"]), land["random_surface"]),
+                                         ("surface_pca", land["pca_axes"], land["pca_surface"])):
         for i, a in enumerate(first.tolist()):
             for j, b in enumerate(second.tolist()):
                 step = i * len(second) + j
                 log.add(run, step, "a", a)
                 log.add(run, step, "b", b)
-                log.add(run, step, "loss", surface[i, j].item())
+                log.add(run, step, "loss", losses[i, j].item())
     for index, epoch in enumerate(trained["epochs"]):
         log.add("path", epoch, "x", land["path"][index, 0].item())
         log.add("path", epoch, "y", land["path"][index, 1].item())

@@ -10,8 +10,8 @@ in one setting: the batch size (64 vs 1024 at learning rate `learning_rate`) or 
 by s, so the setting is the only difference (without it, m2 uses s + 1). A model that two pairs share
 (batch 64, lr 1e-3 by default) is trained once per seed. Each model and each line is one trial. The loss
 and accuracy of theta(alpha) = (1 - alpha) theta1 + alpha theta2 are evaluated, per seed, on the whole
-training and test sets for every alpha of the grid at once (vmap; the MLP has no BatchNorm, so there are
-no statistics to redo). The grid is `num_alphas` evenly spaced points on [alpha_min, alpha_max] plus
+training and test sets for every alpha of the grid by dlprobe.interpolate, the library's (alphas batched, the
+first layer split; the MLP has no BatchNorm, so there are no statistics to redo). The grid is `num_alphas` evenly spaced points on [alpha_min, alpha_max] plus
 exactly 0, 1, -flatness_distance and 1 + flatness_distance.
 
 Flatness along the line: alpha outside [0, 1] moves away from an endpoint by a multiple of the same
@@ -41,13 +41,13 @@ Figures: interpolation_<pair>, the mean line over seeds with a min-max band.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 import torch
 
-from ..analysis.landscape import evaluate_interpolation
 from ..analysis.line_profile import describe_line, parameter_distance
 from ..analysis.stats import seed_stats
 from ..config import ExperimentConfig, param
@@ -56,6 +56,9 @@ from ..config_fields import (activation_field, batch_size_field, batch_sizes_fie
 from ..data.images import load_dataset
 from ..data.tensors import TensorData
 from ..errors import ConfigError
+from ..library.landscapes import interpolate
+from ..library.measures import accuracy
+from ..losses import mean_loss
 from ..models.mlp import MLP, MLPSpec, build_mlp
 from ..plotting.flatness import plot_interpolation
 from ..plotting.style import close
@@ -70,6 +73,7 @@ FLATNESS_RATIO = 1.5  # one endpoint is "flatter" only when the other's loss ris
 SPLITS = ("train", "test")
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 RISES = ("rise_beyond_m1", "rise_beyond_m2", "relative_rise_beyond_m1", "relative_rise_beyond_m2")
+EVALUATION_BATCH = 1024  # examples per forward of the line's points (16 alphas at a time)
 
 
 @dataclass(frozen=True)
@@ -208,19 +212,28 @@ def _plot(ctx, pair, labels, alphas, lines, model, count, dataset_name, config) 
 
 
 def _evaluate_line(architecture, state1, state2, alphas, data, trial, bn_on_train=False) -> dict:
-    """Train/test loss and accuracy (each (A,), on the CPU) of theta(alpha) for every alpha (A,), on trial.device.
-    bn_on_train: BatchNorm statistics at each alpha are recomputed on the training inputs for both splits (user models;
-    dlprobe's MLP has no BatchNorm)."""
+    """Train/test loss and accuracy (each (A,) float64, on the CPU) of theta(alpha) for every alpha (A,), on
+    trial.device, by dlprobe.interpolate over batches of EVALUATION_BATCH examples. bn_on_train: BatchNorm statistics
+    at each alpha are recomputed on the training inputs for both splits (user models; dlprobe's MLP has no BatchNorm)."""
     device = trial.device
-    architecture, data = architecture.to(device), data.to(device)
-    state1 = {name: tensor.to(device) for name, tensor in state1.items()}
-    state2 = {name: tensor.to(device) for name, tensor in state2.items()}
+    data = data.to(device)
+    ends = []
+    for state in (state1, state2):
+        model = copy.deepcopy(architecture).to(device)
+        model.load_state_dict(state)
+        ends.append(model)
+    train_batches = _batches(data.x_train, data.y_train)
+    metrics = {"loss": mean_loss("cross_entropy"), "accuracy": accuracy}
     line = {}
-    for split, (x, y) in (("train", (data.x_train, data.y_train)), ("test", (data.x_test, data.y_test))):
-        bn = {"bn_loader": list(data.x_train.split(1024))} if bn_on_train else {}
-        result = evaluate_interpolation(architecture, state1, state2, alphas.to(device), x, y, **bn)
-        line[f"{split}_loss"], line[f"{split}_accuracy"] = result["loss"].cpu(), result["accuracy"].cpu()
+    for split, batches in (("train", train_batches), ("test", _batches(data.x_test, data.y_test))):
+        result = interpolate(*ends, batches, metrics, alphas.numpy(), bn=train_batches if bn_on_train else "keep", progress=False)
+        line[f"{split}_loss"], line[f"{split}_accuracy"] = (torch.from_numpy(result.values[name]) for name in ("loss", "accuracy"))
     return line
+
+
+def _batches(x: torch.Tensor, y: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(inputs, targets) batches of EVALUATION_BATCH examples: memory per weight point bounded by one batch."""
+    return list(zip(x.split(EVALUATION_BATCH), y.split(EVALUATION_BATCH)))
 
 
 def _summarize_seed(seed, ends, trained, alphas, line, config) -> dict:

@@ -9,7 +9,8 @@ of one setting train together in the ensemble trainer. Every setting trains for 
 EPOCHS, as the assignment did, so large batches take fewer optimizer steps (N / batch per epoch):
 part of any trend is this step budget, and summary.json records the steps of each model.
 
-Per model (setting x seed): final train/test loss and accuracy, and three numbers, each named by its source:
+Per model (setting x seed): final train/test loss and accuracy, and three numbers, each named by its source and
+measured with the library's functions (dlprobe.sensitivity, dlprobe.sharpness, dlprobe.Hessian):
 - input_gradient_sensitivity: the assignment's sensitivity, the mean over test examples of
   ||d loss_n / d x_n||_F (the gradient of one example's cross-entropy w.r.t. its own input);
 - jacobian_sensitivity: Novak et al. 2018, mean over test examples of ||d softmax(f(x_n)) / d x_n||_F;
@@ -17,11 +18,11 @@ Per model (setting x seed): final train/test loss and accuracy, and three number
 - sharpness: Keskar et al. 2017 epsilon-sharpness in percent on a fixed random training subset of
   `sharpness_examples` (projected sign-gradient ascent, `sharpness_steps` steps from a random start in the
   box, seeded), a lower bound of the true maximum;
-- hessian_top_eigenvalue: the curvature measure of flatness, lambda_max of the Hessian (w.r.t. all parameters)
+- hessian_top_eigenvalue: the curvature measure of flatness, lambda_max of the Hessian (w.r.t. all trainable parameters)
   of the mean training cross-entropy over a fixed random training subset of `hessian_examples` (the first
   examples of the same seeded permutation the sharpness subset takes), from the `hessian_top_k` largest
-  eigenvalues found by Lanczos on Hessian-vector products (analysis.spectrum.top_hessian_eigenvalues: Lanczos, which="LA",
-  start vector seeded by the run seed, in the model's float32 with eigsh's default tolerance 1e-5).
+  eigenvalues found by Lanczos on Hessian-vector products (`hessian_top_eigenvalues`: dlprobe.Hessian(...).eigenvalues,
+  the library's own, in eval mode, start vector seeded by the run seed, in the model's float32 with tolerance 1e-5).
 Trends are Spearman rank correlations over all runs (setting x seed pairs) between the varied setting
 and each quantity (lambda_max among them), worded by `report.wording.describe_trend` (a trend only when the permutation p-value is below 0.05).
 
@@ -46,10 +47,9 @@ from functools import partial
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ..analysis.sensitivity import input_gradient_sensitivity, jacobian_sensitivity
-from ..analysis.sharpness import epsilon_sharpness
-from ..analysis.spectrum import top_hessian_eigenvalues
+from ..analysis.landscape import evaluation_mode
 from ..analysis.stats import rank_correlation, seed_stats
 from ..config import ExperimentConfig, param
 from ..config_fields import (activation_field, batch_size_field, batch_sizes_field, dataset_field, epochs_field,
@@ -57,6 +57,9 @@ from ..config_fields import (activation_field, batch_size_field, batch_sizes_fie
 from ..data.images import load_dataset
 from ..data.tensors import TensorData
 from ..errors import ConfigError
+from ..library.hessian import Hessian
+from ..library.measures import sensitivity, sharpness
+from ..losses import mean_loss
 from ..models.mlp import MLPSpec, build_mlp
 from ..plotting.flatness import plot_twin_metrics
 from ..plotting.style import close
@@ -146,24 +149,39 @@ def _train_setting(spec, data, config, batch_size, learning_rate, sharpness_subs
         epochs_done = min(len(c["epoch"]) - 1 for c in curves)
     x_sensitivity = data.x_test[: config.sensitivity_examples]
     y_sensitivity = data.y_test[: config.sensitivity_examples]
+    cross_entropy = mean_loss("cross_entropy")
+    # The library's sensitivity and sharpness over batches (memory bounded by one): 1024 examples per input-gradient
+    # and sharpness forward, 256 per vmap(jacrev) of the Jacobian (about 256 * C * D numbers).
+    gradient_batches, jacobian_batches = _batches(x_sensitivity, y_sensitivity, 1024), _batches(x_sensitivity, y_sensitivity, 256)
+    sharpness_batches = _batches(data.x_train[sharpness_subset], data.y_train[sharpness_subset], 1024)
     measured = {"input_gradient_sensitivity": [], "jacobian_sensitivity": [], "sharpness": [], "hessian_top_eigenvalue": []}
     hessian_top = []  # per seed: the hessian_top_k largest eigenvalues, descending
     for model, seed in zip(members, config.seeds):
-        measured["input_gradient_sensitivity"].append(
-            input_gradient_sensitivity(model, x_sensitivity, y_sensitivity)["mean_example_gradient_norm"])
-        measured["jacobian_sensitivity"].append(jacobian_sensitivity(model, x_sensitivity))
-        generator = torch.Generator(device=device).manual_seed(int(seed))
-        measured["sharpness"].append(epsilon_sharpness(model, data.x_train[sharpness_subset], data.y_train[sharpness_subset],
-                                                       epsilon=config.epsilon, steps=config.sharpness_steps, generator=generator)["sharpness"])
-        # In eval mode (make_flat_loss): BatchNorm with its running statistics, no dropout, so the loss is a function
-        # of the parameters alone.
-        hessian_top.append(top_hessian_eigenvalues(model, data.x_train[hessian_subset], data.y_train[hessian_subset],
+        measured["input_gradient_sensitivity"].append(sensitivity(model, gradient_batches, "input_gradient", loss_fn=cross_entropy))
+        measured["jacobian_sensitivity"].append(sensitivity(model, jacobian_batches, "jacobian"))
+        measured["sharpness"].append(sharpness(model, cross_entropy, sharpness_batches, epsilon=config.epsilon,
+                                               steps=config.sharpness_steps, seed=int(seed)).sharpness)
+        hessian_top.append(hessian_top_eigenvalues(model, data.x_train[hessian_subset], data.y_train[hessian_subset],
                                                    config.hessian_top_k, int(seed)))
         measured["hessian_top_eigenvalue"].append(hessian_top[-1][0])
     steps_per_epoch = -(-len(data.x_train) // batch_size)
     return {"final": final, "measured": measured,
             "hessian_top_eigenvalues": hessian_top, "curves": curves,
             "status": status, "steps": steps_per_epoch * epochs_done}
+
+
+def _batches(x: torch.Tensor, y: torch.Tensor, size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return list(zip(x.split(size), y.split(size)))
+
+
+def hessian_top_eigenvalues(model, x: torch.Tensor, y: torch.Tensor, k: int, seed: int) -> list[float]:
+    """The k largest eigenvalues, descending, of the Hessian of the mean cross-entropy over x (N, ...), y (N,) w.r.t.
+    the model's trainable parameters (all of them for dlprobe's MLP): `dlprobe.Hessian.eigenvalues` (Lanczos, eigsh,
+    start vector from seed, tolerance 1e-5 in float32). In eval mode (BatchNorm with its running statistics, no
+    dropout), so the loss is a function of the parameters alone; the model's flags are restored."""
+    with evaluation_mode(model):
+        values = Hessian(model, F.cross_entropy, (x, y), progress=False).eigenvalues(k, seed=seed).values
+    return [float(value) for value in values]
 
 
 def run(config: Config, ctx) -> dict:
@@ -213,7 +231,7 @@ def _definitions(config: Config) -> dict:
         "jacobian_sensitivity": "Novak et al. 2018: mean over test examples of the Frobenius norm of d softmax(f(x_n)) / d x_n",
         "sharpness": (f"Keskar et al. 2017 epsilon-sharpness (percent), epsilon={config.epsilon:g}, box |z_i| <= epsilon (|theta_i| + 1), "
                       f"{config.sharpness_steps} projected sign-gradient ascent steps from a random start (a lower bound)"),
-        "hessian_top_eigenvalue": ("largest eigenvalue lambda_max of the Hessian w.r.t. all parameters of the mean training cross-entropy "
+        "hessian_top_eigenvalue": ("largest eigenvalue lambda_max of the Hessian w.r.t. all trainable parameters of the mean training cross-entropy "
                                    f"over a fixed random subset of {config.hessian_examples} training examples (fewer if the set is smaller), "
                                    f"by Lanczos on Hessian-vector products (scipy eigsh, the {config.hessian_top_k} largest, float32, "
                                    "relative tolerance 1e-5, start vector seeded by the run seed)"),

@@ -32,7 +32,6 @@ from torch.func import functional_call
 
 from dlprobe.analysis.critical import minimal_ratio as ratio_of_spectrum
 from dlprobe.analysis.params import FlatLoss
-from dlprobe.analysis.spectrum import quadrature_fraction_above, smoothed_density
 from dlprobe.errors import UsageError
 from dlprobe.library.batches import Batches, Output, batch_loss, check_loss_fn, check_scalar, select_output
 from dlprobe.library.progress import progress_bar
@@ -54,12 +53,13 @@ def rademacher_probes(num_probes: int, num_params: int, seed: int) -> torch.Tens
     return (torch.randint(0, 2, (num_probes, num_params), generator=generator) * 2 - 1).to(torch.float64)
 
 
-def lanczos_runs(products, starts: torch.Tensor, steps: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def lanczos_runs(products, starts: torch.Tensor, steps: int, return_basis: bool = False) -> list[tuple]:
     """m-step Lanczos from each row of starts (R, P) at once, full reorthogonalisation (twice), float64.
 
     products maps a block (R, P) to the Hessian times each row (R, P). A run whose Krylov space is exhausted
     (beta <= 1e-10 max|alpha|: its tridiagonal is then exact) stops growing while the others go on.
-    Returns per run (alphas (m_r,), betas (m_r - 1,)), the diagonal and off-diagonal of its tridiagonal T.
+    Returns per run (alphas (m_r,), betas (m_r - 1,)), the diagonal and off-diagonal of its tridiagonal T, and
+    with return_basis also its orthonormal Lanczos vectors Q (m_r, P) float64 (H ~ Q^T T Q on their span).
     """
     num_runs = len(starts)
     current = starts.double() / starts.double().norm(dim=1, keepdim=True)  # (R, P)
@@ -87,19 +87,61 @@ def lanczos_runs(products, starts: torch.Tensor, steps: int) -> list[tuple[np.nd
         # Finished runs continue with a zero vector (their products are not used).
         current = torch.where(torch.tensor(active, device=w.device)[:, None], w / norms.clamp_min(1e-300)[:, None], 0.0)
         basis.append(current)
+    if return_basis:
+        stacked = torch.stack(basis, dim=1)  # (R, steps taken, P)
+        return [(np.array(a), np.array(b), stacked[run, :len(a)]) for run, (a, b) in enumerate(zip(alphas, betas))]
     return [(np.array(a), np.array(b)) for a, b in zip(alphas, betas)]
+
+
+def quadrature_fraction_above(nodes: np.ndarray, weights: np.ndarray, threshold: float) -> tuple[float, float, float]:
+    """What one Lanczos run's Gauss quadrature says about the share of its start vector's spectral measure mu above
+    threshold: (estimate, low, high), with mu(lambda > threshold) / mu(R) guaranteed in [low, high].
+
+    nodes, weights (m,): the Ritz values and weights of one run (any order; normalised here to sum 1). estimate: the
+    weight of the nodes above threshold. The bounds are the Chebyshev-Markov-Stieltjes inequalities for the nodes
+    x_1 < ... < x_m: sum_{i<k} w_i <= mu(lambda < x_k) and mu(lambda <= x_k) <= sum_{i<=k} w_i; with x_j <= threshold
+    < x_{j+1}, mu(lambda > threshold) lies between the weight above x_{j+1} and the weight from x_j up (exact
+    arithmetic; with full reorthogonalisation the Ritz values are accurate to rounding). So the two nodes around the
+    threshold carry all the uncertainty: an eigenvalue cluster at the threshold, which m steps cannot split, shows as
+    a wide interval, never as a confident wrong value."""
+    order = np.argsort(nodes, kind="stable")
+    values = np.asarray(nodes, dtype=np.float64)[order]
+    shares = np.asarray(weights, dtype=np.float64)[order]
+    shares = shares / shares.sum()
+    below = int(np.sum(values <= threshold))  # j: nodes x_1 .. x_j at or below the threshold
+    estimate = float(shares[below:].sum())
+    low = float(shares[below + 1:].sum())
+    high = float(shares[below - 1:].sum()) if below else 1.0
+    return estimate, low, high
+
+
+def smoothed_density(nodes: np.ndarray, weights: np.ndarray, sigma: float | None, grid) -> tuple[np.ndarray, np.ndarray, float]:
+    """Gaussian-smoothed quadrature: nodes, weights (Q,) -> (grid (G,), density (G,), sigma). sigma None: 1% of the
+    nodes' spread; grid: a point count (spanning the nodes +- 6 sigma, so the density integrates to ~1) or points."""
+    if sigma is None:
+        spread = nodes.max() - nodes.min()
+        sigma = 0.01 * spread if spread > 0 else 1e-3 * max(abs(nodes.max()), 1.0)
+    if isinstance(grid, int):
+        grid = np.linspace(nodes.min() - 6 * sigma, nodes.max() + 6 * sigma, grid)
+    grid = np.asarray(grid, dtype=np.float64)
+    gaussians = np.exp(-0.5 * ((grid[:, None] - nodes[None, :]) / sigma) ** 2)
+    return grid, gaussians @ weights / (sigma * np.sqrt(2 * np.pi)), float(sigma)
 
 
 @contextlib.contextmanager
 def _buffers_kept(model: nn.Module) -> Iterator[None]:
     # A train-mode forward updates BatchNorm running statistics; a measurement must leave the model as it was.
+    # Only the buffers that changed are written back: a write bumps the tensor's version, and a buffer that the
+    # forward used and autograd saved (a fixed matrix, a mask) would then break the graph kept for the next
+    # products ("modified by an inplace operation").
     saved = [(buffer, buffer.detach().clone()) for buffer in model.buffers()] if model.training else []
     try:
         yield
     finally:
         with torch.no_grad():
             for buffer, value in saved:
-                buffer.copy_(value)
+                if not torch.equal(buffer, value):
+                    buffer.copy_(value)
 
 
 class Hessian:
@@ -346,7 +388,7 @@ class Hessian:
         of density(), reused) or of a new `density(**density_options)`: an estimate whose resolution near zero is
         limited by the number of Lanczos steps, so it comes with an interval [low, high]:
         - each run's quadrature brackets its start vector z's share of eigenvalues above the threshold
-          (`analysis.spectrum.quadrature_fraction_above`: the two Ritz nodes around the threshold are the
+          (`quadrature_fraction_above`: the two Ritz nodes around the threshold are the
           uncertainty), and the runs' brackets are averaged;
         - the average over R Rademacher start vectors estimates the fraction without bias, with a standard
           deviation of at most 1 / sqrt(P R) (Var z^T A z <= 2 ||A||_F^2 for Rademacher z; A the projector on

@@ -21,8 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlprobe.analysis.landscape import (check_same_layout, evaluation_mode, filter_normalized_direction, projection_onto_plane,
-                                        recompute_batchnorm_statistics)
+from dlprobe.analysis.landscape import check_same_layout, evaluation_mode, filter_normalized_direction, recompute_batchnorm_statistics
 from dlprobe.analysis.trajectory import fit_pca
 from dlprobe.analysis.point_evaluation import PointEvaluator, combine_states
 from dlprobe.errors import UsageError
@@ -171,7 +170,8 @@ def trajectory_plane(model: nn.Module, snapshots) -> TrajectoryPlane:
 
     snapshots: T >= 2 state dicts (e.g. copies of model.state_dict() saved during training) holding every
     parameter of the model. PCA (`analysis.trajectory.fit_pca`, float64) of the offsets snapshot - model;
-    returns TrajectoryPlane(directions, explained_variance_ratio (2,), path (T, 2)).
+    returns TrajectoryPlane(directions (unit, orthogonal), explained_variance_ratio (2,), path (T, 2): each offset's
+    coordinates along the two directions, i.e. Euclidean distances in weight space; the error-surface experiment's).
     """
     names = [name for name, _ in model.named_parameters()]
     center = torch.cat([p.detach().reshape(-1).double().cpu() for _, p in model.named_parameters()])
@@ -191,6 +191,7 @@ def trajectory_plane(model: nn.Module, snapshots) -> TrajectoryPlane:
     for component in pca.components:  # (P,) unit norm
         pieces = torch.split(torch.as_tensor(component), [int(np.prod(shape)) for _, shape, _ in shapes])
         directions.append({name: piece.reshape(shape).to(device=device, dtype=dtype) for (name, shape, dtype), piece in zip(shapes, pieces)})
-    projection = projection_onto_plane(offsets, torch.zeros_like(center), *map(torch.as_tensor, pca.components))
+    # The components are orthonormal, so the least-squares coordinates in their plane are plain dot products.
+    path = offsets @ torch.from_numpy(pca.components).T  # (T, 2)
     return TrajectoryPlane(directions=tuple(directions), explained_variance_ratio=pca.explained_variance_ratio,
-                           path=projection["coordinates"].numpy())
+                           path=path.numpy())

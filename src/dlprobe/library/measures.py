@@ -6,7 +6,8 @@
     dlprobe.accuracy(outputs, targets)                             # a metric for dlprobe.interpolate / surface
 
 Both run in eval mode (dropout off, BatchNorm with its running statistics; the model's flags are restored)
-and reuse the searches of `analysis.sharpness` and `analysis.sensitivity`; data as for `dlprobe.Hessian`.
+on the search of `analysis.sharpness` and the per-example kernels of `analysis.sensitivity`; data as for
+`dlprobe.Hessian`. The sensitivity experiment measures its models with these two functions.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import nn
 from torch.func import functional_call
 
 from dlprobe.analysis.landscape import evaluation_mode
-from dlprobe.analysis.sensitivity import example_gradient_norms, jacobian_sensitivity
+from dlprobe.analysis.sensitivity import example_gradient_norms, example_jacobian_norms
 from dlprobe.analysis.sharpness import box_sharpness
 from dlprobe.errors import ConfigError, UsageError
 from dlprobe.library.batches import Batches, Output, Selected, batch_loss, check_loss_fn, check_scalar, select_output
@@ -108,7 +109,7 @@ def sensitivity(model: nn.Module, data, kind: str = "input_gradient", loss_fn=No
     with evaluation_mode(measured):
         for index, inputs, targets, size in batches.iterate(device):
             if kind == "jacobian":
-                norm_sum += jacobian_sensitivity(measured, inputs, batch_size=size) * size
+                norm_sum += example_jacobian_norms(measured, inputs).sum().item()
                 continue
             def checked(outputs, batch_targets, index=index):
                 return check_scalar(loss_fn(outputs, batch_targets), "loss_fn", index)
