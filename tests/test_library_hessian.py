@@ -289,3 +289,51 @@ def test_density_distribution_matches_the_exact_spectrum_in_wasserstein_distance
     result = hessian.density(seed=0)
     assert wasserstein_distance(result.nodes, exact, u_weights=result.weights) < 0.02 * spread
     assert wasserstein_distance(result.nodes + 0.05 * spread, exact, u_weights=result.weights) > 0.02 * spread
+
+
+class _BatchCentred(nn.Module):
+    """Subtracts the batch mean of its inputs even in eval mode: the examples of a batch interact."""
+
+    def forward(self, inputs):
+        return inputs - inputs.mean(dim=0, keepdim=True)
+
+
+def small_conv_net(seed=0):
+    """conv(1->4, 3x3)-tanh-linear(64->3) on 4x4 images (235 parameters; 64 activations per example), 200
+    examples, float64."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(64, 3)).double().eval()
+    return model, torch.randn(200, 1, 4, 4, dtype=torch.float64), torch.randint(0, 3, (200,))
+
+
+def test_sub_batches_give_the_same_hessian_and_are_refused_where_they_would_not(monkeypatch):
+    """On the CPU a large batch runs in sub-batches (library.sub_batches); forced here by a small budget: 200
+    examples in parts of at most 50. The dense Hessian, trace and eigenvalues equal the whole-batch reference; a
+    model whose examples interact, a loss that sums, and a training-mode model are left in whole batches."""
+    import dlprobe.library.sub_batches as sub_batches
+
+    monkeypatch.setattr(sub_batches, "BUDGET_BYTES", 50 * 64 * 8)  # 50 examples of the largest output
+    monkeypatch.setattr(sub_batches, "MIN_EXAMPLES", 1)
+    model, x, y = small_conv_net()
+    reference = reference_hessian(model, F.cross_entropy, x, y)
+    split = Hessian(model, F.cross_entropy, (x, y), progress=False)
+    assert split._sub_batch == 50 and split.num_batches == 1
+    np.testing.assert_allclose(split.dense(), reference, atol=1e-12)
+    assert len(split._cached_gradients) == 4  # the graphs of the 4 parts, kept
+    probes = rademacher_probes(4, 235, seed=1).numpy()
+    assert split.trace(probes).estimate == pytest.approx(np.einsum("ip,pq,iq->", probes, reference, probes) / 4, rel=1e-10)
+    np.testing.assert_allclose(split.eigenvalues(2).values, np.linalg.eigvalsh(reference)[::-1][:2], rtol=1e-8)
+    batched = Hessian(model, F.cross_entropy, DataLoader(TensorDataset(x, y), batch_size=120), progress=False)
+    assert batched._sub_batch == 50  # batches of 120 and 80, in 3 and 2 parts
+    np.testing.assert_allclose(batched.dense(), reference, atol=1e-12)
+
+    coupled = nn.Sequential(_BatchCentred(), model).eval()
+    hessian = Hessian(coupled, F.cross_entropy, (x, y), progress=False)
+    assert hessian._sub_batch is None
+    np.testing.assert_allclose(hessian.dense(), reference_hessian(coupled, F.cross_entropy, x, y), atol=1e-12)
+    summed = nn.CrossEntropyLoss(reduction="sum")
+    hessian = Hessian(model, summed, (x, y), progress=False)
+    assert hessian._sub_batch is None
+    np.testing.assert_allclose(hessian.dense(), reference_hessian(model, summed, x, y), atol=1e-10)
+    assert Hessian(model.train(), F.cross_entropy, (x, y), progress=False)._sub_batch is None
+

@@ -12,7 +12,9 @@ H is the Hessian of L(theta) = (1/N) sum_b size_b * loss_fn(model(x_b), y_b) (lo
 mean) with respect to the selected parameters theta (P numbers, `select_parameters` order), every other
 parameter and buffer held at its value. Products are accumulated batch by batch: each batch's graph is built,
 used and freed, so peak memory is one batch's graph (with a single batch the graph is kept between products,
-which spares its forward and first backward pass). The model runs in the mode it is in: call model.eval()
+which spares its forward and first backward pass). On the CPU, a model in eval mode whose examples do not
+interact runs a large batch in sub-batches (`library.sub_batches`: the same H to rounding, about twice as fast
+per product for a conv net on 1024 images). The model runs in the mode it is in: call model.eval()
 first for the deterministic network (dropout off, BatchNorm with its running statistics); in train mode
 BatchNorm uses batch statistics (buffers are restored after every pass, so measuring never changes the model).
 Everything runs on the model's device, in its dtype, or in `dtype` (e.g. torch.float64) on a copy of the model.
@@ -38,6 +40,7 @@ from dlprobe.library.batches import Batches, Output, batch_loss, check_loss_fn, 
 from dlprobe.library.progress import progress_bar
 from dlprobe.library.results import Eigenvalues, MinimalRatio, SpectralDensity, TraceEstimate
 from dlprobe.library.selection import select_parameters
+from dlprobe.library.sub_batches import plan_sub_batches, split_batch
 
 WHICH = {"largest": "LA", "smallest": "SA", "magnitude": "LM"}
 # Vectors per batched backward (is_grads_batched): trace of 40 probes, 13.8k-parameter CNN with BatchNorm on 512
@@ -135,48 +138,67 @@ class Hessian:
         self.device, self.dtype = self._params[0].device, self._params[0].dtype
         self._data = Batches(data)
         self._select = select_output(output)
-        self._cached_gradient: torch.Tensor | None = None
+        self._cached_gradients: list[torch.Tensor] | None = None  # one batch: its (sub-batch) graphs, kept
+        self._sub_batch: int | None = None  # examples per sub-batch (plan_sub_batches), None: whole batches
         self._batched: bool | None = None  # several vectors per vmapped backward: None until timed (_batch_products)
         self._timings: dict[str, float] = {}
         self.loss = self._mean_loss()  # one pass: counts the examples, checks every batch
         self.num_examples, self.num_batches = self._data.num_examples, self._data.num_batches
 
     def _mean_loss(self) -> float:
-        sized = []
+        sized, plan = [], None
         with torch.no_grad(), _buffers_kept(self.model):
             for index, inputs, targets, size in self._data.iterate(self.device, self.dtype):
                 sized.append((size, batch_loss(self.model, self.loss_fn, inputs, targets, self._select, index).double()))
+                if index == 0:
+                    plan = plan_sub_batches(self.model, self._select, inputs, targets, self.loss_fn)
         total = sum(size for size, _ in sized)
+        if plan is not None:
+            self._sub_batch, bytes_per_example = plan
+            if len(sized) == 1:
+                # One batch: the graphs of all its sub-batches are kept, each with a few parameter-sized tensors
+                # (the gradients, their concatenation): split only while those are small next to one activation.
+                parts = -(-total // self._sub_batch)
+                if 3 * parts * self.num_params * self._params[0].element_size() > total * bytes_per_example:
+                    self._sub_batch = None
         return float(sum(size * value for size, value in sized) / total)
 
-    def _gradients(self) -> Iterator[torch.Tensor]:
-        """The flat gradient (P,) of each batch's share of L, with its graph (create_graph)."""
-        if self._cached_gradient is not None:
-            yield self._cached_gradient
-            return
+    def _gradients(self) -> Iterator[tuple[torch.Tensor, bool]]:
+        """(the flat gradient (P,) of each (sub-)batch's share of L with its graph (create_graph), whether it is
+        the last part of its batch)."""
         with torch.enable_grad(), _buffers_kept(self.model):
+            kept = []
             for index, inputs, targets, size in self._data.iterate(self.device, self.dtype):
-                loss = batch_loss(self.model, self.loss_fn, inputs, targets, self._select, index)
-                loss = loss * (size / self.num_examples)
-                gradients = torch.autograd.grad(loss, self._params, create_graph=True, materialize_grads=True)
-                flat = torch.cat([g.reshape(-1) for g in gradients])
-                if self.num_batches == 1:
-                    self._cached_gradient = flat  # one batch: keep its graph for the next products
-                yield flat
+                parts = split_batch(inputs, targets, self._sub_batch)
+                for number, (part_inputs, part_targets) in enumerate(parts):
+                    loss = batch_loss(self.model, self.loss_fn, part_inputs, part_targets, self._select, index)
+                    loss = loss * ((size if len(parts) == 1 else len(part_targets)) / self.num_examples)
+                    gradients = torch.autograd.grad(loss, self._params, create_graph=True, materialize_grads=True)
+                    flat = torch.cat([g.reshape(-1) for g in gradients])
+                    if self.num_batches == 1:
+                        kept.append(flat)  # one batch: keep its graphs for the next products
+                    yield flat, number == len(parts) - 1
+            if self.num_batches == 1:
+                self._cached_gradients = kept
 
     def _products(self, vectors: torch.Tensor, description: str = "Hessian-vector products") -> torch.Tensor:
         """H @ v for each row of vectors (k, P) in self.dtype on self.device -> (k, P)."""
         total = torch.zeros_like(vectors)
         bar = progress_bar(self.progress, total=len(vectors) * self.num_batches, description=description)
+        chunks = [(first, vectors[first:first + PROBE_CHUNK]) for first in range(0, len(vectors), PROBE_CHUNK)]
         with bar:
-            for flat in self._gradients():
-                if not flat.requires_grad:  # L is linear in the selected parameters: H = 0
-                    bar.update(len(vectors))
-                    continue
-                for first in range(0, len(vectors), PROBE_CHUNK):
-                    chunk = vectors[first:first + PROBE_CHUNK]
-                    total[first:first + len(chunk)] += self._batch_products(flat, chunk)
+            if self._cached_gradients is not None:  # one batch, its graphs kept: chunk by chunk, for the bar
+                for first, chunk in chunks:
+                    for flat in self._cached_gradients:
+                        if flat.requires_grad:  # else L is linear in the selected parameters: H = 0
+                            total[first:first + len(chunk)] += self._batch_products(flat, chunk)
                     bar.update(len(chunk))
+                return total
+            for flat, last_part in self._gradients():  # batch by batch (a batch's sub-batches one after the other)
+                if flat.requires_grad:
+                    for first, chunk in chunks:
+                        total[first:first + len(chunk)] += self._batch_products(flat, chunk)
+                bar.update(len(vectors) if last_part else 0)
         return total
 
     def _batch_products(self, flat: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
