@@ -337,3 +337,40 @@ def test_sub_batches_give_the_same_hessian_and_are_refused_where_they_would_not(
     np.testing.assert_allclose(hessian.dense(), reference_hessian(model, summed, x, y), atol=1e-10)
     assert Hessian(model.train(), F.cross_entropy, (x, y), progress=False)._sub_batch is None
 
+
+def test_top_lanczos_stops_when_its_bounds_guarantee_the_accuracy():
+    """A diagonal operator with a known spectrum (geometric top, a negative end, a bulk near zero): every value
+    returned as converged is within tol relative of the exact one, for tolerances from 1e-3 to 1e-10; looser
+    tolerances stop earlier; with vectors=True the residuals themselves are within tol."""
+    from dlprobe.library.hessian import top_lanczos
+
+    rng = np.random.default_rng(0)
+    spectrum = np.concatenate([60 * 0.8 ** np.arange(8), -np.array([30.0, 12.0]), rng.normal(0, 0.5, 400)])
+    diagonal = torch.as_tensor(spectrum)
+    start = torch.as_tensor(rng.standard_normal(len(spectrum)))
+    by_magnitude = spectrum[np.argsort(-np.abs(spectrum))]
+    used = []
+    for tol in (1e-3, 1e-6, 1e-10):
+        for which, exact in (("largest", np.sort(spectrum)[::-1]), ("magnitude", by_magnitude)):
+            found = top_lanczos(lambda v: diagonal * v, start, 3, which, tol, False, 60)
+            assert found.converged
+            assert np.all(np.abs(found.values - exact[:3]) <= tol * np.abs(exact[:3])), (tol, which)
+        used.append(found.steps)
+    assert used[0] < used[1] < used[2] < 60
+    found = top_lanczos(lambda v: diagonal * v, start, 2, "largest", 1e-6, True, 60)
+    residuals = (found.vectors * diagonal - found.vectors * torch.as_tensor(found.values)[:, None]).norm(dim=1)
+    assert found.converged and torch.all(residuals <= 1e-6 * torch.as_tensor(np.abs(found.values)))
+    assert not top_lanczos(lambda v: diagonal * v, start, 3, "largest", 1e-10, False, 6).converged
+
+
+def test_eigenvalues_not_converged_within_the_basis_go_on_with_eigsh(monkeypatch):
+    import dlprobe.library.hessian as hessian_module
+
+    monkeypatch.setattr(hessian_module, "TOP_LANCZOS_STEPS", 1)  # a basis of 3k + 3 = 6: not enough for tol 1e-10
+    model, x, y = classifier()
+    hessian = Hessian(model, F.cross_entropy, (x, y), progress=False)
+    exact = np.linalg.eigvalsh(hessian.dense())
+    assert not hessian_module.top_lanczos(lambda v: hessian.hvp(v), torch.as_tensor(np.random.default_rng(0).standard_normal(44)),
+                                          1, "largest", 1e-10, False, 6).converged
+    np.testing.assert_allclose(hessian.eigenvalues(1).values, exact[-1:], rtol=1e-8)
+    np.testing.assert_allclose(hessian.eigenvalues(2, which="magnitude").values, exact[np.argsort(-np.abs(exact))][:2], rtol=1e-8)
