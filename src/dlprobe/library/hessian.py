@@ -112,8 +112,9 @@ def top_lanczos(product, start: torch.Tensor, k: int, which: str, tol: float, ve
     closer than gap; gap is estimated conservatively as the distance to the other Ritz values less their own
     residuals. Stops when every wanted theta has min(r, r^2 / gap) <= tol |theta| (vectors=True: r <= tol |theta|,
     eigsh's test, which also makes the vector accurate), or when the Krylov space is exhausted (beta <= 1e-10
-    max|alpha|: T_j is then exact). Measured (benchmark case 7's CNN, tol 1e-5, float32 products): k=1 11 products
-    where eigsh needs 16, k=5 15 where it needs 19; the values agree with a float64 eigsh at tol 1e-10 to 1e-6.
+    max|alpha|: T_j is then exact). Measured (benchmark case 7's CNN on 1024 images, tol 1e-5, float32 products): k=1
+    11 products where eigsh needs 16, k=5 15-16 where it needs 19 (PyHessian 66-70); the top 5 within 1.2e-7 of a
+    float64 eigsh at tol 1e-10.
     Returns TopRitz(values (k,), Ritz vectors (k, P), converged, products used); not converged within `steps`
     products: the best Ritz pairs reached.
     """
