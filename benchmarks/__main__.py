@@ -29,7 +29,7 @@ from .common import machine_record
 from .errors import SkipCase
 
 CASES = {1: ensemble_training, 2: dense_hessian, 3: top_eigenvalues, 4: interpolation, 5: critical_points, 6: suite,
-         7: library_api.CASE_7, 8: library_api.CASE_8, 9: library_api.CASE_9}
+         7: library_api.CASE_7, 8: library_api.CASE_8, 9: library_api.CASE_9, 10: library_api.CASE_10}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 

@@ -3,7 +3,12 @@
     7  top-5 Hessian eigenvalues of a CNN with BatchNorm (20.6k parameters) over a DataLoader of 8 batches of 128
        mnist-5k images: dlprobe.Hessian(...).eigenvalues(5, which="magnitude") vs PyHessian
        hessian(model, criterion, dataloader=loader).eigenvalues(top_n=5) (power iteration, its defaults);
-       both checked against a float64 Lanczos reference (tol 1e-10).
+       both checked against a float64 reference (scipy eigsh on dlprobe's float64 products, tol 1e-10, not
+       dlprobe's own Lanczos). Also the largest eigenvalue of 4000 images in 32 batches, each side in its own
+       process: time, products and peak memory, dlprobe at its default tol 1e-5 and at PyHessian's 1e-3, every
+       value checked against a tight float32 eigsh reference.
+   10  the same top-5 comparison for the 120k-parameter CNN of case 3 (no BatchNorm) over a DataLoader of 8
+       batches of 128 images.
     8  Hutchinson trace, 100 Rademacher probes, the same CNN on 1024 images as one batch: dlprobe.Hessian(...)
        .trace(probes) vs PyHessian trace(maxIter=100, tol=-inf, i.e. exactly 100 probes); the probes are
        PyHessian's own (its global-RNG draws, reproduced), so both estimate with the same vectors.
@@ -81,42 +86,127 @@ def _settings(model, x, extra: dict) -> dict:
             "num_images": len(x), "loss": "CrossEntropyLoss", "dtype": "float32", "mode": "eval", **extra}
 
 
-def run_eigenvalues(smoke: bool = False, repeats: int | None = None) -> dict:
+def reference_eigenvalues(model, criterion, data, k: int, dtype=torch.float64, tol: float = 1e-10) -> np.ndarray:
+    """The k largest-magnitude eigenvalues (by |value| descending) by scipy's eigsh (ARPACK: residual test) on
+    dlprobe's products in `dtype`, independent of dlprobe's own Lanczos (Hessian.eigenvalues)."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    hessian = dlprobe.Hessian(model, criterion, data, dtype=dtype, progress=False)
+    size = hessian.num_params
+    operator = LinearOperator((size, size), matvec=lambda v: hessian.hvp(np.asarray(v, dtype=np.float64).reshape(-1)),
+                              dtype=np.float64)
+    values = eigsh(operator, k=k, which="LM", tol=tol, v0=np.random.default_rng(12345).standard_normal(size),
+                   return_eigenvectors=False)
+    return values[np.argsort(-np.abs(values), kind="stable")]
+
+
+def top_eigenvalues_comparison(model, x, y, top: int, repeats: int) -> tuple[dict, dict, dict]:
+    """dlprobe.Hessian(model, loss, loader).eigenvalues(top, "magnitude") and PyHessian's eigenvalues(top_n=top)
+    over a DataLoader of 8 batches of (x, y), interleaved; products counted on both sides. Returns (times,
+    products, check): dlprobe within 1e-3 relative of `reference_eigenvalues` (float64, tol 1e-10)."""
     pyhessian = _require("pyhessian").hessian
-    repeats = repeats or (1 if smoke else 3)
-    model, x, y = trained_model(smoke)
+    pyhessian_module = sys.modules["pyhessian.hessian"]
     loader = DataLoader(TensorDataset(x, y), batch_size=len(x) // 8)
     criterion = nn.CrossEntropyLoss()
-    top = 2 if smoke else 5
+    counts = {"dlprobe": [], "pyhessian": []}
 
     def ours(repetition):
-        return dlprobe.Hessian(model, criterion, loader, progress=False).eigenvalues(top, which="magnitude", seed=repetition).values
+        with _counted(dlprobe.Hessian, "_products", lambda vectors, *_: len(vectors)) as count:
+            values = dlprobe.Hessian(model, criterion, loader, progress=False).eigenvalues(top, which="magnitude", seed=repetition).values
+        counts["dlprobe"].append(count[0])
+        return values
 
     def theirs(repetition):
         torch.manual_seed(repetition)  # PyHessian's start vectors come from the global RNG
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _counted(pyhessian_module.hessian, "dataloader_hv_product", lambda *_: 1) as count:
             warnings.simplefilter("ignore")  # backward(create_graph=True) warns about reference cycles
             values, _ = pyhessian(copy.deepcopy(model), criterion, dataloader=loader, cuda=False).eigenvalues(top_n=top)
+        counts["pyhessian"].append(count[0])
         return np.asarray(values)
 
     ours(0)  # warm-up
+    counts["dlprobe"].clear()
     times, results = interleaved({"dlprobe": ours, "pyhessian": theirs}, repeats)
-    reference = dlprobe.Hessian(model, criterion, loader, dtype=torch.float64, progress=False).eigenvalues(
-        top, which="magnitude", tol=1e-10).values
+    reference = reference_eigenvalues(model, criterion, loader, top)
     ours_error = max(relative_error(v, reference) for v in results["dlprobe"])
-    theirs_errors = [relative_error(np.sort(v)[::-1], np.sort(reference)[::-1]) for v in results["pyhessian"]]
-    check = equality(f"top-{top} eigenvalues (largest magnitude), max relative error vs float64 Lanczos tol 1e-10 (dlprobe)",
-                     ours_error, 1e-3, reference=reference.tolist(), pyhessian_max_relative_error=max(theirs_errors),
-                     pyhessian_within_1e_3=bool(max(theirs_errors) <= 1e-3),
+    theirs_errors = [relative_error(v[np.argsort(-np.abs(v), kind="stable")], reference) for v in results["pyhessian"]]
+    check = equality(f"top-{top} eigenvalues (largest magnitude), max relative error vs float64 eigsh tol 1e-10 (dlprobe)",
+                     ours_error, 1e-3, reference=reference.tolist(), dlprobe_eigenvalues=[v.tolist() for v in results["dlprobe"]],
+                     pyhessian_max_relative_error=max(theirs_errors), pyhessian_within_1e_3=bool(max(theirs_errors) <= 1e-3),
                      pyhessian_eigenvalues=[v.tolist() for v in results["pyhessian"]])
+    return times, counts, check
+
+
+class _counted:
+    """Count the calls of owner.<name> while in the block (count(*args) per call, e.g. the vectors of a product)."""
+
+    def __init__(self, owner, name: str, count):
+        self.owner, self.name, self.count, self.total = owner, name, count, [0]
+
+    def __enter__(self):
+        self.original = original = getattr(self.owner, self.name)
+
+        def wrapper(*args, **kwargs):
+            self.total[0] += self.count(*args[1:])
+            return original(*args, **kwargs)
+
+        setattr(self.owner, self.name, wrapper)
+        return self.total
+
+    def __exit__(self, *exc):
+        setattr(self.owner, self.name, self.original)
+
+
+def run_eigenvalues(smoke: bool = False, repeats: int | None = None) -> dict:
+    repeats = repeats or (1 if smoke else 3)
+    model, x, y = trained_model(smoke)
+    top = 2 if smoke else 5
+    times, counts, check = top_eigenvalues_comparison(model, x, y, top, repeats)
     ratio = median_ratio(times["pyhessian"], times["dlprobe"])
     memory = memory_comparison(model, smoke)
     settings = _settings(model, x, {"data": f"DataLoader, 8 batches of {len(x) // 8}", "k": top,
-                                    "dlprobe": "eigsh on batch-accumulated products, tol 1e-5",
+                                    "dlprobe": "Hessian.eigenvalues on batch-accumulated products (k=5: eigsh, basis 3k+3), tol 1e-5 (default)",
                                     "pyhessian": "dataloader=, power iteration maxIter=100 tol=1e-3 (defaults)"})
     return case_record(7, CASE_7.NAME, settings, side("dlprobe.Hessian(model, loss, loader).eigenvalues(5)", times["dlprobe"]),
                        [baseline("PyHessian hessian(dataloader=).eigenvalues(top_n=5)", times["pyhessian"], ratio, 3.0)],
-                       check, threads=1, full_dataset_largest_eigenvalue=memory)
+                       check, threads=1, hessian_vector_products=counts, full_dataset_largest_eigenvalue=memory)
+
+
+def cnn_120k(smoke: bool):
+    """Case 3's CNN, cnn_for_budget(120_000, 2, (1, 28, 28), 10) (no BatchNorm), after 1 epoch of Adam on mnist-5k
+    (smoke: a 3k-parameter one at init), in eval mode; and the first 1024 (smoke 64) training images."""
+    from dlprobe.data.tensors import TensorData
+    from dlprobe.models.budget import cnn_for_budget
+    from dlprobe.models.cnn import build_cnn
+    from dlprobe.training.common import OptimizerSettings
+    from dlprobe.training.loop import TrainSpec, train
+
+    dataset = load_dataset("mnist-5k")
+    spec = cnn_for_budget(3_000 if smoke else 120_000, 2, (1, 28, 28), 10)
+    model = build_cnn(spec, torch.Generator().manual_seed(0))
+    if not smoke:
+        data = TensorData(dataset.x_train, dataset.y_train, dataset.x_test[:10], dataset.y_test[:10])
+        train(model, data, TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=1e-3), batch_size=64, epochs=1,
+                                     eval_every=10), seed=0)
+    model.eval()
+    num_images = 64 if smoke else 1024
+    return model, spec, dataset.x_train[:num_images], dataset.y_train[:num_images]
+
+
+def run_eigenvalues_120k(smoke: bool = False, repeats: int | None = None) -> dict:
+    repeats = repeats or (1 if smoke else 3)
+    model, spec, x, y = cnn_120k(smoke)
+    top = 2 if smoke else 5
+    times, counts, check = top_eigenvalues_comparison(model, x, y, top, repeats)
+    ratio = median_ratio(times["pyhessian"], times["dlprobe"])
+    settings = {"model": spec.describe(), "num_params": spec.num_params, "num_images": len(x), "loss": "CrossEntropyLoss",
+                "dtype": "float32", "mode": "eval", "trained": "no (init)" if smoke else "1 epoch Adam 1e-3, batch 64",
+                "data": f"DataLoader, 8 batches of {len(x) // 8}", "k": top,
+                "dlprobe": "Hessian.eigenvalues on batch-accumulated products (k=5: eigsh, basis 3k+3), tol 1e-5 (default)",
+                "pyhessian": "dataloader=, power iteration maxIter=100 tol=1e-3 (defaults)"}
+    return case_record(10, CASE_10.NAME, settings, side("dlprobe.Hessian(model, loss, loader).eigenvalues(5)", times["dlprobe"]),
+                       [baseline("PyHessian hessian(dataloader=).eigenvalues(top_n=5)", times["pyhessian"], ratio, 3.0)],
+                       check, threads=1, hessian_vector_products=counts)
 
 
 def _status_mb(field: str) -> float:
@@ -128,10 +218,14 @@ def _status_mb(field: str) -> float:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+FULL_DATASET_SIDES = {"dlprobe": None, "dlprobe_tol_1e-3": 1e-3, "pyhessian": None}  # dlprobe: eigenvalues(tol=...)
+
+
 def memory_child(which: str, state_path: str, num_images: int, batch_size: int, width: int = 16) -> dict:
-    """In a fresh process: the largest eigenvalue over a DataLoader of num_images mnist-5k images, one side.
-    One call, the first (its first-call costs count on both sides): seconds, peak_increase_mb (peak resident memory during the call minus
-    the resident memory before it, from /proc/self/status after resetting the peak), value."""
+    """In a fresh process: the largest eigenvalue over a DataLoader of num_images mnist-5k images, one side
+    (FULL_DATASET_SIDES). One call, the first (its first-call costs count on both sides): seconds,
+    peak_increase_mb (peak resident memory during the call minus the resident memory before it, from
+    /proc/self/status after resetting the peak), value, hessian_vector_products (one pass over the data each)."""
     torch.set_num_threads(1)
     dataset = load_dataset("mnist-5k")
     model = batchnorm_cnn(width)
@@ -139,61 +233,64 @@ def memory_child(which: str, state_path: str, num_images: int, batch_size: int, 
     model.eval()
     loader = DataLoader(TensorDataset(dataset.x_train[:num_images], dataset.y_train[:num_images]), batch_size=batch_size)
     criterion = nn.CrossEntropyLoss()
-    products = [0]  # Hessian-vector products over the whole data (one pass each), counted by a wrapper
-
-    def counted(method):
-        def wrapper(self, vectors, *args, **kwargs):
-            products[0] += len(vectors) if which == "dlprobe" else 1
-            return method(self, vectors, *args, **kwargs)
-        return wrapper
-
-    if which == "dlprobe":
-        Hessian = dlprobe.Hessian
-        Hessian._products = counted(Hessian._products)
+    if which != "pyhessian":
+        tol = FULL_DATASET_SIDES[which]
+        counter = _counted(dlprobe.Hessian, "_products", lambda vectors, *_: len(vectors))
 
         def call():
-            return float(Hessian(model, criterion, loader, progress=False).eigenvalues(1, which="magnitude").values[0])
+            return float(dlprobe.Hessian(model, criterion, loader, progress=False).eigenvalues(1, which="magnitude", tol=tol).values[0])
     else:
         pyhessian = _require("pyhessian").hessian
-        pyhessian.dataloader_hv_product = counted(pyhessian.dataloader_hv_product)
+        counter = _counted(sys.modules["pyhessian.hessian"].hessian, "dataloader_hv_product", lambda *_: 1)
         torch.manual_seed(0)
 
         def call():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return float(pyhessian(model, criterion, dataloader=loader, cuda=False).eigenvalues(top_n=1)[0][0])
-    import scipy.sparse.linalg  # noqa: F401 - an import, not the measurement (dlprobe's eigsh needs it)
+    import scipy.sparse.linalg  # noqa: F401 - an import, not the measurement (dlprobe's eigsh fallback needs it)
 
     # No warm-up: the memory a first call takes is the point (a second one reuses the allocator's pages).
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")  # reset the peak (VmHWM) to the current resident size (Linux >= 4.0)
     before = _status_mb("VmRSS")
-    start = time.perf_counter()
-    value = call()
-    seconds = time.perf_counter() - start
+    with counter as products:
+        start = time.perf_counter()
+        value = call()
+        seconds = time.perf_counter() - start
     return {"seconds": round(seconds, 3), "peak_increase_mb": round(_status_mb("VmHWM") - before, 1), "value": value,
             "hessian_vector_products": products[0]}
 
 
 def memory_comparison(model, smoke: bool) -> dict:
-    """memory_child on both sides, each in its own process (one after the other, dlprobe first)."""
+    """memory_child on every side, each in its own process (one after the other, in FULL_DATASET_SIDES order),
+    and every value against a tight reference (scipy eigsh, tol 1e-6, on dlprobe's float32 products over the
+    same batches: float32 rounding of the products ~1e-6 relative; the check is 1e-3)."""
     num_images, batch_size = (256, 32) if smoke else (4000, 125)
     sides = {}
     with tempfile.TemporaryDirectory() as folder:
         state_path = str(Path(folder) / "state.pt")
         torch.save(model.state_dict(), state_path)
-        for which in ("dlprobe", "pyhessian"):
+        for which in FULL_DATASET_SIDES:
             code = (f"import json, benchmarks.library_api as b; print(json.dumps(b.memory_child({which!r}, {state_path!r}, "
                     f"{num_images}, {batch_size}, {model[0].out_channels})))")
             done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
             if done.returncode != 0:
                 return {"error": done.stderr[-800:]}
             sides[which] = json.loads(done.stdout.strip().splitlines()[-1])
-    ours, theirs = sides["dlprobe"], sides["pyhessian"]
-    return {"images": num_images, "batches": num_images // batch_size, "sides": sides,
-            "memory_ratio_dlprobe_to_pyhessian": round(ours["peak_increase_mb"] / max(theirs["peak_increase_mb"], 1e-9), 3),
-            "time_ratio_dlprobe_to_pyhessian": round(ours["seconds"] / theirs["seconds"], 3),
-            "targets": "memory ratio <= 1.25, time ratio <= 0.7"}
+    dataset = load_dataset("mnist-5k")
+    loader = DataLoader(TensorDataset(dataset.x_train[:num_images], dataset.y_train[:num_images]), batch_size=batch_size)
+    reference = float(reference_eigenvalues(model, nn.CrossEntropyLoss(), loader, 1, dtype=torch.float32, tol=1e-6)[0])
+    for record in sides.values():
+        record["relative_error"] = abs(record["value"] - reference) / abs(reference)
+        record["within_1e_3"] = bool(record["relative_error"] <= 1e-3)
+    theirs = sides["pyhessian"]
+    return {"images": num_images, "batches": num_images // batch_size, "sides": sides, "reference": reference,
+            "reference_method": "scipy eigsh which=LM tol 1e-6 on float32 products (ARPACK residual test)",
+            "memory_ratio_dlprobe_to_pyhessian": round(sides["dlprobe"]["peak_increase_mb"] / max(theirs["peak_increase_mb"], 1e-9), 3),
+            "time_ratio_dlprobe_to_pyhessian": round(sides["dlprobe"]["seconds"] / theirs["seconds"], 3),
+            "time_ratio_dlprobe_tol_1e_3_to_pyhessian": round(sides["dlprobe_tol_1e-3"]["seconds"] / theirs["seconds"], 3),
+            "targets": "memory ratio <= 1.25, time ratio <= 0.7, every value within 1e-3 of the reference"}
 
 
 def pyhessian_probes(model, num_probes: int, seed: int, over_loader: bool = False) -> torch.Tensor:
@@ -333,3 +430,5 @@ def run_surface(smoke: bool = False, repeats: int | None = None) -> dict:
 CASE_7 = types.SimpleNamespace(NAME="top-5 eigenvalues, BatchNorm CNN over a DataLoader (dlprobe.Hessian)", run=run_eigenvalues)
 CASE_8 = types.SimpleNamespace(NAME="Hutchinson trace, 100 probes, BatchNorm CNN (dlprobe.Hessian)", run=run_trace)
 CASE_9 = types.SimpleNamespace(NAME="11x11 filter-normalized surface, BatchNorm CNN (dlprobe.surface)", run=run_surface)
+CASE_10 = types.SimpleNamespace(NAME="top-5 eigenvalues, 120k-parameter CNN over a DataLoader (dlprobe.Hessian)",
+                                run=run_eigenvalues_120k)

@@ -49,7 +49,7 @@ def test_smoke_run_writes_documented_results(tmp_path, capsys):
     assert data["smoke"] is True
     for key in ("cpu_model", "cpu_cores", "torch_version", "numpy_version", "date"):
         assert data["machine"][key]
-    assert set(data["cases"]) == {str(n) for n in range(1, 10)}
+    assert set(data["cases"]) == {str(n) for n in range(1, 11)}
     for record in data["cases"].values():
         _check_record(record)
     cases = data["cases"]
@@ -60,8 +60,14 @@ def test_smoke_run_writes_documented_results(tmp_path, capsys):
     assert cases["4"]["equality"]["ok"] and cases["4"]["equality"]["accuracy_identical"]
     if "skipped" not in cases["3"]:  # PyHessian installed: its largest-magnitude eigenvalues are dlprobe's
         assert cases["3"]["equality"]["ok"], cases["3"]["equality"]
-    for number in ("7", "8", "9"):  # the public API vs PyHessian / loss-landscapes, when installed
+    for number in ("7", "8", "9", "10"):  # the public API vs PyHessian / loss-landscapes, when installed
         assert "skipped" in cases[number] or cases[number]["equality"]["ok"], cases[number]["equality"]
+    if "skipped" not in cases["7"]:  # the full-dataset largest eigenvalue: every side in its process, checked
+        full = cases["7"]["full_dataset_largest_eigenvalue"]
+        assert "error" not in full, full.get("error")
+        assert set(full["sides"]) == {"dlprobe", "dlprobe_tol_1e-3", "pyhessian"}
+        assert all(side["hessian_vector_products"] > 0 for side in full["sides"].values())
+        assert full["sides"]["dlprobe"]["within_1e_3"] and full["sides"]["dlprobe_tol_1e-3"]["within_1e_3"]
     comparison = cases["5"]["equality"]["comparison"]
     assert comparison["runs_ok"] == {"dlprobe": 1, "reference": 1}
     assert [e["experiment"] for e in cases["6"]["experiments"]] == ["fit-function"] and cases["6"]["equality"]["ok"]

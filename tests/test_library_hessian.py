@@ -461,3 +461,88 @@ def test_the_sensitivity_experiments_top_eigenvalues_are_the_top_of_the_dense_sp
     assert np.abs(np.array(recorded) - reference).max() <= 1e-4 * reference[0]
     assert reference[0] - reference[1] > 1e-3 * reference[0]  # distinct eigenvalues: the order is meaningful
     assert hessian_top_eigenvalues(model, x, y, k=3, seed=0) == recorded  # the seeded start vector: same result
+
+
+class _BatchCentred(nn.Module):
+    """Subtracts the batch mean of its inputs even in eval mode: the examples of a batch interact."""
+
+    def forward(self, inputs):
+        return inputs - inputs.mean(dim=0, keepdim=True)
+
+
+def small_conv_net(seed=0):
+    """conv(1->4, 3x3)-tanh-linear(64->3) on 4x4 images (235 parameters; 64 activations per example), 200
+    examples, float64."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(64, 3)).double().eval()
+    return model, torch.randn(200, 1, 4, 4, dtype=torch.float64), torch.randint(0, 3, (200,))
+
+
+def test_sub_batches_give_the_same_hessian_and_are_refused_where_they_would_not(monkeypatch):
+    """On the CPU a large batch runs in sub-batches (library.sub_batches); forced here by a small budget: 200
+    examples in parts of at most 50. The dense Hessian, trace and eigenvalues equal the whole-batch reference; a
+    model whose examples interact, a loss that sums, and a training-mode model are left in whole batches."""
+    import dlprobe.library.sub_batches as sub_batches
+
+    monkeypatch.setattr(sub_batches, "BUDGET_BYTES", 50 * 64 * 8)  # 50 examples of the largest output
+    monkeypatch.setattr(sub_batches, "MIN_EXAMPLES", 1)
+    model, x, y = small_conv_net()
+    reference = reference_hessian(model, F.cross_entropy, x, y)
+    split = Hessian(model, F.cross_entropy, (x, y), progress=False)
+    assert split._sub_batch == 50 and split.num_batches == 1
+    np.testing.assert_allclose(split.dense(), reference, atol=1e-12)
+    assert len(split._cached_gradients) == 4  # the graphs of the 4 parts, kept
+    probes = rademacher_probes(4, 235, seed=1).numpy()
+    assert split.trace(probes).estimate == pytest.approx(np.einsum("ip,pq,iq->", probes, reference, probes) / 4, rel=1e-10)
+    np.testing.assert_allclose(split.eigenvalues(2).values, np.linalg.eigvalsh(reference)[::-1][:2], rtol=1e-8)
+    batched = Hessian(model, F.cross_entropy, DataLoader(TensorDataset(x, y), batch_size=120), progress=False)
+    assert batched._sub_batch == 50  # batches of 120 and 80, in 3 and 2 parts
+    np.testing.assert_allclose(batched.dense(), reference, atol=1e-12)
+
+    coupled = nn.Sequential(_BatchCentred(), model).eval()
+    hessian = Hessian(coupled, F.cross_entropy, (x, y), progress=False)
+    assert hessian._sub_batch is None
+    np.testing.assert_allclose(hessian.dense(), reference_hessian(coupled, F.cross_entropy, x, y), atol=1e-12)
+    summed = nn.CrossEntropyLoss(reduction="sum")
+    hessian = Hessian(model, summed, (x, y), progress=False)
+    assert hessian._sub_batch is None
+    np.testing.assert_allclose(hessian.dense(), reference_hessian(model, summed, x, y), atol=1e-10)
+    assert Hessian(model.train(), F.cross_entropy, (x, y), progress=False)._sub_batch is None
+
+
+def test_top_lanczos_stops_when_its_bounds_guarantee_the_accuracy():
+    """A diagonal operator with a known spectrum (geometric top, a negative end, a bulk near zero): every value
+    returned as converged is within tol relative of the exact one, for tolerances from 1e-3 to 1e-10; looser
+    tolerances stop earlier; with vectors=True the residuals themselves are within tol."""
+    from dlprobe.library.hessian import top_lanczos
+
+    rng = np.random.default_rng(0)
+    spectrum = np.concatenate([60 * 0.8 ** np.arange(8), -np.array([30.0, 12.0]), rng.normal(0, 0.5, 400)])
+    diagonal = torch.as_tensor(spectrum)
+    start = torch.as_tensor(rng.standard_normal(len(spectrum)))
+    by_magnitude = spectrum[np.argsort(-np.abs(spectrum))]
+    used = []
+    for tol in (1e-3, 1e-6, 1e-10):
+        for which, exact in (("largest", np.sort(spectrum)[::-1]), ("magnitude", by_magnitude)):
+            found = top_lanczos(lambda v: diagonal * v, start, 3, which, tol, False, 60)
+            assert found.converged
+            assert np.all(np.abs(found.values - exact[:3]) <= tol * np.abs(exact[:3])), (tol, which)
+        used.append(found.steps)
+    assert used[0] < used[1] < used[2] < 60
+    found = top_lanczos(lambda v: diagonal * v, start, 2, "largest", 1e-6, True, 60)
+    residuals = (found.vectors * diagonal - found.vectors * torch.as_tensor(found.values)[:, None]).norm(dim=1)
+    assert found.converged and torch.all(residuals <= 1e-6 * torch.as_tensor(np.abs(found.values)))
+    assert not top_lanczos(lambda v: diagonal * v, start, 3, "largest", 1e-10, False, 6).converged
+
+
+def test_eigenvalues_not_converged_within_the_basis_go_on_with_eigsh(monkeypatch):
+    import dlprobe.library.hessian as hessian_module
+
+    monkeypatch.setattr(hessian_module, "TOP_LANCZOS_STEPS", 1)  # a basis of 3k + 3 = 6: not enough for tol 1e-10
+    model, x, y = classifier()
+    hessian = Hessian(model, F.cross_entropy, (x, y), progress=False)
+    exact = np.linalg.eigvalsh(hessian.dense())
+    assert not hessian_module.top_lanczos(lambda v: hessian.hvp(v), torch.as_tensor(np.random.default_rng(0).standard_normal(44)),
+                                          1, "largest", 1e-10, False, 6).converged
+    np.testing.assert_allclose(hessian.eigenvalues(1).values, exact[-1:], rtol=1e-8)
+    np.testing.assert_allclose(hessian.eigenvalues(2, which="magnitude").values, exact[np.argsort(-np.abs(exact))][:2], rtol=1e-8)

@@ -224,3 +224,36 @@ def test_trajectory_plane_spans_the_path_and_gives_its_coordinates():
     assert plot.values["loss"].shape == (3, 3)
     with pytest.raises(UsageError, match="at least 2 snapshots"):
         dlprobe.trajectory_plane(model, snapshots[:1])
+
+
+class _BatchCentred(nn.Module):
+    """Subtracts the batch mean of its inputs even in eval mode: the examples of a batch interact."""
+
+    def forward(self, inputs):
+        return inputs - inputs.mean(dim=0, keepdim=True)
+
+
+def test_sub_batches_give_the_same_surface_and_are_refused_for_a_model_whose_examples_interact(monkeypatch):
+    """Forced by a small budget (library.sub_batches): 30 images in parts of at most 8; every metric the same as on
+    whole batches, with statistics kept or recomputed; a batch-centring model is left in whole batches."""
+    import dlprobe.library.sub_batches as sub_batches
+
+    model, x, y = conv_net()
+    metrics = {"loss": nn.CrossEntropyLoss(), "accuracy": dlprobe.accuracy}
+    bn_data = DataLoader(TensorDataset(x[:16], y[:16]), batch_size=8)
+    whole = [dlprobe.surface(model, (x, y), metrics, steps=3, seed=1, bn=bn, progress=False) for bn in ("keep", bn_data)]
+    coupled = nn.Sequential(_BatchCentred(), model)
+    coupled_whole = dlprobe.surface(coupled, (x, y), metrics, steps=3, seed=1, progress=False)
+    monkeypatch.setattr(sub_batches, "BUDGET_BYTES", 8 * 3 * 4 * 4 * 8)  # 8 examples of the largest output (3x4x4 float64)
+    monkeypatch.setattr(sub_batches, "MIN_EXAMPLES", 1)
+    calls = []
+    monkeypatch.setattr(dlprobe.library.landscapes, "split_batch",
+                        lambda inputs, targets, size: calls.append(size) or sub_batches.split_batch(inputs, targets, size))
+    for bn, reference in zip(("keep", bn_data), whole):
+        split = dlprobe.surface(model, (x, y), metrics, steps=3, seed=1, bn=bn, progress=False)
+        assert calls[-1] == 8
+        for name in metrics:
+            np.testing.assert_allclose(split.values[name], reference.values[name], rtol=1e-12, atol=1e-15)
+    again = dlprobe.surface(coupled, (x, y), metrics, steps=3, seed=1, progress=False)
+    assert calls[-1] is None
+    np.testing.assert_allclose(again.values["loss"], coupled_whole.values["loss"], rtol=1e-12)

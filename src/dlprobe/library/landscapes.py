@@ -10,7 +10,9 @@ Points are evaluated in eval mode (no dropout). BatchNorm running statistics are
 the evaluation data: bn="keep" uses the models' own (interpolated along a line, the centre model's on a plane,
 as loss-landscapes does), bn=DATA recomputes them at every point on DATA's inputs (PyTorch's update_bn rule,
 `analysis.landscape.recompute_batchnorm_statistics`). The engine is `analysis.point_evaluation` (many points per
-data batch); the model itself is never modified.
+data batch); the model itself is never modified. On the CPU a large batch is evaluated in sub-batches whose outputs
+are concatenated before the metrics see them (`library.sub_batches`: the same values; an 11 x 11 surface of a
+BatchNorm CNN on 1024 images about 1.5x faster).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dlprobe.analysis.point_evaluation import PointEvaluator, combine_states
 from dlprobe.errors import UsageError
 from dlprobe.library.batches import Batches, Output, Selected, check_scalar, select_output
 from dlprobe.library.progress import progress_bar
+from dlprobe.library.sub_batches import plan_sub_batches, split_batch
 from dlprobe.library.results import Line, Surface, TrajectoryPlane
 
 
@@ -80,6 +83,7 @@ def evaluate_points(model: nn.Module, states: list[dict], coefficients: torch.Te
     num_points = len(coefficients)
     sums = {name: np.zeros(num_points) for name in named}
     bar = progress_bar(progress, total=num_points, description="landscape points")
+    plan = None
     with bar, evaluation_mode(model), torch.no_grad():
         for start in range(0, num_points, chunk_size):
             chunk = coefficients[start:start + chunk_size]
@@ -89,7 +93,10 @@ def evaluate_points(model: nn.Module, states: list[dict], coefficients: torch.Te
                 stacked = recompute_batchnorm_statistics(model, combine_states(states, chunk), inputs)
             evaluator = PointEvaluator(model, states, chunk, stacked)
             for index, inputs, targets, size in batches.iterate(device):
-                outputs = evaluator(inputs)  # (a, b, ...)
+                if start == 0 and index == 0:  # checked at the model's own weights, on the first batch
+                    plan = plan_sub_batches(model, select, inputs, targets)
+                parts = split_batch(inputs, targets, None if plan is None else plan[0])
+                outputs = evaluator(inputs) if len(parts) == 1 else torch.cat([evaluator(part) for part, _ in parts], dim=1)  # (a, b, ...)
                 for point in range(len(chunk)):
                     point_outputs = select(outputs[point])
                     for name, metric in named.items():
