@@ -41,6 +41,7 @@ from dlprobe.data.images import load_dataset
 
 from .common import baseline, case_record, equality, interleaved, median_ratio, relative_error, side
 from .errors import SkipCase
+from .top_eigenvalues import cnn_120k
 
 INSTALL = ("PyHessian / loss-landscapes are not installed: `pip install --no-deps pyhessian loss-landscapes` "
            "(pure Python, into an environment that has torch)")
@@ -170,27 +171,6 @@ def run_eigenvalues(smoke: bool = False, repeats: int | None = None) -> dict:
     return case_record(7, CASE_7.NAME, settings, side("dlprobe.Hessian(model, loss, loader).eigenvalues(5)", times["dlprobe"]),
                        [baseline("PyHessian hessian(dataloader=).eigenvalues(top_n=5)", times["pyhessian"], ratio, 3.0)],
                        check, threads=1, hessian_vector_products=counts, full_dataset_largest_eigenvalue=memory)
-
-
-def cnn_120k(smoke: bool):
-    """Case 3's CNN, cnn_for_budget(120_000, 2, (1, 28, 28), 10) (no BatchNorm), after 1 epoch of Adam on mnist-5k
-    (smoke: a 3k-parameter one at init), in eval mode; and the first 1024 (smoke 64) training images."""
-    from dlprobe.data.tensors import TensorData
-    from dlprobe.models.budget import cnn_for_budget
-    from dlprobe.models.cnn import build_cnn
-    from dlprobe.training.common import OptimizerSettings
-    from dlprobe.training.loop import TrainSpec, train
-
-    dataset = load_dataset("mnist-5k")
-    spec = cnn_for_budget(3_000 if smoke else 120_000, 2, (1, 28, 28), 10)
-    model = build_cnn(spec, torch.Generator().manual_seed(0))
-    if not smoke:
-        data = TensorData(dataset.x_train, dataset.y_train, dataset.x_test[:10], dataset.y_test[:10])
-        train(model, data, TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=1e-3), batch_size=64, epochs=1,
-                                     eval_every=10), seed=0)
-    model.eval()
-    num_images = 64 if smoke else 1024
-    return model, spec, dataset.x_train[:num_images], dataset.y_train[:num_images]
 
 
 def run_eigenvalues_120k(smoke: bool = False, repeats: int | None = None) -> dict:

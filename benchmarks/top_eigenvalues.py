@@ -88,19 +88,26 @@ def hvp_cost(hessian: Hessian, model, x, y, pyhessian_module, repeats: int = 5) 
             "max_abs_difference": difference}
 
 
-def run(smoke: bool = False, repeats: int | None = None) -> dict:
-    pyhessian, pyhessian_module = load_pyhessian()
-    repeats = repeats or (1 if smoke else 3)
-    budget, num_images, top = (3_000, 64, 2) if smoke else (120_000, 1024, 5)
+def cnn_120k(smoke: bool):
+    """Case 3's CNN, cnn_for_budget(120_000, 2, (1, 28, 28), 10) (no BatchNorm), after 1 epoch of Adam on mnist-5k
+    (smoke: a 3k-parameter one at init), in eval mode; and the first 1024 (smoke 64) training images."""
     dataset = load_dataset("mnist-5k")
-    spec = cnn_for_budget(budget, 2, (1, 28, 28), 10)
+    spec = cnn_for_budget(3_000 if smoke else 120_000, 2, (1, 28, 28), 10)
     model = build_cnn(spec, torch.Generator().manual_seed(0))
     if not smoke:
         data = TensorData(dataset.x_train, dataset.y_train, dataset.x_test[:10], dataset.y_test[:10])
         train(model, data, TrainSpec(loss="cross_entropy", optimizer=OptimizerSettings("adam", lr=1e-3), batch_size=64, epochs=1,
                                      eval_every=10), seed=0)
     model.eval()
-    x, y = dataset.x_train[:num_images], dataset.y_train[:num_images]
+    num_images = 64 if smoke else 1024
+    return model, spec, dataset.x_train[:num_images], dataset.y_train[:num_images]
+
+
+def run(smoke: bool = False, repeats: int | None = None) -> dict:
+    pyhessian, pyhessian_module = load_pyhessian()
+    repeats = repeats or (1 if smoke else 3)
+    top = 2 if smoke else 5
+    model, spec, x, y = cnn_120k(smoke)
     counts = {"dlprobe": [0], "pyhessian": [0]}
 
     def ours(repetition, tol=None, which="largest"):
@@ -137,7 +144,7 @@ def run(smoke: bool = False, repeats: int | None = None) -> dict:
                      pyhessian_eigenvalues=[v.tolist() for v, _ in results["pyhessian"]],
                      pyhessian_errors=errors,
                      dlprobe_repeatable=all(np.allclose(v, reference, rtol=1e-6) for v, _ in results["dlprobe"]))
-    settings = {"model": spec.describe(), "num_params": spec.num_params, "num_images": num_images, "dataset": "mnist-5k train",
+    settings = {"model": spec.describe(), "num_params": spec.num_params, "num_images": len(x), "dataset": "mnist-5k train",
                 "loss": "cross_entropy", "k": top, "trained": "1 epoch Adam 1e-3, batch 64" if not smoke else "no (init)",
                 "dtype": "float32", "repeats": repeats, "pyhessian_settings": "maxIter=100, tol=1e-3 (defaults)"}
     hvps = {name: [n for _, n in results[name]] for name in results}
