@@ -60,6 +60,13 @@ def describe_trend(rho: float | None, p_value: float | None) -> str:
     return f"{strength} {direction} trend ({numbers})"
 
 
+def trend_direction(rho: float | None, p_value: float | None) -> int:
+    """+1 / -1 where describe_trend calls a trend one (|rho| >= WEAK_RHO and p < SIGNIFICANCE), 0 otherwise."""
+    if rho is None or abs(rho) < WEAK_RHO or p_value is None or not p_value < SIGNIFICANCE:
+        return 0
+    return 1 if rho > 0 else -1
+
+
 def below_minimum(what: str, count: float, minimum: float) -> list[str]:
     """[one sentence] when a run has fewer `what` than the assignment asks for (e.g. a smoke-sized run), else []."""
     if count >= minimum:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ...experiments.sensitivity import METRICS, QUANTITIES
 from ..text import format_number
-from ..wording import SIGNIFICANCE, WEAK_RHO, below_minimum, describe_trend, mean_std
+from ..wording import below_minimum, describe_trend, mean_std, trend_direction
 
 MIN_SETTINGS = 5  # the assignment's minimum: 5+ models trained at different batch sizes
 NAMES = {"input_gradient_sensitivity": "sensitivity (assignment: mean ‖∂loss/∂x‖)",
@@ -38,21 +38,13 @@ def observe(summary: dict, config: dict) -> list[str]:
     return sentences
 
 
-def _direction(trend: dict) -> int:
-    """+1 / -1 for a trend describe_trend calls one (|rho| >= WEAK_RHO and p < SIGNIFICANCE), 0 otherwise."""
-    rho, p = trend["rho"], trend["p_value"]
-    if rho is None or abs(rho) < WEAK_RHO or p is None or not p < SIGNIFICANCE:
-        return 0
-    return 1 if rho > 0 else -1
-
-
 def answer(summary: dict) -> str:
     """One sentence: did sensitivity move with generalization (test accuracy) as the setting varied?"""
     vary, models = summary["vary"], summary["models"]
     span = f"{models[0][vary]:g} to {models[-1][vary]:g}"
     sensitivity, accuracy = summary["spearman"]["input_gradient_sensitivity"], summary["spearman"]["test_accuracy"]
     words = {1: "rises", -1: "falls", 0: "shows no significant trend"}
-    s, a = _direction(sensitivity), _direction(accuracy)
+    s, a = trend_direction(sensitivity["rho"], sensitivity["p_value"]), trend_direction(accuracy["rho"], accuracy["p_value"])
     if s and a:
         verdict = ("the more sensitive models generalize worse, the direction Novak et al. (2018) report" if s != a else
                    "the more sensitive models generalize better, the opposite of the direction Novak et al. (2018) report")
