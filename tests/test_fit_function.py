@@ -4,6 +4,9 @@ the stopping rule's record (converged vs the max_epochs cap) and learning rates 
 import json
 from types import SimpleNamespace
 
+import pytest
+
+from dlprobe.analysis.stats import final_window_drop
 from dlprobe.cli import main
 from dlprobe.experiments.fit_function import Config, _summarize, grid_edge
 from dlprobe.report.experiments.fit_function import observe
@@ -149,3 +152,42 @@ def test_the_grid_widens_past_a_winning_edge_and_the_plateau_decays_the_rate(tmp
     assert any("widened beyond its winning end" in s and "added 4.00e-04, 8.00e-04" in s for s in sentences)
     assert any("even after widening it" in s for s in sentences)
     assert any("multiplied by 0.5, up to 1 time," in s for s in sentences)
+
+
+def test_final_window_drop_on_hand_built_curves():
+    epochs = [0, 100, 200, 300, 400, 500]
+    # best before the last 200 epochs (epochs <= 300) is 0.4, best overall 0.1: fell by 75%
+    assert final_window_drop(epochs, [1.0, 0.8, 0.5, 0.4, 0.2, 0.1], 200) == pytest.approx(0.75)
+    # flat after epoch 200 (a spike does not count: the best is what is compared)
+    assert final_window_drop(epochs, [1.0, 0.5, 0.3, 0.3, 0.9, 0.3], 200) == 0.0
+    assert final_window_drop(epochs, [1.0, 0.5, float("nan"), 0.4, float("nan"), 0.2], 200) == pytest.approx(0.5)
+    assert final_window_drop(epochs, [1.0] * 6, 600) is None  # the curve is shorter than the window
+    assert final_window_drop(epochs, [1.0] * 6, 0) is None
+
+
+def test_the_comparison_says_when_it_compares_unfinished_training():
+    models = {"1": model_summary(1, [None, None, None], ["ok"] * 3, 1e-2, None),
+              "6": model_summary(6, [800, None, None], ["ok", "ok", "diverged at step 5"], 1e-2, None)}
+    models["1"].update(final_window=500, final_window_drop=[0.2, 0.05, 0.0005])  # the last is below rel_improvement 1e-3
+    models["6"].update(final_window=500, final_window_drop=[0.0, 0.3, None])
+    summary = {"functions": {"f": {"formula": "f(x)", "models": models}},
+               "stopping_rule": {"patience": 500, "rel_improvement": 1e-3, "max_epochs": 3000}}
+    def comparison():  # the deep-vs-shallow sentence (after the "fewer depths than the assignment asks" warning)
+        (sentence,) = [s for s in observe(summary, {}) if s.startswith("f(x): No clear difference in final test MSE")]
+        return sentence
+
+    assert comparison().endswith(" This compares unfinished training: 3 of 6 seed runs (1 layer, 6 layers) reached the max_epochs cap of 3000 "
+                          "while their best train MSE was still falling (5-30% over their last 500 epochs).")
+    for model in models.values():  # every run converged or had stopped improving: no such clause
+        model["final_window_drop"] = [0.0, 0.0, None]
+    assert "unfinished" not in comparison()
+    for model in models.values():  # a summary written before final_window_drop existed
+        del model["final_window_drop"]
+    assert "unfinished" not in comparison()
+
+
+def test_summaries_record_the_final_window_drop(tmp_path):
+    summary = smoke_summary(tmp_path, "--set", "max_epochs=200", "--set", "patience=100")
+    for model in summary["functions"]["sinc"]["models"].values():
+        assert model["final_window"] == 100 and len(model["final_window_drop"]) == 2
+        assert all(drop is not None and 0.0 <= drop < 1.0 for drop in model["final_window_drop"])

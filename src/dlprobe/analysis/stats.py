@@ -58,6 +58,22 @@ def first_step_below(steps, values, threshold: float):
     return None
 
 
+def final_window_drop(steps, values, window: int):
+    """How much the best value fell over the last `window` steps of a curve: 1 - min(all) / min(values at steps <=
+    last step - window), ignoring non-finite values. 0.0 when the curve stopped improving before the window; None
+    when the curve is shorter than the window or has no finite value before it. "Still improving at the cap" reads
+    from this (a run whose best train loss fell 20% over its last 500 epochs had not finished)."""
+    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    if window <= 0 or not len(steps) or not finite.any():
+        return None
+    before = finite & (steps <= steps[-1] - window)
+    if not before.any():
+        return None
+    best_before, best = float(values[before].min()), float(values[finite].min())
+    return 0.0 if best_before <= 0 else 1.0 - best / best_before
+
+
 def _pearson(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     """Pearson correlation of x and y along `axis` (y may carry extra leading axes of resamples)."""
     x = x - x.mean(axis=axis, keepdims=True)

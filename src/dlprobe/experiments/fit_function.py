@@ -22,7 +22,9 @@ depth, so it is the activation under which this experiment asks its question. `-
 summary.json: functions.<name> = {formula, domain, models: {"<depth>": {depth, widths, num_params,
 learning_rate, lr_search {rate: geometric-mean train MSE}, lr_grid_edge, lr_grid_widened (rates added
 beyond the configured grid), status (per seed), converged, converged_at_epoch, lr_decay_epochs (per seed), final_train_mse / final_test_mse (seed stats: mean, std, min, max, values, n),
-epochs_trained, epochs_to_mse {"1e-2": seed stats or None}}}}, and stopping_rule {patience,
+epochs_trained, epochs_to_mse {"1e-2": seed stats or None}, final_window (epochs: patience, or max_epochs / 10 when
+patience is 0), final_window_drop (per seed: how much the best train MSE fell over the last final_window epochs,
+1 - best / best before the window; the report calls a capped seed "still falling" when this exceeds rel_improvement)}}}, and stopping_rule {patience,
 rel_improvement, max_epochs, lr_decay, max_lr_decays}.
 - converged (per seed): true when the stopping rule fired for that seed, at converged_at_epoch (null when
   it never fired or the seed diverged). The seeds of one depth train together until every one has
@@ -45,7 +47,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from ..analysis.stats import first_step_below, geometric_mean, seed_stats
+from ..analysis.stats import final_window_drop, first_step_below, geometric_mean, seed_stats
 from ..config import ExperimentConfig, param
 from ..config_fields import (activation_field, eval_every_field, functions_field, learning_rates_field, model_field,
                              num_test_field, num_train_field, seeds_field)
@@ -280,6 +282,7 @@ def _summarize(target, results, config) -> dict:
             reached = [first_step_below(c["epoch"], c["train_loss"], threshold) for c in r["curves"]]
             hits = [e for e in reached if e is not None]
             epochs_to[f"{threshold:g}"] = {**seed_stats(hits), "reached": len(hits), "of": len(reached)} if hits else None
+        window = _drop_window(config)
         models[str(depth)] = {
             "depth": depth, "widths": r["widths"], "num_params": r["num_params"], "learning_rate": r["learning_rate"],
             "lr_search": r["lr_search"], "lr_grid_edge": grid_edge(r["learning_rate"], [float(k) for k in r["lr_search"]]),
@@ -288,8 +291,16 @@ def _summarize(target, results, config) -> dict:
             "epochs_trained": r["epochs_trained"],
             "final_train_mse": seed_stats(r["final_train"]), "final_test_mse": seed_stats(r["final_test"]),
             "epochs_to_mse": epochs_to,
+            "final_window": window,
+            "final_window_drop": [final_window_drop(c["epoch"], c["train_loss"], window) for c in r["curves"]],
         }
     return {"formula": target.formula, "domain": list(target.domain), "models": models}
+
+
+def _drop_window(config) -> int:
+    """Epochs over which "still improving at the end" is measured: the stopping rule's patience, or a tenth of
+    max_epochs when the rule is off."""
+    return config.patience or max(1, config.max_epochs // 10)
 
 
 def grid_edge(rate: float, grid) -> str | None:

@@ -25,7 +25,8 @@ def observe(summary: dict, config: dict) -> list[str]:
         shallow, deep = models[0], models[-1]
         lead = f"{function['formula']}: "
         sentences.append(lead + compare_lower_is_better(
-            f"{deep['depth']}-layer model", deep["final_test_mse"], f"{shallow['depth']}-layer model", shallow["final_test_mse"], "final test MSE"))
+            f"{deep['depth']}-layer model", deep["final_test_mse"], f"{shallow['depth']}-layer model", shallow["final_test_mse"], "final test MSE")
+            + _unfinished_clause(models, summary["stopping_rule"]))
         if len(models) > 2:
             sentences.append(lead + ranking([(_layers(m["depth"]), m["final_test_mse"]) for m in models], "final test MSE"))
         for threshold in ("0.01", "0.001"):
@@ -35,6 +36,24 @@ def observe(summary: dict, config: dict) -> list[str]:
         sentences.append(lead + _stopping_sentence(models, summary["stopping_rule"]))
         sentences.extend(lead + sentence for sentence in _grid_edge_sentences(models))
     return sentences
+
+
+def _unfinished_clause(models: list[dict], rule: dict) -> str:
+    """" This compares unfinished training: ..." when some seed run trained to the max_epochs cap while its best train
+    MSE still fell by more than the stopping rule's rel_improvement over the last final_window epochs; "" otherwise
+    (and for summaries written before final_window_drop was recorded)."""
+    still = [(m["depth"], drop) for m in models if "final_window_drop" in m
+             for done, status, drop in zip(m["converged"], m["status"], m["final_window_drop"])
+             if not done and status == "ok" and drop is not None and drop > rule["rel_improvement"]]
+    if not still:
+        return ""
+    runs = sum(len(m["converged"]) for m in models)
+    depths = sorted({depth for depth, _ in still})
+    low, high = min(d for _, d in still) * 100, max(d for _, d in still) * 100
+    fell = f"{low:.2g}%" if f"{low:.2g}" == f"{high:.2g}" else f"{low:.2g}-{high:.2g}%"
+    return (f" This compares unfinished training: {len(still)} of {runs} seed runs ({', '.join(_layers(d) for d in depths)}) reached the "
+            f"max_epochs cap of {rule['max_epochs']} while their best train MSE was still falling ({fell} over their last "
+            f"{models[0]['final_window']} epochs).")
 
 
 def _stopping_sentence(models: list[dict], rule: dict) -> str:
