@@ -274,6 +274,7 @@ def _run_user_models(config: Config, ctx, summary: dict, targets) -> dict:
 
 def _summarize(target, results, config) -> dict:
     models = {}
+    window = _drop_window(config)
     for depth, r in results.items():
         # the trainer's rule also fires on a diverged seed (its loss is NaN, so it stops improving): not a convergence
         converged = [epoch if status == "ok" else None for epoch, status in zip(r["converged_epoch"], r["status"])]
@@ -282,7 +283,6 @@ def _summarize(target, results, config) -> dict:
             reached = [first_step_below(c["epoch"], c["train_loss"], threshold) for c in r["curves"]]
             hits = [e for e in reached if e is not None]
             epochs_to[f"{threshold:g}"] = {**seed_stats(hits), "reached": len(hits), "of": len(reached)} if hits else None
-        window = _drop_window(config)
         models[str(depth)] = {
             "depth": depth, "widths": r["widths"], "num_params": r["num_params"], "learning_rate": r["learning_rate"],
             "lr_search": r["lr_search"], "lr_grid_edge": grid_edge(r["learning_rate"], [float(k) for k in r["lr_search"]]),
