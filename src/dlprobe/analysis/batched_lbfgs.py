@@ -70,7 +70,7 @@ def lbfgs(objective, thetas: torch.Tensor, iterations: int, history_size: int = 
     values, gradient = objective(current)
     runs = len(current)
     pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (s, y, rho) each (R, P), (R, P), (R,)
-    gamma = torch.ones(runs, dtype=current.dtype)
+    gamma = torch.ones(runs, dtype=current.dtype, device=current.device)
     active = torch.isfinite(values) & (gradient.abs().amax(dim=1) > 0)
     first = True
     for _ in range(iterations):
@@ -90,7 +90,7 @@ def lbfgs(objective, thetas: torch.Tensor, iterations: int, history_size: int = 
         not_descent = slope >= 0  # lost curvature information: fall back to steepest descent for that run
         direction = torch.where(not_descent.unsqueeze(1), -gradient, direction)
         slope = torch.where(not_descent, -(gradient * gradient).sum(dim=1), slope)
-        step = torch.ones(runs, dtype=current.dtype)
+        step = torch.ones(runs, dtype=current.dtype, device=current.device)
         if first:
             step = torch.clamp(1.0 / gradient.abs().sum(dim=1), max=1.0)
             first = False

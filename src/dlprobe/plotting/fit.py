@@ -25,6 +25,18 @@ def plot_loss_curves(series: dict, title: str, ylabel: str, xlabel: str = "epoch
     return ax
 
 
+def plot_two_phase_loss(first: dict, second: dict, title: str, ylabel: str, first_xlabel: str, second_xlabel: str,
+                        first_title: str, second_title: str):
+    """Loss curves of two training phases side by side on one log y-axis: first and second as `plot_loss_curves`'
+    series (label -> (x (T,), runs (S, T))), the second phase starting where the first ended. Returns the Figure."""
+    figure, (left, right) = new_axes(ncols=2, width=5.0, sharey=True)
+    plot_loss_curves(first, title=first_title, ylabel=ylabel, xlabel=first_xlabel, ax=left)
+    plot_loss_curves(second, title=second_title, ylabel=ylabel, xlabel=second_xlabel, ax=right)
+    right.tick_params(labelleft=True)
+    figure.suptitle(title, fontsize=11)
+    return figure
+
+
 def plot_function_fits(grid, truth, predictions: dict, domain, x_train=None, title: str = "", ax=None):
     """grid (G,), truth (G,), predictions: label -> (S, G) per-seed predictions (mean line, min-max band).
 

@@ -3,8 +3,8 @@
     sentences = observe(summary, config)   # summary.json and config.json's config, as dicts
     columns, rows = table(summary)
 
-What it says: deep vs shallow test MSE per function, epochs to reach an MSE, the stopping rule's outcome and
-learning rates at the edge of the searched grid.
+What it says: deep vs shallow test MSE per function, epochs to reach an MSE, the stopping rule's outcome, what the
+L-BFGS phase did (when it is on) and learning rates at the edge of the searched grid.
 """
 
 from __future__ import annotations
@@ -24,16 +24,20 @@ def observe(summary: dict, config: dict) -> list[str]:
         models = sorted(function["models"].values(), key=lambda m: m["depth"])
         shallow, deep = models[0], models[-1]
         lead = f"{function['formula']}: "
+        polish = summary.get("polish")
         sentences.append(lead + compare_lower_is_better(
             f"{deep['depth']}-layer model", deep["final_test_mse"], f"{shallow['depth']}-layer model", shallow["final_test_mse"], "final test MSE")
-            + _unfinished_clause(models, summary["stopping_rule"]))
+            + (_unfinished_polish_clause(models, polish) if polish else _unfinished_clause(models, summary["stopping_rule"])))
         if len(models) > 2:
             sentences.append(lead + ranking([(_layers(m["depth"]), m["final_test_mse"]) for m in models], "final test MSE"))
         for threshold in ("0.01", "0.001"):
             reached = [(m["depth"], m["epochs_to_mse"].get(threshold)) for m in models]
             parts = [f"{_layers(d)}: {format_number(r['mean'])} epochs ({r['reached']}/{r['of']} seeds)" if r else f"{_layers(d)}: not reached" for d, r in reached]
-            sentences.append(lead + f"epochs to reach training MSE {threshold}: " + "; ".join(parts) + ".")
-        sentences.append(lead + _stopping_sentence(models, summary["stopping_rule"]))
+            phase = "Adam epochs (before L-BFGS)" if polish else "epochs"
+            sentences.append(lead + f"{phase} to reach training MSE {threshold}: " + "; ".join(parts) + ".")
+        sentences.append(lead + ("Adam's " if polish else "") + _stopping_sentence(models, summary["stopping_rule"]))
+        if polish:
+            sentences.append(lead + _polish_sentence(models, polish, summary["stopping_rule"]))
         sentences.extend(lead + sentence for sentence in _grid_edge_sentences(models))
     return sentences
 
@@ -56,9 +60,37 @@ def _unfinished_clause(models: list[dict], rule: dict) -> str:
             f"{models[0]['final_window']} epochs).")
 
 
+def _unfinished_polish_clause(models: list[dict], polish: dict) -> str:
+    """" This compares unfinished training: ..." when some seed run reached the L-BFGS cap (it was still lowering its
+    train MSE by more than the rule's rel_improvement per run of L-BFGS); "" when every run converged or diverged."""
+    capped = [m["depth"] for m in models for done, status in zip(m["converged"], m["status"]) if not done and status == "ok"]
+    if not capped:
+        return ""
+    runs = sum(len(m["converged"]) for m in models)
+    return (f" This compares unfinished training: {len(capped)} of {runs} seed runs "
+            f"({', '.join(_layers(d) for d in sorted(set(capped)))}) reached the cap of {polish['max_iterations']} L-BFGS iterations "
+            "while still improving.")
+
+
+def _polish_sentence(models: list[dict], polish: dict, rule: dict) -> str:
+    """What the L-BFGS phase did: runs converged vs capped, and the train MSE before and after it per model."""
+    runs = [(done, status) for m in models for done, status in zip(m["polish"]["converged"], m["status"])]
+    converged = sum(done and status == "ok" for done, status in runs)
+    diverged = sum(status != "ok" for _, status in runs)
+    capped = len(runs) - converged - diverged
+    failed = f"; {diverged} diverged under Adam (left out)" if diverged else ""
+    per_depth = "; ".join(f"{_layers(m['depth'])} {format_number(m['polish']['adam_train_mse']['mean'])} to "
+                          f"{format_number(m['final_train_mse']['mean'])} ({sum(m['converged'])}/{len(m['converged'])} converged)"
+                          for m in models)
+    return (f"then L-BFGS from each Adam end point (full batch, float64, up to {polish['max_iterations']} iterations, restarted while a "
+            f"run of it still lowered the train MSE by {rule['rel_improvement'] * 100:g}%): {converged} of {len(runs)} model x seed runs "
+            f"converged, {capped} reached the cap{failed}; mean train MSE before and after: {per_depth}.")
+
+
 def _stopping_sentence(models: list[dict], rule: dict) -> str:
-    """How many model x seed runs the stopping rule ended vs how many trained to the max_epochs cap."""
-    runs = [(done, status != "ok", epoch) for m in models for done, status, epoch in zip(m["converged"], m["status"], m["converged_at_epoch"])]
+    """How many model x seed runs the Adam plateau rule ended vs how many trained to the max_epochs cap."""
+    runs = [(done, status != "ok", epoch) for m in models
+            for done, status, epoch in zip(m.get("adam_converged", m["converged"]), m["status"], m["converged_at_epoch"])]
     converged = [epoch for done, _, epoch in runs if done]
     diverged = sum(failed for _, failed, _ in runs)
     capped = len(runs) - len(converged) - diverged
@@ -66,7 +98,7 @@ def _stopping_sentence(models: list[dict], rule: dict) -> str:
     if not rule["patience"]:
         return f"the stopping rule is off (patience 0): {capped} of {len(runs)} model x seed runs trained to the max_epochs cap of {rule['max_epochs']}{failed}."
     when = "" if not converged else f" (at epoch {converged[0]})" if len(converged) == 1 else f" (at epochs {min(converged)}-{max(converged)})"
-    per_depth = ", ".join(f"{_layers(m['depth'])} {sum(m['converged'])}/{len(m['converged'])}" for m in models)
+    per_depth = ", ".join(f"{_layers(m['depth'])} {sum(m.get('adam_converged', m['converged']))}/{len(m['converged'])}" for m in models)
     full = sum(m["epochs_trained"] == rule["max_epochs"] for m in models)
     decays = ""
     if rule.get("max_lr_decays"):
@@ -120,11 +152,16 @@ def _layers(depth: int) -> str:
 
 
 def table(summary: dict) -> tuple[list[str], list[list]]:
-    columns = ["function", "hidden layers", "widths", "parameters", "learning rate", "train MSE", "test MSE", "epochs"]
+    polish = bool(summary.get("polish"))
+    columns = (["function", "hidden layers", "widths", "parameters", "learning rate"] + (["train MSE after Adam"] if polish else [])
+               + ["train MSE", "test MSE", "epochs"] + (["L-BFGS iterations", "converged"] if polish else []))
     rows = []
     for function in summary["functions"].values():
         for m in sorted(function["models"].values(), key=lambda m: m["depth"]):
+            before = [mean_std(m["polish"]["adam_train_mse"])] if polish else []
+            after = ([f"{min(m['polish']['iterations'])}-{max(m['polish']['iterations'])}", f"{sum(m['converged'])}/{len(m['converged'])}"]
+                     if polish else [])
             rows.append([function["formula"], m["depth"], "-".join(map(str, m["widths"])) or m.get("model", ""), m["num_params"],
-                         format_number(m["learning_rate"]),
-                         mean_std(m["final_train_mse"]), mean_std(m["final_test_mse"]), m["epochs_trained"]])
+                         format_number(m["learning_rate"]), *before,
+                         mean_std(m["final_train_mse"]), mean_std(m["final_test_mse"]), m["epochs_trained"], *after])
     return columns, rows
