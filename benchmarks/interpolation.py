@@ -191,8 +191,8 @@ def run(smoke: bool = False, repeats: int | None = None) -> dict:
         notes.append(f"target not met ({ratio:.2f}x); the hand-written first-layer prototype runs {prototype_ratio:.1f}x "
                      f"faster than sequential (loss error {errors['prototype']:.1e}).")
     notes.append("CNN row: conv nets are evaluated one alpha at a time (vmap over conv weights becomes a grouped "
-                 "convolution, measured 0.5x); the first conv layer is a small part of the work, so no batching gain "
-                 "is available on the CPU and the ratio is ~1x.")
+                 "convolution, measured 0.5x); the first conv layer is a small part of the work, so batching alphas "
+                 "gains nothing there: what the row measures is the rest of dlprobe's path against a model copy per alpha.")
     return case_record(4, NAME, settings, side("dlprobe.interpolate (first-layer split + vmap, chunk 16)", times["dlprobe"]),
                        [baseline("evaluate_interpolation_sequential", times["sequential"], ratio, TARGET), cnn_row], check, threads=1,
                        prototype_first_layer_linear={"median_s": round(float(np.median(times["prototype"])), 4),

@@ -77,6 +77,10 @@ def test_report_text_and_table(smoke_run):
     # "best" only when its seed range separates from every other model's
     assert ("so it is the best model of this sweep" in sentences[0]) == alone
     assert ("no single best model is singled out" in sentences[0]) == (not alone)
+    # the verdict follows the peak model it is about; the smallest model comes after it, named by its size
+    smallest = summary["models"][0]
+    assert sentences[0].endswith(f"; the smallest model ({smallest['num_params']:,} parameters) reaches "
+                                 f"{100 * smallest['final_test_accuracy']['mean']:.1f}%.")
     columns, rows = table(summary)
     assert len(rows) == len(summary["models"]) and all(len(r) == len(columns) for r in rows)
 

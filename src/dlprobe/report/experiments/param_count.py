@@ -58,12 +58,13 @@ def _peak_sentence(models: list[dict], best: int, test_accuracy: np.ndarray, par
     tied = [m for i, m in enumerate(models) if i != best and not separated(peak["final_test_accuracy"], m["final_test_accuracy"])]
     head = (f"Does a larger model generalize better? The highest mean test accuracy is {100 * test_accuracy[best]:.1f}% "
             f"({mean_std(_percent(peak['final_test_accuracy']))}% over seeds) at {int(params[best]):,} parameters"
-            f"{' (the largest model)' if best == len(models) - 1 else ''}; the smallest model reaches {100 * test_accuracy[0]:.1f}%")
+            f"{' (the largest model)' if best == len(models) - 1 else ''}")
+    smallest = f"; the smallest model ({int(params[0]):,} parameters) reaches {100 * test_accuracy[0]:.1f}%."
     if not tied:
-        return head + ": its seed range lies above every other model's, so it is the best model of this sweep."
+        return head + ": its seed range lies above every other model's, so it is the best model of this sweep" + smallest
     names = ", ".join(f"{m['num_params']:,}" for m in tied[:6]) + (f" and {len(tied) - 6} more" if len(tied) > 6 else "")
     return (head + f", but its seed range overlaps those of {len(tied)} other model{'s' if len(tied) > 1 else ''} "
-            f"({names} parameters) or there are too few seeds, so no single best model is singled out.")
+            f"({names} parameters) or there are too few seeds, so no single best model is singled out" + smallest)
 
 
 def _percent(stats: dict) -> dict:
