@@ -4,14 +4,16 @@
     record.converged, record.iterations, record.train_loss      # the model's parameters are updated in place
 
 Full batch, torch.optim.LBFGS with the strong-Wolfe line search (history 50), in the model's dtype and on its device.
-It runs in chunks of `chunk` iterations (each chunk one `step` call, at most 25 evaluations per iteration), so that
-the loss is recorded and the progress bar moves between chunks; L-BFGS's state (curvature pairs, last step) carries
-over from chunk to chunk, so the path is the one long call would take except that each chunk re-evaluates the loss
-once at its start. `converged` means torch's own stopping test fired before `max_iterations`: the largest gradient
-component, the directional derivative along the search direction, the largest parameter change of a step, or the
-change of the loss between iterations fell to `tolerance` or below (absolute values, as torch defines them). With
-tolerance 1e-12 in float64 this is where L-BFGS can no longer lower the loss; it is a local test, not a proof of a
-minimum. A loss that becomes NaN/inf ends the phase with converged False and `diverged` True.
+It runs in chunks of `chunk` iterations (each chunk one `step` call, 25 evaluations per iteration of budget), so that
+the loss is recorded and the progress bar moves between chunks. L-BFGS's state (curvature pairs, last step) carries
+over from chunk to chunk, and the stopping tests that torch skips on a chunk's last iteration are applied after it
+(`_stopping_test_fired`), so the path and the stopping iteration are those of one call with max_iter=max_iterations
+and max_eval=25*max_iterations (the tests check this against torch); each chunk only adds one loss evaluation at its
+start. `converged` means torch's stopping test fired before `max_iterations`: the largest gradient component, the
+directional derivative along the search direction, the largest parameter change of a step, or the change of the
+loss between iterations fell to `tolerance` (absolute values, as torch defines them). With tolerance 1e-12 in
+float64 this is where L-BFGS can no longer lower the loss; it is a local test, not a proof of a minimum. A loss
+that becomes NaN/inf ends the phase with converged False and `diverged` True.
 """
 
 from __future__ import annotations
@@ -86,8 +88,8 @@ def lbfgs_polish(model: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tens
             progress.update(done)
         if not math.isfinite(loss):
             record.diverged = True
-        elif done < size and evaluations < EVALUATIONS_PER_ITERATION * size:  # a stopping test (not the evaluation budget)
-            if rel_improvement is None or restart_loss - loss <= rel_improvement * abs(restart_loss):
+        elif _stopping_test_fired(state, done, size, evaluations, loss, tolerance):
+            if done == 0 or rel_improvement is None or restart_loss - loss <= rel_improvement * abs(restart_loss):
                 record.converged = True
                 break
             record.restarts += 1
@@ -96,4 +98,20 @@ def lbfgs_polish(model: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tens
     closure()
     record.max_gradient = max(float(p.grad.abs().max()) for p in params if p.grad is not None)
     optimizer.zero_grad()
+    if not record.converged and not record.diverged and record.max_gradient <= tolerance:
+        record.converged = True  # the gradient test, which torch would check at the start of a next chunk
     return record
+
+
+def _stopping_test_fired(state: dict, done: int, size: int, evaluations: int, loss: float, tolerance: float) -> bool:
+    """Whether torch's stopping test ended the chunk just run (`done` of `size` iterations, `evaluations` loss
+    evaluations, `loss` at the point reached). A chunk that stopped early without exhausting its evaluations did
+    so by a test. A chunk that ran all its iterations ended at torch's `n_iter == max_iter` break, which comes
+    before the tests on the step and on the loss change: those are applied here as torch would have (the gradient
+    test comes first in the next chunk's `step`, and at the end of lbfgs_polish)."""
+    if done < size:
+        return evaluations < EVALUATIONS_PER_ITERATION * size  # else the evaluation budget ended it: not a test
+    direction, step, previous = state.get("d"), state.get("t"), state.get("prev_loss")
+    if direction is None or step is None or previous is None:
+        return False
+    return float(direction.mul(step).abs().max()) <= tolerance or abs(loss - previous) < tolerance

@@ -9,6 +9,8 @@ L-BFGS phase did (when it is on) and learning rates at the edge of the searched 
 
 from __future__ import annotations
 
+import math
+
 from ..text import format_number
 from ..wording import below_minimum, compare_lower_is_better, mean_std, ranking
 
@@ -35,7 +37,7 @@ def observe(summary: dict, config: dict) -> list[str]:
             parts = [f"{_layers(d)}: {format_number(r['mean'])} epochs ({r['reached']}/{r['of']} seeds)" if r else f"{_layers(d)}: not reached" for d, r in reached]
             phase = "Adam epochs (before L-BFGS)" if polish else "epochs"
             sentences.append(lead + f"{phase} to reach training MSE {threshold}: " + "; ".join(parts) + ".")
-        sentences.append(lead + ("Adam's " if polish else "") + _stopping_sentence(models, summary["stopping_rule"]))
+        sentences.append(lead + _stopping_sentence(models, summary["stopping_rule"], "Adam's " if polish else ""))
         if polish:
             sentences.append(lead + _polish_sentence(models, polish, summary["stopping_rule"]))
         sentences.extend(lead + sentence for sentence in _grid_edge_sentences(models))
@@ -55,7 +57,7 @@ def _unfinished_clause(models: list[dict], rule: dict) -> str:
     depths = sorted({depth for depth, _ in still})
     low, high = min(d for _, d in still) * 100, max(d for _, d in still) * 100
     fell = f"{low:.2g}%" if f"{low:.2g}" == f"{high:.2g}" else f"{low:.2g}-{high:.2g}%"
-    return (f" This compares unfinished training: {len(still)} of {runs} seed runs ({', '.join(_layers(d) for d in depths)}) reached the "
+    return (f" This compares unfinished training: {len(still)} of {runs} seed run{'' if runs == 1 else 's'} ({', '.join(_layers(d) for d in depths)}) reached the "
             f"max_epochs cap of {rule['max_epochs']} while their best train MSE was still falling ({fell} over their last "
             f"{models[0]['final_window']} epochs).")
 
@@ -63,32 +65,48 @@ def _unfinished_clause(models: list[dict], rule: dict) -> str:
 def _unfinished_polish_clause(models: list[dict], polish: dict) -> str:
     """" This compares unfinished training: ..." when some seed run reached the L-BFGS cap (it was still lowering its
     train MSE by more than the rule's rel_improvement per run of L-BFGS); "" when every run converged or diverged."""
-    capped = [m["depth"] for m in models for done, status in zip(m["converged"], m["status"]) if not done and status == "ok"]
+    capped = [m["depth"] for m in models
+              for done, status, lost in zip(m["converged"], m["status"], m["polish"].get("diverged", [False] * len(m["status"])))
+              if not done and status == "ok" and not lost]
     if not capped:
         return ""
     runs = sum(len(m["converged"]) for m in models)
-    return (f" This compares unfinished training: {len(capped)} of {runs} seed runs "
+    return (f" This compares unfinished training: {len(capped)} of {runs} seed run{'' if runs == 1 else 's'} "
             f"({', '.join(_layers(d) for d in sorted(set(capped)))}) reached the cap of {polish['max_iterations']} L-BFGS iterations "
-            "while still improving.")
+            "before its stopping test fired.")
 
 
 def _polish_sentence(models: list[dict], polish: dict, rule: dict) -> str:
     """What the L-BFGS phase did: runs converged vs capped, and the train MSE before and after it per model."""
-    runs = [(done, status) for m in models for done, status in zip(m["polish"]["converged"], m["status"])]
-    converged = sum(done and status == "ok" for done, status in runs)
-    diverged = sum(status != "ok" for _, status in runs)
-    capped = len(runs) - converged - diverged
-    failed = f"; {diverged} diverged under Adam (left out)" if diverged else ""
-    per_depth = "; ".join(f"{_layers(m['depth'])} {format_number(m['polish']['adam_train_mse']['mean'])} to "
-                          f"{format_number(m['final_train_mse']['mean'])} ({sum(m['converged'])}/{len(m['converged'])} converged)"
-                          for m in models)
+    runs = [(done, status, lost) for m in models
+            for done, status, lost in zip(m["polish"]["converged"], m["status"], m["polish"].get("diverged", [False] * len(m["status"])))]
+    converged = sum(done and status == "ok" for done, status, _ in runs)
+    before_nan = sum(status != "ok" for _, status, _ in runs)
+    during_nan = sum(status == "ok" and lost for _, status, lost in runs)
+    capped = len(runs) - converged - before_nan - during_nan
+    failed = (f"; {before_nan} diverged under Adam (left out)" if before_nan else "") + (f"; {during_nan} diverged in it" if during_nan else "")
+    per_depth = "; ".join(f"{_layers(m['depth'])} {_before_after(m)} ({sum(m['converged'])}/{len(m['converged'])} converged)" for m in models)
     return (f"then L-BFGS from each Adam end point (full batch, float64, up to {polish['max_iterations']} iterations, restarted while a "
-            f"run of it still lowered the train MSE by {rule['rel_improvement'] * 100:g}%): {converged} of {len(runs)} model x seed runs "
-            f"converged, {capped} reached the cap{failed}; mean train MSE before and after: {per_depth}.")
+            f"run of it still lowered the train MSE by more than {rule['rel_improvement'] * 100:g}%): {converged} of {_runs(len(runs))} "
+            f"converged, {capped} reached the cap{failed}; mean train MSE before and after (over the seeds with both): {per_depth}.")
 
 
-def _stopping_sentence(models: list[dict], rule: dict) -> str:
-    """How many model x seed runs the Adam plateau rule ended vs how many trained to the max_epochs cap."""
+def _before_after(model: dict) -> str:
+    """"a to b": mean train MSE after Adam and after L-BFGS over the seeds where both are finite ("-" when none)."""
+    pairs = [(a, b) for a, b in zip(model["polish"]["adam_train_mse"].get("values", []), model["final_train_mse"].get("values", []))
+             if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
+    if not pairs:
+        return "-"
+    return f"{format_number(sum(a for a, _ in pairs) / len(pairs))} to {format_number(sum(b for _, b in pairs) / len(pairs))}"
+
+
+def _runs(count: int) -> str:
+    return f"{count} model x seed run{'' if count == 1 else 's'}"
+
+
+def _stopping_sentence(models: list[dict], rule: dict, whose: str = "") -> str:
+    """How many model x seed runs the Adam plateau rule ended vs how many trained to the max_epochs cap; `whose`
+    ("Adam's ") names the rule when a second phase follows."""
     runs = [(done, status != "ok", epoch) for m in models
             for done, status, epoch in zip(m.get("adam_converged", m["converged"]), m["status"], m["converged_at_epoch"])]
     converged = [epoch for done, _, epoch in runs if done]
@@ -96,7 +114,8 @@ def _stopping_sentence(models: list[dict], rule: dict) -> str:
     capped = len(runs) - len(converged) - diverged
     failed = f"; {diverged} diverged" if diverged else ""
     if not rule["patience"]:
-        return f"the stopping rule is off (patience 0): {capped} of {len(runs)} model x seed runs trained to the max_epochs cap of {rule['max_epochs']}{failed}."
+        return (f"{whose or 'the '}stopping rule is off (patience 0): {capped} of {_runs(len(runs))} trained to the max_epochs cap of "
+                f"{rule['max_epochs']}{failed}.")
     when = "" if not converged else f" (at epoch {converged[0]})" if len(converged) == 1 else f" (at epochs {min(converged)}-{max(converged)})"
     per_depth = ", ".join(f"{_layers(m['depth'])} {sum(m.get('adam_converged', m['converged']))}/{len(m['converged'])}" for m in models)
     full = sum(m["epochs_trained"] == rule["max_epochs"] for m in models)
@@ -106,8 +125,8 @@ def _stopping_sentence(models: list[dict], rule: dict) -> str:
         decays = (f"; at each plateau the learning rate was multiplied by {format_number(rule['lr_decay'])}, up to "
                   f"{rule['max_lr_decays']} time{'s' if rule['max_lr_decays'] > 1 else ''}, and only a plateau at the last rate counts as converged "
                   f"({sum(decayed)} decays in all, {sum(d == rule['max_lr_decays'] for d in decayed)} of {len(decayed)} runs used all)")
-    return (f"stopping rule (train MSE improved by less than {rule['rel_improvement'] * 100:g}% over {rule['patience']} epochs{decays}): "
-            f"{len(converged)} of {len(runs)} model x seed runs converged{when}, {capped} hit the max_epochs cap of {rule['max_epochs']}"
+    return (f"{whose}stopping rule (train MSE improved by less than {rule['rel_improvement'] * 100:g}% over {rule['patience']} epochs{decays}): "
+            f"{len(converged)} of {_runs(len(runs))} converged{when}, {capped} hit the max_epochs cap of {rule['max_epochs']}"
             f"{failed} (converged per model: {per_depth}); {full} of {len(models)} models trained all {rule['max_epochs']} epochs "
             "(a model's seeds train together until all have converged).")
 
