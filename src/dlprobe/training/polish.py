@@ -34,7 +34,7 @@ class PolishRecord:
     train_loss: float  # after the phase
     start_loss: float  # before it
     max_gradient: float  # largest |gradient component| at the end
-    restarts: int = 0  # times L-BFGS was restarted after its stopping test fired while still improving
+    restarts: int = 0  # times L-BFGS was restarted: its stopping test fired after a run that lowered the loss by more than rel_improvement
     curve_iterations: list[int] = field(default_factory=list)  # 0, then the iteration count after each chunk
     curve_loss: list[float] = field(default_factory=list)
 

@@ -63,8 +63,8 @@ def _unfinished_clause(models: list[dict], rule: dict) -> str:
 
 
 def _unfinished_polish_clause(models: list[dict], polish: dict) -> str:
-    """" This compares unfinished training: ..." when some seed run reached the L-BFGS cap (it was still lowering its
-    train MSE by more than the rule's rel_improvement per run of L-BFGS); "" when every run converged or diverged."""
+    """" This compares unfinished training: ..." when some seed run reached the L-BFGS cap before L-BFGS's stopping
+    test fired (lbfgs_polish); "" when every run converged or diverged."""
     capped = [m["depth"] for m in models
               for done, status, lost in zip(m["converged"], m["status"], m["polish"].get("diverged", [False] * len(m["status"])))
               if not done and status == "ok" and not lost]
