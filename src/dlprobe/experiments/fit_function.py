@@ -221,15 +221,15 @@ def _polish(config: Config, result, data: TensorData, grid: torch.Tensor, progre
             record = lbfgs_polish(member, torch.nn.functional.mse_loss, x, y, config.polish_iters, config.polish_tolerance,
                                   rel_improvement=config.rel_improvement, progress=progress)
         else:
-            record = PolishRecord(iterations=0, converged=False, diverged=True, train_loss=math.nan, start_loss=math.nan,
-                                  max_gradient=math.nan, curve_iterations=[0], curve_loss=[math.nan])
+            record = PolishRecord(iterations=0, converged=False, diverged=False, train_loss=math.nan, start_loss=math.nan,
+                                  max_gradient=math.nan, curve_iterations=[0], curve_loss=[math.nan])  # not run: Adam diverged
         with torch.no_grad():
             test.append(float(torch.nn.functional.mse_loss(member(data.x_test.double()), data.y_test.double())) if status == "ok" else math.nan)
             predictions.append(member(grid.double())[:, 0].float().cpu())
         records.append(record)
     return {"iterations": [r.iterations for r in records], "converged": [r.converged for r in records],
             "restarts": [r.restarts for r in records],
-            "diverged": [r.diverged and status == "ok" for r, status in zip(records, result.status)],
+            "diverged": [r.diverged for r in records],
             "max_gradient": [r.max_gradient for r in records],
             "train_mse": [r.train_loss for r in records], "test_mse": test, "predictions": torch.stack(predictions),
             "curves": [{"iteration": r.curve_iterations, "train_loss": r.curve_loss} for r in records]}

@@ -66,7 +66,7 @@ def _unfinished_polish_clause(models: list[dict], polish: dict) -> str:
     """" This compares unfinished training: ..." when some seed run reached the L-BFGS cap before L-BFGS's stopping
     test fired (lbfgs_polish); "" when every run converged or diverged."""
     capped = [m["depth"] for m in models
-              for done, status, lost in zip(m["converged"], m["status"], m["polish"].get("diverged", [False] * len(m["status"])))
+              for done, status, lost in zip(m["converged"], m["status"], m["polish"]["diverged"])
               if not done and status == "ok" and not lost]
     if not capped:
         return ""
@@ -79,7 +79,7 @@ def _unfinished_polish_clause(models: list[dict], polish: dict) -> str:
 def _polish_sentence(models: list[dict], polish: dict, rule: dict) -> str:
     """What the L-BFGS phase did: runs converged vs capped, and the train MSE before and after it per model."""
     runs = [(done, status, lost) for m in models
-            for done, status, lost in zip(m["polish"]["converged"], m["status"], m["polish"].get("diverged", [False] * len(m["status"])))]
+            for done, status, lost in zip(m["polish"]["converged"], m["status"], m["polish"]["diverged"])]
     converged = sum(done and status == "ok" for done, status, _ in runs)
     before_nan = sum(status != "ok" for _, status, _ in runs)
     during_nan = sum(status == "ok" and lost for _, status, lost in runs)
